@@ -1,0 +1,143 @@
+//! DLMS/COSEM push as the Austrian smart meters send it on their customer interface.
+//!
+//! Layers, outside in (sources in each module; byte layouts in `shared/notes/dlms.md`):
+//! 1. [`transport`]: M-Bus long frames (EN 13757-2) carrying DLMS transport segments
+//!    (IEC 62056-7-6), reassembled into one APDU;
+//! 2. [`security`]: the general-glo-ciphering APDU (IEC 62056-5-3, Blue Book);
+//! 3. [`cipher`]: AES-128-GCM with or without tag;
+//! 4. [`notification`] and [`axdr`]: the data-notification and its A-XDR data;
+//! 5. [`reading`]: the values by OBIS code and MBusPico's field names.
+//!
+//! [`decode`] runs all of them on one telegram.
+
+pub mod axdr;
+pub mod cipher;
+pub mod datetime;
+pub mod notification;
+pub mod obis;
+pub mod offsets;
+pub mod reading;
+pub mod security;
+pub mod transport;
+
+use std::borrow::Cow;
+
+use crate::error::{DecodeError, ErrorKind, Result};
+pub use cipher::Key;
+use offsets::OffsetMap;
+pub use reading::Reading;
+
+/// The keys a meter's telegrams are decrypted with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Keys {
+    /// Global unicast encryption key (GUEK), 16 bytes.
+    pub key: Option<Key>,
+    /// Global authentication key (GAK), needed when telegrams carry a GCM tag.
+    pub auth_key: Option<Key>,
+}
+
+/// Decodes one DLMS push telegram into a [`Reading`].
+///
+/// `input` is one of:
+/// * M-Bus long frames carrying DLMS transport segments (starts with `0x68`),
+///   e.g. the 282-byte Netz NÖ push;
+/// * a bare general-glo-ciphering APDU (starts with `0xDB`);
+/// * an unencrypted data-notification (starts with `0x0F`).
+///
+/// # Errors
+/// A [`DecodeError`] whose offset is the byte of `input` where the problem was found:
+/// framing and checksum errors, APDU and A-XDR errors, [`ErrorKind::MissingKey`],
+/// [`ErrorKind::MissingAuthKey`], [`ErrorKind::AuthenticationFailed`],
+/// [`ErrorKind::ImplausiblePlaintext`] (a wrong key on a telegram without tag),
+/// [`ErrorKind::TrailingBytes`] when anything follows the telegram.
+pub fn decode(input: &[u8], keys: &Keys) -> Result<Reading> {
+    let first = *input
+        .first()
+        .ok_or_else(|| DecodeError::new(ErrorKind::Empty, 0))?;
+    let (apdu, map): (Cow<'_, [u8]>, OffsetMap) = match first {
+        crate::mbus::frame::START => {
+            let r = transport::reassemble(input)?;
+            if r.consumed < input.len() {
+                return Err(DecodeError::new(
+                    ErrorKind::TrailingBytes {
+                        count: input.len() - r.consumed,
+                    },
+                    r.consumed,
+                ));
+            }
+            (Cow::Owned(r.apdu), r.map)
+        }
+        security::TAG | notification::TAG => {
+            (Cow::Borrowed(input), OffsetMap::identity(0, input.len()))
+        }
+        found => {
+            return Err(DecodeError::new(ErrorKind::UnknownFraming { found }, 0));
+        }
+    };
+    decode_apdu(&apdu, &map, keys)
+}
+
+/// Decodes an APDU whose bytes came from the input as `map` says.
+pub fn decode_apdu(apdu: &[u8], map: &OffsetMap, keys: &Keys) -> Result<Reading> {
+    let at = |e: DecodeError| DecodeError::new(e.kind, map.to_input(e.offset));
+    match apdu.first() {
+        Some(&notification::TAG) => {
+            let n = notification::parse(apdu).map_err(at)?;
+            Ok(reading::build(&n.body, n.date_time.as_ref(), None, None))
+        }
+        _ => {
+            let header = security::parse(apdu).map_err(at)?;
+            let key = keys
+                .key
+                .as_ref()
+                .ok_or_else(|| DecodeError::new(ErrorKind::MissingKey, map.to_input(0)))?;
+            let iv = cipher::iv(&header.system_title, header.frame_counter);
+            let ct_at = map.to_input(header.ciphertext_start);
+            let mut plaintext = apdu
+                .get(header.ciphertext_start..header.ciphertext_end)
+                .unwrap_or(&[])
+                .to_vec();
+            let sc = header.security_control.0;
+            match &header.tag {
+                Some(tag) => {
+                    let auth_key = keys
+                        .auth_key
+                        .as_ref()
+                        .ok_or_else(|| DecodeError::new(ErrorKind::MissingAuthKey, ct_at))?;
+                    let mut aad = [0u8; 17];
+                    let (first, rest) = aad.split_at_mut(1);
+                    first.copy_from_slice(&[sc]);
+                    rest.copy_from_slice(auth_key.as_bytes());
+                    cipher::decrypt_tagged(key, &iv, &aad, &mut plaintext, tag).map_err(|kind| {
+                        DecodeError::new(kind, map.to_input(header.ciphertext_end))
+                    })?;
+                }
+                None => cipher::decrypt_untagged(key, &iv, &mut plaintext),
+            }
+            let to_input = |pt_offset: usize| map.to_input(header.ciphertext_start + pt_offset);
+            let n = match notification::parse(&plaintext) {
+                Ok(n) => n,
+                // Authenticated plaintext that does not parse is an APDU error…
+                Err(e) if header.tag.is_some() => {
+                    return Err(DecodeError::new(e.kind, to_input(e.offset)))
+                }
+                // …without a tag it is the only sign of a wrong key.
+                Err(e) => {
+                    return Err(DecodeError::new(
+                        ErrorKind::ImplausiblePlaintext {
+                            reason: Box::new(e.kind),
+                            plaintext_offset: e.offset,
+                        },
+                        to_input(e.offset),
+                    ))
+                }
+            };
+            Ok(reading::build(
+                &n.body,
+                n.date_time.as_ref(),
+                Some(header.system_title),
+                Some(header.frame_counter),
+            ))
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! From a data-notification to a [`Reading`] with MBusPico's field names.
+//!
+//! The notification body is walked generically, so the two Austrian M-Bus layouts
+//! need no per-meter code (byte layouts: `shared/notes/dlms.md` §4.1, §4.2):
+//!
+//! * **Netz NÖ flat** (Kaifa MA309M, Sagemcom T210-D): one structure of
+//!   `clock octet-string, {OBIS, value, {scaler, unit}} × 11, meter-number octet-string`,
+//!   the clock and meter number without OBIS codes;
+//! * **KSM-West nested** (TINETZ, IKB, Salzburg Netz, VKW, Polish Kaifa): a structure
+//!   of `OBIS, clock` followed by structures `{OBIS, value[, {scaler, unit}]}`.
+//!
+//! A value follows a 6-byte octet-string (its OBIS code), optionally followed by a
+//! scaler-unit structure `{integer, enum}`, either flat in the list or as the members
+//! of a nested structure. Elements without an OBIS code are kept when their role is
+//! unambiguous: a complete 12-byte date-time is the clock (0-0:1.0.0.255), a
+//! printable string the meter number (0-0:96.1.0.255).
+//!
+//! Scaled value = raw × 10^scaler (IEC 62056-6-2 §4.3.2, class "Register"
+//! attribute 3). Power factors (C = 13, 33, 53, 73; D = 7) are signed even when
+//! sent as long-unsigned.
+
+use serde::ser::{Serialize, SerializeMap, Serializer};
+
+use super::axdr::Data;
+use super::datetime::DateTime;
+use super::obis::{unit_symbol, Obis};
+use crate::hex;
+
+/// A decoded value: a number, text, or a list of values.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(untagged)]
+pub enum Value {
+    /// A whole number.
+    Int(i64),
+    /// A whole number above `i64::MAX`.
+    UInt(u64),
+    /// A number with a fractional part (negative scaler) or a float type.
+    Float(f64),
+    /// A boolean.
+    Bool(bool),
+    /// Text: a printable string, an ISO 8601 date-time, or lower-case hex of binary octets.
+    Text(String),
+    /// An array or structure of values.
+    List(Vec<Value>),
+    /// null-data, don't-care.
+    Null,
+}
+
+impl Value {
+    fn scaled(raw: i128, scaler: i8) -> Value {
+        if scaler < 0 {
+            // Division by an exact power of ten rounds correctly (233.7, not 233.70000000000002).
+            return Value::Float(raw as f64 / 10f64.powi(-i32::from(scaler)));
+        }
+        let scaled = 10i128
+            .checked_pow(u32::from(scaler.unsigned_abs()))
+            .and_then(|p| raw.checked_mul(p));
+        match scaled {
+            Some(v) => i64::try_from(v)
+                .map(Value::Int)
+                .or_else(|_| u64::try_from(v).map(Value::UInt))
+                .unwrap_or(Value::Float(v as f64)),
+            None => Value::Float(raw as f64 * 10f64.powi(i32::from(scaler))),
+        }
+    }
+
+    /// The value as `f64`, for numbers.
+    pub fn as_f64(&self) -> Option<f64> {
+        match *self {
+            Value::Int(v) => Some(v as f64),
+            Value::UInt(v) => Some(v as f64),
+            Value::Float(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// One value of the `obis` map.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ObisValue {
+    /// The scaled value.
+    pub value: Value,
+    /// The unit symbol (`"Wh"`, `"W"`, `"V"`, `"A"`, …), `None` when dimensionless.
+    pub unit: Option<&'static str>,
+}
+
+/// The values of a reading by OBIS code, in the order the meter sent them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ObisMap(pub Vec<(Obis, ObisValue)>);
+
+impl ObisMap {
+    /// The value of `obis`, if the meter sent it.
+    pub fn get(&self, obis: &Obis) -> Option<&ObisValue> {
+        self.0.iter().find(|(o, _)| o == obis).map(|(_, v)| v)
+    }
+}
+
+impl Serialize for ObisMap {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (obis, value) in &self.0 {
+            map.serialize_entry(&obis.to_string(), value)?;
+        }
+        map.end()
+    }
+}
+
+fn serialize_hex<S: Serializer>(bytes: &Option<[u8; 8]>, s: S) -> Result<S::Ok, S::Error> {
+    match bytes {
+        Some(b) => s.serialize_str(&hex::encode(b)),
+        None => s.serialize_none(),
+    }
+}
+
+/// A decoded meter reading. Serialises (to a Python dict or JSON) with MBusPico's
+/// field names; fields the meter does not send are `None`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reading {
+    /// Always `"dlms"`.
+    pub protocol: &'static str,
+    /// The meter's clock, ISO 8601 local time with the meter's UTC offset.
+    pub timestamp: Option<String>,
+    /// Loxone time: local wall-clock seconds since 2009-01-01 00:00.
+    pub lx_timestamp: Option<i64>,
+    /// Meter number (0-0:96.1.0.255, or the Netz NÖ layout's last element).
+    pub meter_number: Option<String>,
+    /// +P, 1-0:1.7.0, W.
+    pub active_power_plus: Option<Value>,
+    /// −P, 1-0:2.7.0, W.
+    pub active_power_minus: Option<Value>,
+    /// +A, 1-0:1.8.0, Wh.
+    pub active_energy_plus: Option<Value>,
+    /// −A, 1-0:2.8.0, Wh.
+    pub active_energy_minus: Option<Value>,
+    /// +R, 1-0:3.8.0, varh.
+    pub reactive_energy_plus: Option<Value>,
+    /// −R, 1-0:4.8.0, varh.
+    pub reactive_energy_minus: Option<Value>,
+    /// U L1, 1-0:32.7.0, V.
+    #[serde(rename = "voltageL1")]
+    pub voltage_l1: Option<Value>,
+    /// U L2, 1-0:52.7.0, V.
+    #[serde(rename = "voltageL2")]
+    pub voltage_l2: Option<Value>,
+    /// U L3, 1-0:72.7.0, V.
+    #[serde(rename = "voltageL3")]
+    pub voltage_l3: Option<Value>,
+    /// I L1, 1-0:31.7.0, A.
+    #[serde(rename = "currentL1")]
+    pub current_l1: Option<Value>,
+    /// I L2, 1-0:51.7.0, A.
+    #[serde(rename = "currentL2")]
+    pub current_l2: Option<Value>,
+    /// I L3, 1-0:71.7.0, A.
+    #[serde(rename = "currentL3")]
+    pub current_l3: Option<Value>,
+    /// cos φ, 1-0:13.7.0 (e.g. 0.968), signed.
+    pub power_factor: Option<Value>,
+    /// System title of the general-glo-ciphering APDU, hex; `None` for plaintext input.
+    #[serde(serialize_with = "serialize_hex")]
+    pub system_title: Option<[u8; 8]>,
+    /// Frame counter (invocation counter); `None` for plaintext input.
+    pub frame_counter: Option<u32>,
+    /// Every value by OBIS code `A-B:C.D.E` (`*F` only when F ≠ 255).
+    pub obis: ObisMap,
+}
+
+fn is_power_factor(obis: &Obis) -> bool {
+    matches!(obis.electricity_cde(), Some((13 | 33 | 53 | 73, 7, _)))
+}
+
+fn printable(bytes: &[u8]) -> Option<String> {
+    let ok = !bytes.is_empty() && bytes.iter().all(|b| (0x20..0x7F).contains(b));
+    ok.then(|| bytes.iter().map(|&b| char::from(b)).collect())
+}
+
+fn date_time_of(data: &Data<'_>) -> Option<DateTime> {
+    let bytes: &[u8] = match data {
+        Data::OctetString(b) => b,
+        Data::DateTime(b) => b,
+        _ => return None,
+    };
+    let arr = <&[u8; 12]>::try_from(bytes).ok()?;
+    let dt = DateTime::from_bytes(arr);
+    dt.is_complete().then_some(dt)
+}
+
+fn convert(data: &Data<'_>, scaler: i8, obis: Option<&Obis>) -> Value {
+    if let Some(dt) = date_time_of(data) {
+        if let Some(s) = dt.iso8601() {
+            return Value::Text(s);
+        }
+    }
+    match *data {
+        Data::LongUnsigned(v) if obis.is_some_and(is_power_factor) => {
+            Value::scaled((v as i16).into(), scaler)
+        }
+        Data::Boolean(b) => Value::Bool(b),
+        Data::Float32(v) => Value::Float(f64::from(v) * 10f64.powi(scaler.into())),
+        Data::Float64(v) => Value::Float(v * 10f64.powi(scaler.into())),
+        Data::Null | Data::DontCare => Value::Null,
+        Data::Array(ref items) | Data::Structure(ref items) => {
+            Value::List(items.iter().map(|d| convert(d, 0, None)).collect())
+        }
+        Data::BitString(_, b) | Data::OctetString(b) | Data::VisibleString(b) | Data::Utf8String(b) => {
+            Value::Text(printable(b).unwrap_or_else(|| hex::encode(b)))
+        }
+        Data::Date(b) => Value::Text(hex::encode(&b)),
+        Data::Time(b) => Value::Text(hex::encode(&b)),
+        Data::DateTime(b) => Value::Text(hex::encode(&b)),
+        ref other => other
+            .as_i128()
+            .map_or(Value::Null, |raw| Value::scaled(raw, scaler)),
+    }
+}
+
+/// `{integer scaler, enum unit}`.
+fn scaler_unit(data: Option<&Data<'_>>) -> Option<(i8, u8)> {
+    match data? {
+        Data::Structure(items) => match items.as_slice() {
+            [Data::Integer(s), Data::Enum(u)] => Some((*s, *u)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn obis_of(data: Option<&Data<'_>>) -> Option<Obis> {
+    match data? {
+        Data::OctetString(b) => Obis::from_slice(b),
+        _ => None,
+    }
+}
+
+/// Builder collecting the values of a notification body.
+#[derive(Default)]
+struct Collector<'d, 'a> {
+    labelled: ObisMap,
+    clock: Option<DateTime>,
+    unlabelled: Vec<&'d Data<'a>>,
+}
+
+impl<'d, 'a> Collector<'d, 'a> {
+    fn push(&mut self, obis: Obis, value: &'d Data<'a>, su: Option<(i8, u8)>) {
+        let (scaler, unit) = su.unwrap_or((0, 255));
+        if obis == Obis::CLOCK && self.clock.is_none() {
+            self.clock = date_time_of(value);
+        }
+        self.labelled.0.push((
+            obis,
+            ObisValue {
+                value: convert(value, scaler, Some(&obis)),
+                unit: unit_symbol(unit),
+            },
+        ));
+    }
+
+    fn walk(&mut self, items: &'d [Data<'a>]) {
+        let mut i = 0;
+        while let Some(item) = items.get(i) {
+            if let Data::Structure(inner) = item {
+                if let (Some(obis), Some(value), 2..=3) = (obis_of(inner.first()), inner.get(1), inner.len()) {
+                    self.push(obis, value, scaler_unit(inner.get(2)));
+                    i += 1;
+                    continue;
+                }
+            }
+            if let (Some(obis), Some(value)) = (obis_of(Some(item)), items.get(i + 1)) {
+                let su = scaler_unit(items.get(i + 2));
+                self.push(obis, value, su);
+                i += if su.is_some() { 3 } else { 2 };
+                continue;
+            }
+            self.unlabelled.push(item);
+            i += 1;
+        }
+    }
+}
+
+/// Builds the reading of a notification `body`; `notification_time` is used as
+/// the timestamp when the body carries no clock.
+pub fn build(
+    body: &Data<'_>,
+    notification_time: Option<&DateTime>,
+    system_title: Option<[u8; 8]>,
+    frame_counter: Option<u32>,
+) -> Reading {
+    let mut c = Collector::default();
+    match body {
+        Data::Structure(items) | Data::Array(items) => c.walk(items),
+        other => c.unlabelled.push(other),
+    }
+    // Elements without OBIS code whose role is unambiguous (Netz NÖ flat layout).
+    let mut inferred = Vec::new();
+    for data in std::mem::take(&mut c.unlabelled) {
+        if c.clock.is_none() {
+            if let Some(dt) = date_time_of(data) {
+                c.clock = Some(dt);
+                inferred.push((Obis::CLOCK, data));
+                continue;
+            }
+        }
+        let is_text = data.as_bytes().and_then(printable).is_some();
+        if is_text && c.labelled.get(&Obis::METER_SERIAL).is_none()
+            && !inferred.iter().any(|(o, _)| *o == Obis::METER_SERIAL)
+        {
+            inferred.push((Obis::METER_SERIAL, data));
+        }
+    }
+    let mut obis = ObisMap(Vec::with_capacity(c.labelled.0.len() + inferred.len()));
+    for (code, data) in inferred {
+        obis.0.push((
+            code,
+            ObisValue {
+                value: convert(data, 0, Some(&code)),
+                unit: None,
+            },
+        ));
+    }
+    obis.0.append(&mut c.labelled.0);
+
+    let clock = c.clock.or(notification_time.copied());
+    let field = |cde: (u8, u8, u8)| {
+        obis.0
+            .iter()
+            .find(|(o, _)| o.electricity_cde() == Some(cde))
+            .map(|(_, v)| v.value.clone())
+    };
+    let meter_number = obis.get(&Obis::METER_SERIAL).and_then(|v| match &v.value {
+        Value::Text(s) => Some(s.clone()),
+        _ => None,
+    });
+    Reading {
+        protocol: "dlms",
+        timestamp: clock.as_ref().and_then(DateTime::iso8601),
+        lx_timestamp: clock.as_ref().and_then(DateTime::loxone_seconds),
+        meter_number,
+        active_power_plus: field((1, 7, 0)),
+        active_power_minus: field((2, 7, 0)),
+        active_energy_plus: field((1, 8, 0)),
+        active_energy_minus: field((2, 8, 0)),
+        reactive_energy_plus: field((3, 8, 0)),
+        reactive_energy_minus: field((4, 8, 0)),
+        voltage_l1: field((32, 7, 0)),
+        voltage_l2: field((52, 7, 0)),
+        voltage_l3: field((72, 7, 0)),
+        current_l1: field((31, 7, 0)),
+        current_l2: field((51, 7, 0)),
+        current_l3: field((71, 7, 0)),
+        power_factor: field((13, 7, 0)),
+        system_title,
+        frame_counter,
+        obis,
+    }
+}

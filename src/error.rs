@@ -1,0 +1,328 @@
+//! The one error type of the decoders: what went wrong and at which byte.
+//!
+//! Every decoder returns [`DecodeError`], a [`ErrorKind`] plus the absolute byte
+//! offset into the bytes the caller passed in. Kinds carry their evidence
+//! (expected and computed checksums, the byte found, …) so a message can say
+//! exactly what was wrong. Messages are lower case and never contain key
+//! material: no kind has a field that could hold a key.
+
+use core::fmt;
+
+/// Result alias used throughout the crate.
+pub type Result<T> = core::result::Result<T, DecodeError>;
+
+/// The class of an error, which decides the Python exception it becomes.
+///
+/// `Frame` → `mbuspico.FrameError`, `Checksum` → `mbuspico.ChecksumError`,
+/// `Apdu` → `mbuspico.ApduError`, `Decryption` → `mbuspico.DecryptionError`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Category {
+    /// Link-layer envelope: start, length, stop byte, truncation, segments.
+    Frame,
+    /// A frame's checksum does not match its contents.
+    Checksum,
+    /// The (decrypted) application data: APDU tags, A-XDR encoding, date-time.
+    Apdu,
+    /// Missing or wrong key, authentication tag mismatch, unsupported security.
+    Decryption,
+}
+
+/// What was wrong, with the evidence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The input is empty.
+    Empty,
+    /// The input ended early: at least `needed` more bytes were expected.
+    Truncated {
+        /// How many bytes were missing at least.
+        needed: usize,
+    },
+    /// The first byte does not start any framing this decoder knows.
+    UnknownFraming {
+        /// The byte found.
+        found: u8,
+    },
+    /// An M-Bus long frame does not start `68 L L 68`.
+    InvalidStart {
+        /// The byte found where `0x68` was expected.
+        found: u8,
+    },
+    /// The two L-fields of an M-Bus long frame differ.
+    LengthMismatch {
+        /// First L-field.
+        first: u8,
+        /// Second L-field.
+        second: u8,
+    },
+    /// The stop byte `0x16` is missing.
+    InvalidStop {
+        /// The byte found where `0x16` was expected.
+        found: u8,
+    },
+    /// The M-Bus checksum (8-bit sum of C-field to last data byte) does not match.
+    Checksum {
+        /// The checksum byte in the frame.
+        expected: u8,
+        /// The sum computed over the frame.
+        computed: u8,
+    },
+    /// The CI-field is not one of the DLMS transport values 0x00–0x1F.
+    NotDlmsTransport {
+        /// The CI-field found.
+        ci: u8,
+    },
+    /// A DLMS transport segment arrived out of order.
+    SegmentOutOfOrder {
+        /// The sequence number expected next.
+        expected: u8,
+        /// The sequence number found.
+        found: u8,
+    },
+    /// The frames ended before the segment with the last-segment bit.
+    MissingSegment {
+        /// The sequence number of the segment that is missing.
+        expected: u8,
+    },
+    /// Bytes follow the telegram.
+    TrailingBytes {
+        /// How many.
+        count: usize,
+    },
+    /// An APDU tag this decoder does not handle.
+    UnknownApduTag {
+        /// The tag found.
+        tag: u8,
+    },
+    /// An unsupported BER or A-XDR length form.
+    InvalidLength {
+        /// The first length byte.
+        found: u8,
+    },
+    /// A length field announces more bytes than there are.
+    LengthOverrun {
+        /// Bytes announced.
+        declared: usize,
+        /// Bytes present.
+        available: usize,
+    },
+    /// The system title is not 8 bytes long.
+    InvalidSystemTitle {
+        /// Its length.
+        len: usize,
+    },
+    /// An A-XDR type tag this decoder does not know.
+    UnknownDataType {
+        /// The tag found.
+        tag: u8,
+    },
+    /// A-XDR structures and arrays nest deeper than the decoder allows.
+    NestingTooDeep {
+        /// The limit.
+        limit: usize,
+    },
+    /// A date-time field is not 0 (absent) or 12 bytes long.
+    InvalidDateTimeLength {
+        /// Its length.
+        len: usize,
+    },
+    /// The APDU has bytes after its last element.
+    TrailingApduBytes {
+        /// How many.
+        count: usize,
+    },
+    /// The telegram is encrypted and the decoder has no key.
+    MissingKey,
+    /// The telegram carries an authentication tag and the decoder has no authentication key.
+    MissingAuthKey,
+    /// The GCM authentication tag does not match: wrong key, wrong authentication key or corrupt data.
+    AuthenticationFailed,
+    /// Without a tag, decrypted bytes that are not a data-notification mean a wrong key.
+    ImplausiblePlaintext {
+        /// What the plaintext parser found.
+        reason: Box<ErrorKind>,
+        /// Where in the plaintext.
+        plaintext_offset: usize,
+    },
+    /// A security control byte this decoder cannot handle.
+    UnsupportedSecurity {
+        /// The security control byte.
+        security_control: u8,
+    },
+}
+
+impl ErrorKind {
+    /// The class of this error (decides the Python exception).
+    pub fn category(&self) -> Category {
+        use ErrorKind::*;
+        match self {
+            Checksum { .. } => Category::Checksum,
+            Empty
+            | Truncated { .. }
+            | UnknownFraming { .. }
+            | InvalidStart { .. }
+            | LengthMismatch { .. }
+            | InvalidStop { .. }
+            | NotDlmsTransport { .. }
+            | SegmentOutOfOrder { .. }
+            | MissingSegment { .. }
+            | TrailingBytes { .. } => Category::Frame,
+            UnknownApduTag { .. }
+            | InvalidLength { .. }
+            | LengthOverrun { .. }
+            | InvalidSystemTitle { .. }
+            | UnknownDataType { .. }
+            | NestingTooDeep { .. }
+            | InvalidDateTimeLength { .. }
+            | TrailingApduBytes { .. } => Category::Apdu,
+            MissingKey
+            | MissingAuthKey
+            | AuthenticationFailed
+            | ImplausiblePlaintext { .. }
+            | UnsupportedSecurity { .. } => Category::Decryption,
+        }
+    }
+
+    /// A short stable identifier, exposed to Python as `.kind`.
+    pub fn name(&self) -> &'static str {
+        use ErrorKind::*;
+        match self {
+            Empty => "empty",
+            Truncated { .. } => "truncated",
+            UnknownFraming { .. } => "unknown_framing",
+            InvalidStart { .. } => "invalid_start",
+            LengthMismatch { .. } => "length_mismatch",
+            InvalidStop { .. } => "invalid_stop",
+            Checksum { .. } => "checksum",
+            NotDlmsTransport { .. } => "not_dlms_transport",
+            SegmentOutOfOrder { .. } => "segment_out_of_order",
+            MissingSegment { .. } => "missing_segment",
+            TrailingBytes { .. } => "trailing_bytes",
+            UnknownApduTag { .. } => "unknown_apdu_tag",
+            InvalidLength { .. } => "invalid_length",
+            LengthOverrun { .. } => "length_overrun",
+            InvalidSystemTitle { .. } => "invalid_system_title",
+            UnknownDataType { .. } => "unknown_data_type",
+            NestingTooDeep { .. } => "nesting_too_deep",
+            InvalidDateTimeLength { .. } => "invalid_date_time_length",
+            TrailingApduBytes { .. } => "trailing_apdu_bytes",
+            MissingKey => "missing_key",
+            MissingAuthKey => "missing_auth_key",
+            AuthenticationFailed => "authentication_failed",
+            ImplausiblePlaintext { .. } => "implausible_plaintext",
+            UnsupportedSecurity { .. } => "unsupported_security",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use ErrorKind::*;
+        match self {
+            Empty => write!(f, "empty input"),
+            Truncated { needed } => write!(f, "input ends early: {needed} more byte(s) needed"),
+            UnknownFraming { found } => write!(
+                f,
+                "unknown framing: 0x{found:02x} starts neither an M-Bus long frame (0x68) nor a DLMS APDU (0xdb, 0x0f)"
+            ),
+            InvalidStart { found } => {
+                write!(f, "invalid M-Bus long frame start: found 0x{found:02x}, expected 0x68")
+            }
+            LengthMismatch { first, second } => write!(
+                f,
+                "M-Bus L-fields differ: 0x{first:02x} and 0x{second:02x}"
+            ),
+            InvalidStop { found } => {
+                write!(f, "invalid M-Bus stop byte: found 0x{found:02x}, expected 0x16")
+            }
+            Checksum { expected, computed } => write!(
+                f,
+                "M-Bus checksum mismatch: frame says 0x{expected:02x}, computed 0x{computed:02x}"
+            ),
+            NotDlmsTransport { ci } => write!(
+                f,
+                "CI-field 0x{ci:02x} is not a DLMS transport segment (0x00-0x1f)"
+            ),
+            SegmentOutOfOrder { expected, found } => write!(
+                f,
+                "DLMS transport segment out of order: expected sequence {expected}, found {found}"
+            ),
+            MissingSegment { expected } => write!(
+                f,
+                "DLMS transport segment {expected} is missing: no segment with the last-segment bit"
+            ),
+            TrailingBytes { count } => write!(f, "{count} byte(s) after the end of the telegram"),
+            UnknownApduTag { tag } => write!(f, "unknown APDU tag 0x{tag:02x}"),
+            InvalidLength { found } => write!(f, "invalid length form 0x{found:02x}"),
+            LengthOverrun {
+                declared,
+                available,
+            } => write!(
+                f,
+                "length field announces {declared} byte(s), only {available} present"
+            ),
+            InvalidSystemTitle { len } => {
+                write!(f, "system title is {len} byte(s) long, expected 8")
+            }
+            UnknownDataType { tag } => write!(f, "unknown A-XDR data type 0x{tag:02x}"),
+            NestingTooDeep { limit } => {
+                write!(f, "A-XDR structures nest deeper than {limit} levels")
+            }
+            InvalidDateTimeLength { len } => write!(
+                f,
+                "date-time is {len} byte(s) long, expected 0 (absent) or 12"
+            ),
+            TrailingApduBytes { count } => {
+                write!(f, "{count} byte(s) after the end of the APDU")
+            }
+            MissingKey => write!(
+                f,
+                "telegram is encrypted: a key (the meter's 16-byte global unicast encryption key) is needed"
+            ),
+            MissingAuthKey => write!(
+                f,
+                "telegram carries an authentication tag (security control 0x30): an authentication key is needed"
+            ),
+            AuthenticationFailed => write!(
+                f,
+                "authentication tag mismatch: wrong key, wrong authentication key or corrupt telegram"
+            ),
+            ImplausiblePlaintext {
+                reason,
+                plaintext_offset,
+            } => write!(
+                f,
+                "decrypted data is not a valid data-notification (wrong key?): {reason} at plaintext byte {plaintext_offset}"
+            ),
+            UnsupportedSecurity { security_control } => write!(
+                f,
+                "unsupported security control byte 0x{security_control:02x}"
+            ),
+        }
+    }
+}
+
+/// A decoding failure: what was wrong ([`ErrorKind`]) and where (absolute byte offset
+/// into the caller's input).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError {
+    /// What was wrong.
+    pub kind: ErrorKind,
+    /// Byte offset into the caller's input where the problem was found.
+    pub offset: usize,
+}
+
+impl DecodeError {
+    /// A new error of `kind` at `offset`.
+    pub fn new(kind: ErrorKind, offset: usize) -> Self {
+        DecodeError { kind, offset }
+    }
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at byte {}", self.kind, self.offset)
+    }
+}
+
+impl std::error::Error for DecodeError {}

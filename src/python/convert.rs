@@ -1,0 +1,63 @@
+//! Python inputs to bytes: telegrams and keys.
+
+use std::borrow::Cow;
+
+use pyo3::buffer::PyBuffer;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString};
+
+use super::errors::input_error;
+use crate::dlms::Key;
+use crate::hex::{self, HexError};
+
+/// Telegram bytes from `bytes` (borrowed), `str` (hex digits, whitespace allowed),
+/// or any object with the buffer protocol (`bytearray`, `memoryview`, …; copied).
+pub fn input<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [u8]>> {
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        return Ok(Cow::Borrowed(b.as_bytes()));
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        return match hex::decode(&s.to_cow()?) {
+            Ok(v) => Ok(Cow::Owned(v)),
+            Err(HexError::InvalidCharacter(at)) => Err(input_error(
+                format!("not hexadecimal text: invalid character at position {at}"),
+                at,
+                "invalid_hex",
+            )),
+            Err(HexError::OddLength) => Err(input_error(
+                "not hexadecimal text: odd number of hex digits".to_owned(),
+                s.len()?,
+                "invalid_hex",
+            )),
+        };
+    }
+    match PyBuffer::<u8>::get(obj) {
+        Ok(buf) => Ok(Cow::Owned(buf.to_vec(obj.py())?)),
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "expected bytes, bytearray, memoryview or a hex string, not {}",
+            obj.get_type().name()?
+        ))),
+    }
+}
+
+/// A 16-byte key from 32 hex digits or 16 bytes. The error never echoes the key.
+pub fn key(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Key> {
+    let parsed = if let Ok(s) = obj.cast::<PyString>() {
+        Key::from_hex(&s.to_cow()?)
+    } else if let Ok(b) = obj.cast::<PyBytes>() {
+        Key::from_slice(b.as_bytes())
+    } else if let Ok(buf) = PyBuffer::<u8>::get(obj) {
+        Key::from_slice(&buf.to_vec(obj.py())?)
+    } else {
+        return Err(PyTypeError::new_err(format!(
+            "{name} must be a str of 32 hexadecimal digits or 16 bytes, not {}",
+            obj.get_type().name()?
+        )));
+    };
+    parsed.ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "{name} must be 32 hexadecimal digits or 16 bytes (AES-128); the value given is not (not shown)"
+        ))
+    })
+}
