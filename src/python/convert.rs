@@ -2,10 +2,9 @@
 
 use std::borrow::Cow;
 
-use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString};
+use pyo3::types::{PyByteArray, PyBytes, PyMemoryView, PyString};
 
 use super::errors::input_error;
 use crate::dlms::Key;
@@ -32,13 +31,37 @@ pub fn input<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [u8]>> {
             )),
         };
     }
-    match PyBuffer::<u8>::get(obj) {
-        Ok(buf) => Ok(Cow::Owned(buf.to_vec(obj.py())?)),
-        Err(_) => Err(PyTypeError::new_err(format!(
+    owned(obj).ok_or_else(|| {
+        PyTypeError::new_err(format!(
             "expected bytes, bytearray, memoryview or a hex string, not {}",
-            obj.get_type().name()?
-        ))),
+            type_name(obj)
+        ))
+    })?
+    .map(Cow::Owned)
+}
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".to_owned())
+}
+
+/// A copy of a `bytearray` or `memoryview` (the limited API of Python 3.9 has no
+/// buffer protocol, so `memoryview` goes through `bytes(obj)`); `None` for other types.
+fn owned(obj: &Bound<'_, PyAny>) -> Option<PyResult<Vec<u8>>> {
+    if let Ok(b) = obj.cast::<PyByteArray>() {
+        return Some(Ok(b.to_vec()));
     }
+    if obj.cast::<PyMemoryView>().is_ok() {
+        let copy = obj
+            .py()
+            .get_type::<PyBytes>()
+            .call1((obj,))
+            .and_then(|b| Ok(b.cast::<PyBytes>()?.as_bytes().to_vec()));
+        return Some(copy);
+    }
+    None
 }
 
 /// A 16-byte key from 32 hex digits or 16 bytes. The error never echoes the key.
@@ -47,12 +70,12 @@ pub fn key(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Key> {
         Key::from_hex(&s.to_cow()?)
     } else if let Ok(b) = obj.cast::<PyBytes>() {
         Key::from_slice(b.as_bytes())
-    } else if let Ok(buf) = PyBuffer::<u8>::get(obj) {
-        Key::from_slice(&buf.to_vec(obj.py())?)
+    } else if let Some(bytes) = owned(obj) {
+        Key::from_slice(&bytes?)
     } else {
         return Err(PyTypeError::new_err(format!(
             "{name} must be a str of 32 hexadecimal digits or 16 bytes, not {}",
-            obj.get_type().name()?
+            type_name(obj)
         )));
     };
     parsed.ok_or_else(|| {

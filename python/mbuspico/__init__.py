@@ -1,0 +1,42 @@
+"""mbuspico: read, decrypt and decode smart meters from Python.
+
+Decodes the DLMS/COSEM push of the Austrian customer interfaces (Kaifa MA309M and
+Sagemcom T210-D of Netz NÖ; the KSM-West operators TINETZ, IKB, Salzburg Netz, VKW)
+in a Rust core::
+
+    >>> import mbuspico
+    >>> decoder = mbuspico.Decoder("36C66639E48A8CA4D6BC8B282A793BBB")
+    >>> reading = decoder.decode(frame_bytes)          # doctest: +SKIP
+    >>> reading["activeEnergyPlus"], reading["timestamp"]  # doctest: +SKIP
+    (12937, '2021-09-27T09:47:15+02:00')
+"""
+
+from __future__ import annotations
+
+from ._core import Decoder, Deframer, __version__
+from .compat import to_mbuspico_json
+from .errors import (
+    ApduError,
+    ChecksumError,
+    DecodeError,
+    DecryptionError,
+    FrameError,
+    MbusPicoError,
+)
+from .types import DeframerStats, ObisValue, Reading
+
+__all__ = [
+    "ApduError",
+    "ChecksumError",
+    "DecodeError",
+    "Decoder",
+    "DecryptionError",
+    "Deframer",
+    "DeframerStats",
+    "FrameError",
+    "MbusPicoError",
+    "ObisValue",
+    "Reading",
+    "__version__",
+    "to_mbuspico_json",
+]

@@ -1,0 +1,225 @@
+"""The ``mbuspico`` command line.
+
+``mbuspico decode`` reads binary or hex-text captures (one or many telegrams,
+garbage between them skipped and counted) and prints one reading per telegram.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import string
+import sys
+from collections.abc import Iterator, Sequence
+from typing import BinaryIO, Optional, TextIO
+
+from . import __version__
+from .compat import to_mbuspico_json
+from .errors import DecodeError
+from .types import Reading
+
+__all__ = ["main"]
+
+_HEX_TEXT = frozenset((string.hexdigits + string.whitespace).encode())
+_APDU_TAGS = (0xDB, 0x0F)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mbuspico",
+        description="Read, decrypt and decode smart-meter telegrams.",
+    )
+    parser.add_argument("--version", action="version", version=f"mbuspico {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    decode = sub.add_parser(
+        "decode",
+        help="decode telegrams from files, standard input or --hex",
+        description=(
+            "Decode DLMS push telegrams (M-Bus framed, as Austrian meters send them) "
+            "from binary or hex-text captures. Prints one reading per telegram; "
+            "garbage between telegrams is skipped and counted on standard error."
+        ),
+    )
+    decode.add_argument(
+        "files",
+        nargs="*",
+        metavar="FILE",
+        help="capture files, binary or hex text; '-' or nothing reads standard input",
+    )
+    decode.add_argument(
+        "--hex",
+        action="append",
+        default=[],
+        metavar="STRING",
+        help="a telegram as hex text (repeatable)",
+    )
+    decode.add_argument(
+        "--key",
+        default=os.environ.get("MBUSPICO_DEVICE_KEY"),
+        metavar="HEX",
+        help="the meter's 32-hex-digit encryption key (default: $MBUSPICO_DEVICE_KEY)",
+    )
+    decode.add_argument(
+        "--auth-key",
+        default=os.environ.get("MBUSPICO_DEVICE_AUTH_KEY"),
+        metavar="HEX",
+        help="authentication key, for telegrams with a tag (default: $MBUSPICO_DEVICE_AUTH_KEY)",
+    )
+    decode.add_argument(
+        "--format",
+        choices=("json", "mbuspico", "table"),
+        default="json",
+        help="json: one object per line (default); mbuspico: MBusPico's JSON; "
+        "table: readable text",
+    )
+    return parser
+
+
+def _as_bytes(content: bytes) -> bytes:
+    """Hex text (digits and whitespace only) becomes bytes; anything else is binary."""
+    stripped = content.strip()
+    if stripped and all(b in _HEX_TEXT for b in stripped):
+        try:
+            return bytes.fromhex(stripped.decode("ascii"))
+        except ValueError:
+            return content
+    return content
+
+
+def _sources(args: argparse.Namespace, stdin: BinaryIO) -> Iterator[tuple[str, bytes]]:
+    for i, text in enumerate(args.hex, 1):
+        yield f"--hex #{i}", text.encode()
+    files: list[str] = args.files or ([] if args.hex else ["-"])
+    for name in files:
+        if name == "-":
+            yield "<stdin>", stdin.read()
+        else:
+            with open(name, "rb") as f:
+                yield name, f.read()
+
+
+def _telegrams(data: bytes, log: TextIO, name: str) -> list[bytes]:
+    from ._core import Deframer
+
+    if data[:1] and data[0] in _APDU_TAGS:
+        return [data]  # a bare APDU: no framing to search
+    deframer = Deframer()
+    telegrams = deframer.feed(data)
+    deframer.finish()
+    stats = deframer.stats
+    if stats["bytes_skipped"]:
+        print(
+            f"mbuspico: {name}: skipped {stats['bytes_skipped']} byte(s) outside verified "
+            f"telegrams ({stats['bad_checksums']} bad checksum(s), "
+            f"{stats['frames_dropped']} frame(s) of incomplete telegrams)",
+            file=log,
+        )
+    return telegrams
+
+
+def _format_value(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return "" if value is None else str(value)
+
+
+def _table(reading: Reading) -> str:
+    title = reading["systemTitle"]
+    head = [
+        f"meter {reading['meterNumber'] or '?'}   {reading['timestamp'] or 'no clock'}",
+    ]
+    if title is not None:
+        head.append(f"system title {title}   frame counter {reading['frameCounter']}")
+    names = {
+        "1-0:1.7.0": "activePowerPlus",
+        "1-0:2.7.0": "activePowerMinus",
+        "1-0:1.8.0": "activeEnergyPlus",
+        "1-0:2.8.0": "activeEnergyMinus",
+        "1-0:3.8.0": "reactiveEnergyPlus",
+        "1-0:4.8.0": "reactiveEnergyMinus",
+        "1-0:32.7.0": "voltageL1",
+        "1-0:52.7.0": "voltageL2",
+        "1-0:72.7.0": "voltageL3",
+        "1-0:31.7.0": "currentL1",
+        "1-0:51.7.0": "currentL2",
+        "1-0:71.7.0": "currentL3",
+        "1-0:13.7.0": "powerFactor",
+        "0-0:1.0.0": "clock",
+        "0-0:96.1.0": "meterNumber",
+        "0-0:42.0.0": "logical device name",
+    }
+    rows = [
+        (code, _format_value(v["value"]), v["unit"] or "", names.get(code, ""))
+        for code, v in reading["obis"].items()
+    ]
+    widths = [max((len(r[i]) for r in rows), default=0) for i in range(3)]
+    lines = [
+        f"  {c:<{widths[0]}}  {v:>{widths[1]}} {u:<{widths[2]}}  {n}".rstrip()
+        for c, v, u, n in rows
+    ]
+    return "\n".join(head + lines) + "\n"
+
+
+def _print(reading: Reading, fmt: str, out: TextIO) -> None:
+    if fmt == "json":
+        out.write(json.dumps(reading, ensure_ascii=False) + "\n")
+    elif fmt == "mbuspico":
+        out.write(to_mbuspico_json(reading) + "\n")
+    else:
+        out.write(_table(reading) + "\n")
+
+
+def _decode(args: argparse.Namespace, out: TextIO, log: TextIO, stdin: BinaryIO) -> int:
+    from ._core import Decoder
+
+    try:
+        decoder = Decoder(args.key, auth_key=args.auth_key)
+    except (ValueError, TypeError) as e:
+        print(f"mbuspico: {e}", file=log)
+        return 2
+    decoded = failed = 0
+    for name, content in _sources(args, stdin):
+        data = _as_bytes(content)
+        telegrams = _telegrams(data, log, name)
+        if not telegrams:
+            print(f"mbuspico: {name}: no telegram found ({len(data)} bytes)", file=log)
+        for i, telegram in enumerate(telegrams, 1):
+            try:
+                reading = decoder.decode(telegram)
+            except DecodeError as e:
+                failed += 1
+                print(f"mbuspico: {name}: telegram {i}: {e}", file=log)
+                continue
+            decoded += 1
+            _print(reading, args.format, out)
+    if not decoded:
+        print("mbuspico: no decodable telegram", file=log)
+        return 1
+    return 1 if failed else 0
+
+
+def main(
+    argv: Optional[Sequence[str]] = None,
+    *,
+    out: Optional[TextIO] = None,
+    log: Optional[TextIO] = None,
+    stdin: Optional[BinaryIO] = None,
+) -> int:
+    """Run the command line; returns the exit status.
+
+    Exit status: 0 when every telegram found decoded; 1 when none decoded or some
+    failed (each failure is reported on standard error); 2 for usage errors.
+    """
+    args = _build_parser().parse_args(argv)
+    out = out or sys.stdout
+    log = log or sys.stderr
+    stdin = stdin or sys.stdin.buffer
+    try:
+        if args.command == "decode":
+            return _decode(args, out, log, stdin)
+    except OSError as e:
+        print(f"mbuspico: {e}", file=log)
+        return 1
+    return 2  # pragma: no cover - argparse requires a command

@@ -1,0 +1,79 @@
+"""Exceptions raised by mbuspico.
+
+Every decoding failure is a :class:`DecodeError` (a :class:`ValueError`), so code
+that already catches ``ValueError`` keeps working. Each carries ``offset``, the
+byte of the input where the problem was found, and ``kind``, a short stable
+identifier such as ``"checksum"`` or ``"missing_key"``. Messages never contain
+key material.
+
+This module must not import ``mbuspico._core``: the Rust core imports it.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+__all__ = [
+    "ApduError",
+    "ChecksumError",
+    "DecodeError",
+    "DecryptionError",
+    "FrameError",
+    "MbusPicoError",
+]
+
+
+class MbusPicoError(Exception):
+    """Base class of every exception mbuspico raises on purpose."""
+
+
+class DecodeError(MbusPicoError, ValueError):
+    """Raised when bytes cannot be decoded.
+
+    Attributes:
+        message: What was wrong, ending with ``at byte N``.
+        offset: Byte offset into the input given to the decoder (for hex text:
+            the character position of the bad character), or ``None``.
+        kind: Stable identifier of the problem, e.g. ``"truncated"``.
+    """
+
+    def __init__(self, message: str, offset: Optional[int] = None, kind: Optional[str] = None) -> None:
+        """Create the error; Rust raises it with ``(message, offset, kind)``."""
+        super().__init__(message, offset, kind)
+        self.message = message
+        self.offset = offset
+        self.kind = kind
+
+    def __str__(self) -> str:
+        """Return the message."""
+        return self.message
+
+
+class FrameError(DecodeError):
+    """Raised when the link-layer envelope is wrong.
+
+    A missing start or stop byte, differing length fields, input that ends inside
+    a frame, a DLMS transport segment missing or out of order, or bytes after the
+    telegram (EN 13757-2 §5; IEC 62056-7-6).
+    """
+
+
+class ChecksumError(FrameError):
+    """Raised when a frame's checksum does not match its contents (EN 13757-2 §5.4)."""
+
+
+class ApduError(DecodeError):
+    """Raised when the application data is malformed.
+
+    An unknown APDU tag, a bad BER length, A-XDR data that does not parse, or bytes
+    after the APDU (IEC 62056-5-3, IEC 62056-6-2).
+    """
+
+
+class DecryptionError(DecodeError):
+    """Raised when a telegram cannot be decrypted and verified.
+
+    No key was given for an encrypted telegram, no authentication key for one with
+    a tag, the GCM tag does not match, or (without a tag) the decrypted bytes are
+    not a data-notification, which means the key is wrong.
+    """

@@ -1,0 +1,84 @@
+"""Shapes of the dicts mbuspico returns, for type checkers and readers."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Literal, Optional, TypedDict, Union
+
+__all__ = ["DeframerStats", "Number", "ObisValue", "Reading"]
+
+Number = Union[int, float]
+"""Scaled values: ``int`` when the scaler is ≥ 0, ``float`` otherwise."""
+
+
+class ObisValue(TypedDict):
+    """One value of :attr:`Reading.obis`."""
+
+    value: Any
+    """The scaled value (int or float), text (str: printable octets, ISO 8601
+    date-time, or lower-case hex of binary octets), bool, list, or None."""
+    unit: Optional[str]
+    """Unit symbol: ``"Wh"``, ``"W"``, ``"varh"``, ``"V"``, ``"A"``, …; None when
+    dimensionless (IEC 62056-6-2 §4.3.2 unit enumeration)."""
+
+
+class Reading(TypedDict):
+    """A decoded DLMS push, with MBusPico's field names.
+
+    Fields the meter does not send are None (KSM-West meters send no power factor;
+    Netz NÖ meters no reactive energy).
+    """
+
+    protocol: Literal["dlms"]
+    timestamp: Optional[str]
+    """The meter clock, ISO 8601 local time with the meter's UTC offset,
+    e.g. ``"2021-09-27T09:47:15+02:00"`` (no offset when the meter sends none)."""
+    lxTimestamp: Optional[int]
+    """Loxone time: local wall-clock seconds since 2009-01-01 00:00."""
+    meterNumber: Optional[str]
+    """0-0:96.1.0.255, or the last element of the Netz NÖ layout."""
+    activePowerPlus: Optional[Number]
+    """+P, 1-0:1.7.0, W."""
+    activePowerMinus: Optional[Number]
+    """-P, 1-0:2.7.0, W."""
+    activeEnergyPlus: Optional[Number]
+    """+A, 1-0:1.8.0, Wh."""
+    activeEnergyMinus: Optional[Number]
+    """-A, 1-0:2.8.0, Wh."""
+    reactiveEnergyPlus: Optional[Number]
+    """+R, 1-0:3.8.0, varh."""
+    reactiveEnergyMinus: Optional[Number]
+    """-R, 1-0:4.8.0, varh."""
+    voltageL1: Optional[Number]
+    """1-0:32.7.0, V."""
+    voltageL2: Optional[Number]
+    """1-0:52.7.0, V."""
+    voltageL3: Optional[Number]
+    """1-0:72.7.0, V."""
+    currentL1: Optional[Number]
+    """1-0:31.7.0, A."""
+    currentL2: Optional[Number]
+    """1-0:51.7.0, A."""
+    currentL3: Optional[Number]
+    """1-0:71.7.0, A."""
+    powerFactor: Optional[Number]
+    """cos φ, 1-0:13.7.0, e.g. 0.968; signed."""
+    systemTitle: Optional[str]
+    """System title of the general-glo-ciphering APDU, 16 lower-case hex digits."""
+    frameCounter: Optional[int]
+    """Frame counter (invocation counter) of the APDU."""
+    obis: Dict[str, ObisValue]
+    """Every value by OBIS code ``A-B:C.D.E`` (``*F`` only when F ≠ 255), in the
+    order the meter sent them."""
+
+
+class DeframerStats(TypedDict):
+    """Counters of a :class:`mbuspico.Deframer`."""
+
+    telegrams: int
+    """Telegrams handed out."""
+    bytes_skipped: int
+    """Bytes not part of any telegram handed out."""
+    bad_checksums: int
+    """Frame candidates whose checksum failed."""
+    frames_dropped: int
+    """Verified frames dropped because their telegram was incomplete or not DLMS."""
