@@ -144,10 +144,7 @@ mod tests {
         assert_eq!(Cursor::new(&[0x7f], 0).ber_length(), Ok(0x7f));
         assert_eq!(Cursor::new(&[0x81, 0xf8], 0).ber_length(), Ok(248));
         assert_eq!(Cursor::new(&[0x82, 0x01, 0x55], 0).ber_length(), Ok(341));
-        assert_eq!(
-            Cursor::new(&[0x84, 0, 0, 1, 0], 0).ber_length(),
-            Ok(256)
-        );
+        assert_eq!(Cursor::new(&[0x84, 0, 0, 1, 0], 0).ber_length(), Ok(256));
         assert_eq!(
             Cursor::new(&[0x80], 7).ber_length().unwrap_err(),
             DecodeError::new(ErrorKind::InvalidLength { found: 0x80 }, 7)

@@ -75,7 +75,11 @@ impl Deframer {
     /// bytes are needed.
     pub fn next_telegram(&mut self) -> Option<Vec<u8>> {
         loop {
-            let start = self.buf.iter().position(|&b| b == START).unwrap_or(self.buf.len());
+            let start = self
+                .buf
+                .iter()
+                .position(|&b| b == START)
+                .unwrap_or(self.buf.len());
             self.skip(start);
             if self.buf.is_empty() {
                 return None;

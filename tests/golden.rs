@@ -1,7 +1,12 @@
 //! Golden corpus: every M-Bus-framed DLMS vector in `tests/data/dlms/vectors.json`
 //! (real frames with their published keys; see `tests/data/SOURCES.md`) decodes to
 //! the values recorded with it; unkeyed ones fail exactly at decryption.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use mbuspico::dlms::reading::Value;
 use mbuspico::dlms::{self, Key, Keys, Reading};
@@ -61,7 +66,10 @@ fn check_decoded(id: &str, v: &Json, r: &Reading) {
                 assert!(!got.is_null(), "{id}: {name} missing in {map}");
                 if let Some(scaled) = item["scaled"].as_f64() {
                     let value = got["value"].as_f64().unwrap();
-                    assert!(close(value, scaled), "{id}: {name} = {value}, expected {scaled}");
+                    assert!(
+                        close(value, scaled),
+                        "{id}: {name} = {value}, expected {scaled}"
+                    );
                     let unit = item["unit"].as_str().filter(|u| *u != "(none)");
                     assert_eq!(got["unit"].as_str(), unit, "{id}: unit of {name}");
                 } else if let Some(dt) = item["raw"]["datetime"].as_str() {
@@ -107,11 +115,22 @@ fn check_mbuspico(id: &str, v: &Json, r: &Reading) {
     }
     // MBusPico prints the power factor ×1000 (it ignores the scaler −3).
     let pf = num(r.power_factor.as_ref().unwrap());
-    assert!(close(pf * 1000.0, m["powerFactor"].as_f64().unwrap()), "{id}: powerFactor");
-    assert_eq!(r.lx_timestamp, m["lxTimestamp"].as_i64(), "{id}: lxTimestamp");
+    assert!(
+        close(pf * 1000.0, m["powerFactor"].as_f64().unwrap()),
+        "{id}: powerFactor"
+    );
+    assert_eq!(
+        r.lx_timestamp,
+        m["lxTimestamp"].as_i64(),
+        "{id}: lxTimestamp"
+    );
     assert_eq!(r.meter_number.as_deref(), m["meterNumber"].as_str(), "{id}");
     let local = &r.timestamp.as_ref().unwrap()[..19];
-    assert_eq!(format!("{local}Z"), m["timestamp"].as_str().unwrap(), "{id}");
+    assert_eq!(
+        format!("{local}Z"),
+        m["timestamp"].as_str().unwrap(),
+        "{id}"
+    );
 }
 
 #[test]
@@ -137,7 +156,10 @@ fn keyed_mbus_vectors_decode_to_their_values() {
 
 #[test]
 fn the_netz_noe_documentation_example() {
-    let v = vectors().into_iter().find(|v| v["id"] == "netznoe_doc_example_kaifa_ma309m").unwrap();
+    let v = vectors()
+        .into_iter()
+        .find(|v| v["id"] == "netznoe_doc_example_kaifa_ma309m")
+        .unwrap();
     let r = dlms::decode(&bytes(&v, "hex"), &keys(&v)).unwrap();
     assert_eq!(r.timestamp.as_deref(), Some("2021-09-27T09:47:15+02:00"));
     assert_eq!(r.lx_timestamp, Some(401_968_035));
@@ -157,7 +179,11 @@ fn plaintext_vectors_decode_to_their_values() {
     for v in vectors() {
         let id = v["id"].as_str().unwrap();
         let mbus = v["framing"] == "mbus" || v["framing"] == "plaintext-apdu";
-        let field = if v["framing"] == "plaintext-apdu" { "hex" } else { "plaintext_hex" };
+        let field = if v["framing"] == "plaintext-apdu" {
+            "hex"
+        } else {
+            "plaintext_hex"
+        };
         if !mbus || v[field].is_null() {
             continue;
         }
@@ -201,7 +227,10 @@ fn wrong_key_is_a_decryption_error() {
 
 #[test]
 fn authenticated_apdu_verifies_its_tag() {
-    let v = vectors().into_iter().find(|v| v["id"] == "pwitab_general_glo_cipher_test").unwrap();
+    let v = vectors()
+        .into_iter()
+        .find(|v| v["id"] == "pwitab_general_glo_cipher_test")
+        .unwrap();
     let apdu = bytes(&v, "hex");
     let r = dlms::decode(&apdu, &keys(&v)).unwrap();
     assert_eq!(r.frame_counter, Some(485));
@@ -212,15 +241,24 @@ fn authenticated_apdu_verifies_its_tag() {
         let e = dlms::decode(&bad, &keys(&v)).unwrap_err();
         assert_eq!(e.kind, ErrorKind::AuthenticationFailed);
     }
-    let no_ak = Keys { auth_key: None, ..keys(&v) };
-    assert_eq!(dlms::decode(&apdu, &no_ak).unwrap_err().kind, ErrorKind::MissingAuthKey);
+    let no_ak = Keys {
+        auth_key: None,
+        ..keys(&v)
+    };
+    assert_eq!(
+        dlms::decode(&apdu, &no_ak).unwrap_err().kind,
+        ErrorKind::MissingAuthKey
+    );
 }
 
 #[test]
 fn blue_book_gcm_example() {
     // Green Book example: authenticated and encrypted get-request. The tag must
     // verify; the plaintext is not a data-notification, which is an APDU error.
-    let v = vectors().into_iter().find(|v| v["id"] == "bluebook_gcm_example_via_pwitab").unwrap();
+    let v = vectors()
+        .into_iter()
+        .find(|v| v["id"] == "bluebook_gcm_example_via_pwitab")
+        .unwrap();
     let e = dlms::decode(&bytes(&v, "hex"), &keys(&v)).unwrap_err();
     assert_eq!(e.kind, ErrorKind::UnknownApduTag { tag: 0xC0 });
     // DB, 08, system title (8), length, SC, frame counter (4): ciphertext at byte 16.

@@ -1,13 +1,18 @@
 """Native core of mbuspico (Rust). Import from ``mbuspico``, not from here."""
 
-from typing import Optional, Union
+from typing import final
+
+from typing_extensions import Self, disjoint_base
 
 from .types import DeframerStats, Reading
 
+__all__: list[str]
 __version__: str
 
-_Bytes = Union[bytes, bytearray, memoryview, str]
+_Bytes = bytes | bytearray | memoryview | str
 
+@final
+@disjoint_base
 class Decoder:
     """Decodes DLMS push telegrams with the keys of one meter.
 
@@ -25,12 +30,12 @@ class Decoder:
     message contains them.
     """
 
-    def __init__(
-        self,
-        key: Optional[Union[str, bytes, bytearray]] = None,
+    def __new__(
+        cls,
+        key: str | bytes | bytearray | None = None,
         *,
-        auth_key: Optional[Union[str, bytes, bytearray]] = None,
-    ) -> None:
+        auth_key: str | bytes | bytearray | None = None,
+    ) -> Self:
         """Create a decoder.
 
         Args:
@@ -45,6 +50,7 @@ class Decoder:
             ValueError: A key is not 32 hex digits or 16 bytes. The message does
                 not repeat the value.
             TypeError: A key is neither str nor bytes-like.
+
         """
 
     def decode(self, data: _Bytes, /) -> Reading:
@@ -74,6 +80,7 @@ class Decoder:
 
             Every ``DecodeError`` has ``.offset``, the byte of ``data`` where the
             problem was found, and ``.kind``.
+
         """
 
     @property
@@ -84,6 +91,8 @@ class Decoder:
     def has_auth_key(self) -> bool:
         """Whether an authentication key is set."""
 
+@final
+@disjoint_base
 class Deframer:
     """Finds verified telegrams in a byte stream, whatever its chunking.
 
@@ -95,7 +104,7 @@ class Deframer:
     on bad data.
     """
 
-    def __init__(self) -> None:
+    def __new__(cls) -> Self:
         """Create an empty deframer."""
 
     def feed(self, data: _Bytes, /) -> list[bytes]:
@@ -107,6 +116,7 @@ class Deframer:
         Returns:
             The telegrams these bytes completed (raw frames, ready for
             :meth:`Decoder.decode`), oldest first; often empty.
+
         """
 
     def finish(self) -> None:

@@ -12,7 +12,7 @@ import os
 import string
 import sys
 from collections.abc import Iterator, Sequence
-from typing import BinaryIO, Optional, TextIO
+from typing import BinaryIO, TextIO
 
 from . import __version__
 from .compat import to_mbuspico_json
@@ -71,8 +71,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "--format",
         choices=("json", "mbuspico", "table"),
         default="json",
-        help="json: one object per line (default); mbuspico: MBusPico's JSON; "
-        "table: readable text",
+        help="json: one object per line (default); mbuspico: MBusPico's JSON; table: readable text",
     )
     return parser
 
@@ -201,11 +200,11 @@ def _decode(args: argparse.Namespace, out: TextIO, log: TextIO, stdin: BinaryIO)
 
 
 def main(
-    argv: Optional[Sequence[str]] = None,
+    argv: Sequence[str] | None = None,
     *,
-    out: Optional[TextIO] = None,
-    log: Optional[TextIO] = None,
-    stdin: Optional[BinaryIO] = None,
+    out: TextIO | None = None,
+    log: TextIO | None = None,
+    stdin: BinaryIO | None = None,
 ) -> int:
     """Run the command line; returns the exit status.
 

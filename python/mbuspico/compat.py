@@ -5,13 +5,11 @@ in ``meterdata.py`` / ``mbuspico.c``: one key per line, ``%.2f`` numbers. Existi
 Loxone virtual inputs parse exactly that text, quirks included:
 
 * ``timestamp`` is the meter's *local* time labelled ``Z``;
-* ``powerFactor`` is cos φ × 1000 (MBusPico ignores the scaler −3);
+* ``powerFactor`` is cos φ x 1000 (MBusPico ignores the scaler -3);
 * fields the meter does not send are ``0.00``.
 """
 
 from __future__ import annotations
-
-from typing import Optional, Union
 
 from .types import Reading
 
@@ -34,8 +32,8 @@ MBUSPICO_FIELDS = (
 lxTimestamp and meterNumber)."""
 
 
-def _number(value: Optional[Union[int, float]]) -> str:
-    return "%.2f" % (value if value is not None else 0.0)  # noqa: UP031 - MBusPico's own format
+def _number(value: int | float | None) -> str:
+    return "%.2f" % (value if value is not None else 0.0)
 
 
 def to_mbuspico_json(reading: Reading) -> str:
@@ -49,6 +47,7 @@ def to_mbuspico_json(reading: Reading) -> str:
 
     Source: raven-worx/MBusPico ``python/dist/mbus/meterdata.py`` ``to_json`` and
     ``src/mbuspico.c`` ``mbuspico_get_meterdata_json``.
+
     """
     timestamp = reading["timestamp"]
     local = timestamp[:19] + "Z" if timestamp else ""

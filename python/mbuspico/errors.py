@@ -11,8 +11,6 @@ This module must not import ``mbuspico._core``: the Rust core imports it.
 
 from __future__ import annotations
 
-from typing import Optional
-
 __all__ = [
     "ApduError",
     "ChecksumError",
@@ -35,9 +33,10 @@ class DecodeError(MbusPicoError, ValueError):
         offset: Byte offset into the input given to the decoder (for hex text:
             the character position of the bad character), or ``None``.
         kind: Stable identifier of the problem, e.g. ``"truncated"``.
+
     """
 
-    def __init__(self, message: str, offset: Optional[int] = None, kind: Optional[str] = None) -> None:
+    def __init__(self, message: str, offset: int | None = None, kind: str | None = None) -> None:
         """Create the error; Rust raises it with ``(message, offset, kind)``."""
         super().__init__(message, offset, kind)
         self.message = message

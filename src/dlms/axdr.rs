@@ -156,12 +156,7 @@ fn parse_at_depth<'a>(cur: &mut Cursor<'a>, depth: usize) -> Result<Data<'a>> {
         26 => Data::Date(cur.array()?),
         27 => Data::Time(cur.array()?),
         255 => Data::DontCare,
-        _ => {
-            return Err(DecodeError::new(
-                ErrorKind::UnknownDataType { tag },
-                at,
-            ))
-        }
+        _ => return Err(DecodeError::new(ErrorKind::UnknownDataType { tag }, at)),
     })
 }
 
@@ -179,7 +174,10 @@ mod tests {
 
     #[test]
     fn scalars() {
-        assert_eq!(one(&[0x06, 0, 0, 0x32, 0x89]), Ok(Data::DoubleLongUnsigned(12937)));
+        assert_eq!(
+            one(&[0x06, 0, 0, 0x32, 0x89]),
+            Ok(Data::DoubleLongUnsigned(12937))
+        );
         assert_eq!(one(&[0x12, 0x09, 0x21]), Ok(Data::LongUnsigned(2337)));
         assert_eq!(one(&[0x10, 0xFC, 0x18]), Ok(Data::Long(-1000)));
         assert_eq!(one(&[0x0F, 0xFD]), Ok(Data::Integer(-3)));

@@ -136,11 +136,15 @@ mod tests {
     fn nist_gcm_test_cases_3_and_4() {
         let k = key("feffe9928665731c6d6a8f9467308308");
         let iv: [u8; 12] = h("cafebabefacedbaddecaf888").unwrap().try_into().unwrap();
-        let pt = h("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72\
-                    1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b391aafd255")
+        let pt = h(
+            "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72\
+                    1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b391aafd255",
+        )
         .unwrap();
-        let ct = h("42831ec2217774244b7221b784d0d49ce3aa212f2c02a4e035c17e2329aca12e\
-                    21d514b25466931c7d8f6a5aac84aa051ba30b396a0aac973d58e091473f5985")
+        let ct = h(
+            "42831ec2217774244b7221b784d0d49ce3aa212f2c02a4e035c17e2329aca12e\
+                    21d514b25466931c7d8f6a5aac84aa051ba30b396a0aac973d58e091473f5985",
+        )
         .unwrap();
         // Test case 3: no AAD.
         let mut buf = pt.clone();

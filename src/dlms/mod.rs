@@ -108,9 +108,9 @@ pub fn decode_apdu(apdu: &[u8], map: &OffsetMap, keys: &Keys) -> Result<Reading>
                     let (first, rest) = aad.split_at_mut(1);
                     first.copy_from_slice(&[sc]);
                     rest.copy_from_slice(auth_key.as_bytes());
-                    cipher::decrypt_tagged(key, &iv, &aad, &mut plaintext, tag).map_err(|kind| {
-                        DecodeError::new(kind, map.to_input(header.ciphertext_end))
-                    })?;
+                    cipher::decrypt_tagged(key, &iv, &aad, &mut plaintext, tag).map_err(
+                        |kind| DecodeError::new(kind, map.to_input(header.ciphertext_end)),
+                    )?;
                 }
                 None => cipher::decrypt_untagged(key, &iv, &mut plaintext),
             }

@@ -203,9 +203,10 @@ fn convert(data: &Data<'_>, scaler: i8, obis: Option<&Obis>) -> Value {
         Data::Array(ref items) | Data::Structure(ref items) => {
             Value::List(items.iter().map(|d| convert(d, 0, None)).collect())
         }
-        Data::BitString(_, b) | Data::OctetString(b) | Data::VisibleString(b) | Data::Utf8String(b) => {
-            Value::Text(printable(b).unwrap_or_else(|| hex::encode(b)))
-        }
+        Data::BitString(_, b)
+        | Data::OctetString(b)
+        | Data::VisibleString(b)
+        | Data::Utf8String(b) => Value::Text(printable(b).unwrap_or_else(|| hex::encode(b))),
         Data::Date(b) => Value::Text(hex::encode(&b)),
         Data::Time(b) => Value::Text(hex::encode(&b)),
         Data::DateTime(b) => Value::Text(hex::encode(&b)),
@@ -260,7 +261,9 @@ impl<'d, 'a> Collector<'d, 'a> {
         let mut i = 0;
         while let Some(item) = items.get(i) {
             if let Data::Structure(inner) = item {
-                if let (Some(obis), Some(value), 2..=3) = (obis_of(inner.first()), inner.get(1), inner.len()) {
+                if let (Some(obis), Some(value), 2..=3) =
+                    (obis_of(inner.first()), inner.get(1), inner.len())
+                {
                     self.push(obis, value, scaler_unit(inner.get(2)));
                     i += 1;
                     continue;
@@ -302,7 +305,8 @@ pub fn build(
             }
         }
         let is_text = data.as_bytes().and_then(printable).is_some();
-        if is_text && c.labelled.get(&Obis::METER_SERIAL).is_none()
+        if is_text
+            && c.labelled.get(&Obis::METER_SERIAL).is_none()
             && !inferred.iter().any(|(o, _)| *o == Obis::METER_SERIAL)
         {
             inferred.push((Obis::METER_SERIAL, data));

@@ -117,7 +117,10 @@ pub fn parse(apdu: &[u8]) -> Result<GloCiphered> {
     let frame_counter = cur.u32_be()?;
     let ciphertext_start = cur.position();
     let (ciphertext_end, tag) = if security_control.authenticated() {
-        let end = apdu.len().checked_sub(TAG_LEN).filter(|e| *e >= ciphertext_start);
+        let end = apdu
+            .len()
+            .checked_sub(TAG_LEN)
+            .filter(|e| *e >= ciphertext_start);
         let Some(end) = end else {
             return Err(cur.error(ErrorKind::Truncated {
                 needed: TAG_LEN - cur.remaining(),

@@ -152,7 +152,13 @@ mod tests {
         let mut swapped = wire[first_len..].to_vec();
         swapped.extend_from_slice(&wire[..first_len]);
         let e = reassemble(&swapped).unwrap_err();
-        assert_eq!(e.kind, ErrorKind::SegmentOutOfOrder { expected: 0, found: 1 });
+        assert_eq!(
+            e.kind,
+            ErrorKind::SegmentOutOfOrder {
+                expected: 0,
+                found: 1
+            }
+        );
         assert_eq!(e.offset, 6);
     }
 
@@ -160,6 +166,9 @@ mod tests {
     fn rejects_other_ci_fields() {
         let wire = LongFrame::emit(&[0x08, 0x01, 0x72, 0, 0]);
         let e = reassemble(&wire).unwrap_err();
-        assert_eq!(e, DecodeError::new(ErrorKind::NotDlmsTransport { ci: 0x72 }, 6));
+        assert_eq!(
+            e,
+            DecodeError::new(ErrorKind::NotDlmsTransport { ci: 0x72 }, 6)
+        );
     }
 }

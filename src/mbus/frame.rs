@@ -123,7 +123,10 @@ impl<'a> LongFrame<'a> {
         for at in [field::START1, field::START2] {
             let found = header.get(at).copied().unwrap_or(0);
             if found != START {
-                return Err(DecodeError::new(ErrorKind::InvalidStart { found }, base + at));
+                return Err(DecodeError::new(
+                    ErrorKind::InvalidStart { found },
+                    base + at,
+                ));
             }
         }
         let first = header.get(field::L1).copied().unwrap_or(0);
@@ -210,8 +213,8 @@ mod tests {
 
     // Second frame of the Netz NÖ documentation example (Kaifa MA309M).
     static FRAME: [u8; 26] = [
-        0x68, 0x14, 0x14, 0x68, 0x53, 0xFF, 0x11, 0x01, 0x67, 0xFC, 0x5A, 0x0C, 0xA2, 0x40,
-        0x0D, 0xEF, 0xE0, 0xE5, 0xE4, 0x0C, 0x79, 0x35, 0x08, 0x3B, 0x00, 0x16,
+        0x68, 0x14, 0x14, 0x68, 0x53, 0xFF, 0x11, 0x01, 0x67, 0xFC, 0x5A, 0x0C, 0xA2, 0x40, 0x0D,
+        0xEF, 0xE0, 0xE5, 0xE4, 0x0C, 0x79, 0x35, 0x08, 0x3B, 0x00, 0x16,
     ];
 
     fn fixed(mut f: Vec<u8>) -> Vec<u8> {

@@ -31,13 +31,14 @@ pub fn input<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [u8]>> {
             )),
         };
     }
-    owned(obj).ok_or_else(|| {
-        PyTypeError::new_err(format!(
-            "expected bytes, bytearray, memoryview or a hex string, not {}",
-            type_name(obj)
-        ))
-    })?
-    .map(Cow::Owned)
+    owned(obj)
+        .ok_or_else(|| {
+            PyTypeError::new_err(format!(
+                "expected bytes, bytearray, memoryview or a hex string, not {}",
+                type_name(obj)
+            ))
+        })?
+        .map(Cow::Owned)
 }
 
 fn type_name(obj: &Bound<'_, PyAny>) -> String {

@@ -25,7 +25,12 @@ impl Decoder {
     }
 
     /// Decodes one telegram into a dict (see the stub for its shape).
-    fn decode<'py>(&self, py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    #[pyo3(signature = (data, /))]
+    fn decode<'py>(
+        &self,
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let bytes = convert::input(data)?;
         let reading = dlms::decode(&bytes, &self.keys).map_err(errors::to_py)?;
         pythonize::pythonize(py, &reading).map_err(PyErr::from)

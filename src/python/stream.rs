@@ -21,7 +21,12 @@ impl Deframer {
     }
 
     /// Feeds bytes; returns the telegrams completed by them.
-    fn feed<'py>(&mut self, py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+    #[pyo3(signature = (data, /))]
+    fn feed<'py>(
+        &mut self,
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+    ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
         let bytes = convert::input(data)?;
         self.inner.push(&bytes);
         let mut out = Vec::new();
