@@ -2,17 +2,16 @@
 
 from typing import final
 
-from typing_extensions import Self, disjoint_base
+from typing_extensions import Self
 
 from .types import DeframerStats, Reading
 
-__all__: list[str]
+__all__ = ["Decoder", "Deframer", "__version__"]
 __version__: str
 
 _Bytes = bytes | bytearray | memoryview | str
 
 @final
-@disjoint_base
 class Decoder:
     """Decodes DLMS push telegrams with the keys of one meter.
 
@@ -92,7 +91,6 @@ class Decoder:
         """Whether an authentication key is set."""
 
 @final
-@disjoint_base
 class Deframer:
     """Finds verified telegrams in a byte stream, whatever its chunking.
 
