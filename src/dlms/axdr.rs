@@ -13,14 +13,29 @@ use crate::error::{DecodeError, ErrorKind, Result};
 pub const MAX_DEPTH: usize = 16;
 
 /// One A-XDR value. Tags as in IEC 62056-6-2 Table 2 ("Data" CHOICE).
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Arrays and structures do not own their elements: a parsed value lives in a
+/// [`Tree`], a flat pre-order list of nodes (one allocation for a whole
+/// notification), where `len` is the number of elements and `span` the number of
+/// nodes below. Walk them with [`NodeRef::children`].
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Data<'a> {
     /// `0` null-data.
     Null,
-    /// `1` array.
-    Array(Vec<Data<'a>>),
-    /// `2` structure.
-    Structure(Vec<Data<'a>>),
+    /// `1` array of `len` elements, `span` nodes below it.
+    Array {
+        /// Number of elements.
+        len: usize,
+        /// Number of nodes below (elements and their descendants).
+        span: usize,
+    },
+    /// `2` structure of `len` elements, `span` nodes below it.
+    Structure {
+        /// Number of elements.
+        len: usize,
+        /// Number of nodes below (elements and their descendants).
+        span: usize,
+    },
     /// `3` boolean.
     Boolean(bool),
     /// `4` bit-string: the number of bits and the bytes holding them.
@@ -56,11 +71,11 @@ pub enum Data<'a> {
     /// `24` float64.
     Float64(f64),
     /// `25` date-time (12 bytes).
-    DateTime([u8; 12]),
+    DateTime(&'a [u8]),
     /// `26` date (5 bytes).
-    Date([u8; 5]),
+    Date(&'a [u8]),
     /// `27` time (4 bytes).
-    Time([u8; 4]),
+    Time(&'a [u8]),
     /// `255` don't-care.
     DontCare,
 }
@@ -90,21 +105,121 @@ impl Data<'_> {
             _ => None,
         }
     }
+
+    /// Number of nodes below this one in its [`Tree`].
+    fn span(&self) -> usize {
+        match *self {
+            Data::Array { span, .. } | Data::Structure { span, .. } => span,
+            _ => 0,
+        }
+    }
 }
 
-/// Parses one value at the cursor.
+/// A parsed A-XDR value and everything below it, in pre-order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tree<'a> {
+    nodes: Vec<Data<'a>>,
+}
+
+/// A node of a [`Tree`].
+#[derive(Debug, Clone, Copy)]
+pub struct NodeRef<'t, 'a> {
+    nodes: &'t [Data<'a>],
+    index: usize,
+}
+
+impl<'a> Tree<'a> {
+    /// The root value (`None` only for an empty tree, which [`parse`] never returns).
+    pub fn root(&self) -> Option<NodeRef<'_, 'a>> {
+        (!self.nodes.is_empty()).then_some(NodeRef {
+            nodes: &self.nodes,
+            index: 0,
+        })
+    }
+
+    /// All nodes in pre-order.
+    pub fn nodes(&self) -> &[Data<'a>] {
+        &self.nodes
+    }
+}
+
+impl<'t, 'a> NodeRef<'t, 'a> {
+    /// The value of this node (for arrays and structures: their length).
+    pub fn data(&self) -> &'t Data<'a> {
+        self.nodes.get(self.index).unwrap_or(&Data::Null)
+    }
+
+    /// The elements of an array or structure (empty for other values).
+    pub fn children(&self) -> Children<'t, 'a> {
+        let len = match *self.data() {
+            Data::Array { len, .. } | Data::Structure { len, .. } => len,
+            _ => 0,
+        };
+        Children {
+            nodes: self.nodes,
+            next: self.index + 1,
+            left: len,
+        }
+    }
+
+    /// The elements of a structure, or `None` for any other value.
+    pub fn structure(&self) -> Option<Children<'t, 'a>> {
+        matches!(self.data(), Data::Structure { .. }).then(|| self.children())
+    }
+}
+
+/// Iterator over the elements of an array or structure.
+#[derive(Debug, Clone)]
+pub struct Children<'t, 'a> {
+    nodes: &'t [Data<'a>],
+    next: usize,
+    left: usize,
+}
+
+impl<'t, 'a> Iterator for Children<'t, 'a> {
+    type Item = NodeRef<'t, 'a>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        let node = self.nodes.get(self.next)?;
+        let item = NodeRef {
+            nodes: self.nodes,
+            index: self.next,
+        };
+        self.next += 1 + node.span();
+        self.left -= 1;
+        Some(item)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for Children<'_, '_> {
+    fn len(&self) -> usize {
+        self.left
+    }
+}
+
+/// Parses one value (with all its elements) at the cursor.
 ///
 /// # Errors
 /// [`ErrorKind::UnknownDataType`], [`ErrorKind::NestingTooDeep`],
 /// [`ErrorKind::InvalidLength`], [`ErrorKind::Truncated`].
-pub fn parse<'a>(cur: &mut Cursor<'a>) -> Result<Data<'a>> {
-    parse_at_depth(cur, 0)
+pub fn parse<'a>(cur: &mut Cursor<'a>) -> Result<Tree<'a>> {
+    // Every node takes at least one byte, so this never over-reserves.
+    let mut nodes = Vec::with_capacity(cur.remaining() / 2 + 1);
+    parse_into(cur, &mut nodes, 0)?;
+    Ok(Tree { nodes })
 }
 
-fn parse_at_depth<'a>(cur: &mut Cursor<'a>, depth: usize) -> Result<Data<'a>> {
+fn parse_into<'a>(cur: &mut Cursor<'a>, nodes: &mut Vec<Data<'a>>, depth: usize) -> Result<()> {
     let at = cur.offset();
     let tag = cur.u8()?;
-    Ok(match tag {
+    let data = match tag {
         0 => Data::Null,
         1 | 2 => {
             if depth >= MAX_DEPTH {
@@ -113,23 +228,26 @@ fn parse_at_depth<'a>(cur: &mut Cursor<'a>, depth: usize) -> Result<Data<'a>> {
                     at,
                 ));
             }
-            let count = cur.ber_length()?;
-            // Every element takes at least one byte: never reserve more than that.
-            let mut items = Vec::with_capacity(count.min(cur.remaining()));
-            for _ in 0..count {
-                items.push(parse_at_depth(cur, depth + 1)?);
+            let len = cur.ber_length()?;
+            let index = nodes.len();
+            nodes.push(Data::Null);
+            for _ in 0..len {
+                parse_into(cur, nodes, depth + 1)?;
             }
-            if tag == 1 {
-                Data::Array(items)
-            } else {
-                Data::Structure(items)
+            let span = nodes.len() - index - 1;
+            if let Some(slot) = nodes.get_mut(index) {
+                *slot = if tag == 1 {
+                    Data::Array { len, span }
+                } else {
+                    Data::Structure { len, span }
+                };
             }
+            return Ok(());
         }
         3 => Data::Boolean(cur.u8()? != 0),
         4 => {
             let bits = cur.ber_length()?;
-            let bytes = bits.div_ceil(8);
-            Data::BitString(bits, cur.take(bytes)?)
+            Data::BitString(bits, cur.take(bits.div_ceil(8))?)
         }
         5 => Data::DoubleLong(cur.u32_be()? as i32),
         6 => Data::DoubleLongUnsigned(cur.u32_be()?),
@@ -152,12 +270,14 @@ fn parse_at_depth<'a>(cur: &mut Cursor<'a>, depth: usize) -> Result<Data<'a>> {
         22 => Data::Enum(cur.u8()?),
         23 => Data::Float32(f32::from_bits(cur.u32_be()?)),
         24 => Data::Float64(f64::from_bits(cur.u64_be()?)),
-        25 => Data::DateTime(cur.array()?),
-        26 => Data::Date(cur.array()?),
-        27 => Data::Time(cur.array()?),
+        25 => Data::DateTime(cur.take(12)?),
+        26 => Data::Date(cur.take(5)?),
+        27 => Data::Time(cur.take(4)?),
         255 => Data::DontCare,
         _ => return Err(DecodeError::new(ErrorKind::UnknownDataType { tag }, at)),
-    })
+    };
+    nodes.push(data);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -166,10 +286,15 @@ mod tests {
     use super::*;
 
     fn one(bytes: &[u8]) -> Result<Data<'_>> {
+        let tree = all(bytes)?;
+        Ok(*tree.root().unwrap().data())
+    }
+
+    fn all(bytes: &[u8]) -> Result<Tree<'_>> {
         let mut c = Cursor::new(bytes, 0);
-        let d = parse(&mut c)?;
+        let t = parse(&mut c)?;
         assert_eq!(c.remaining(), 0, "unconsumed bytes");
-        Ok(d)
+        Ok(t)
     }
 
     #[test]
@@ -187,11 +312,23 @@ mod tests {
     }
 
     #[test]
-    fn scaler_unit_structure() {
-        assert_eq!(
-            one(&[0x02, 0x02, 0x0F, 0xFF, 0x16, 0x23]),
-            Ok(Data::Structure(vec![Data::Integer(-1), Data::Enum(35)]))
-        );
+    fn nested_structures_walk_in_order() {
+        // {{-1, V}, [u16 2337], true}
+        let bytes = [
+            0x02, 0x03, 0x02, 0x02, 0x0F, 0xFF, 0x16, 0x23, 0x01, 0x01, 0x12, 0x09, 0x21, 0x03,
+            0x01,
+        ];
+        let tree = all(&bytes).unwrap();
+        let root = tree.root().unwrap();
+        assert_eq!(*root.data(), Data::Structure { len: 3, span: 6 });
+        let items: Vec<_> = root.children().collect();
+        assert_eq!(items.len(), 3);
+        let su: Vec<Data<'_>> = items[0].structure().unwrap().map(|n| *n.data()).collect();
+        assert_eq!(su, [Data::Integer(-1), Data::Enum(35)]);
+        let arr: Vec<Data<'_>> = items[1].children().map(|n| *n.data()).collect();
+        assert_eq!(arr, [Data::LongUnsigned(2337)]);
+        assert!(items[1].structure().is_none());
+        assert_eq!(*items[2].data(), Data::Boolean(true));
     }
 
     #[test]

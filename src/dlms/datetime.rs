@@ -73,7 +73,7 @@ impl DateTime {
 
     /// Whether year, month, day, hour, minute and second are all specified and in range.
     pub fn is_complete(&self) -> bool {
-        self.year != 0xFFFF
+        self.year <= 9999
             && (1..=12).contains(&self.month)
             && (1..=31).contains(&self.day)
             && self.hour < 24
@@ -98,17 +98,35 @@ impl DateTime {
         if !self.is_complete() {
             return None;
         }
-        let mut s = format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-            self.year, self.month, self.day, self.hour, self.minute, self.second
-        );
+        // Written digit by digit: this runs for every reading.
+        fn two(s: &mut String, n: u32) {
+            s.push(char::from(b'0' + (n / 10 % 10) as u8));
+            s.push(char::from(b'0' + (n % 10) as u8));
+        }
+        let mut s = String::with_capacity(28);
+        let year = u32::from(self.year);
+        two(&mut s, year / 100);
+        two(&mut s, year);
+        for (sep, n) in [
+            ('-', self.month),
+            ('-', self.day),
+            ('T', self.hour),
+            (':', self.minute),
+            (':', self.second),
+        ] {
+            s.push(sep);
+            two(&mut s, n.into());
+        }
         if self.hundredths != 0 && self.hundredths < 100 {
-            s.push_str(&format!(".{:02}", self.hundredths));
+            s.push('.');
+            two(&mut s, self.hundredths.into());
         }
         if let Some(offset) = self.utc_offset_minutes() {
-            let sign = if offset < 0 { '-' } else { '+' };
+            s.push(if offset < 0 { '-' } else { '+' });
             let abs = offset.unsigned_abs();
-            s.push_str(&format!("{sign}{:02}:{:02}", abs / 60, abs % 60));
+            two(&mut s, abs / 60);
+            s.push(':');
+            two(&mut s, abs % 60);
         }
         Some(s)
     }

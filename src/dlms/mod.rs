@@ -74,29 +74,30 @@ pub fn decode(input: &[u8], keys: &Keys) -> Result<Reading> {
             return Err(DecodeError::new(ErrorKind::UnknownFraming { found }, 0));
         }
     };
-    decode_apdu(&apdu, &map, keys)
+    decode_apdu(apdu, &map, keys)
 }
 
 /// Decodes an APDU whose bytes came from the input as `map` says.
-pub fn decode_apdu(apdu: &[u8], map: &OffsetMap, keys: &Keys) -> Result<Reading> {
+pub fn decode_apdu(apdu: Cow<'_, [u8]>, map: &OffsetMap, keys: &Keys) -> Result<Reading> {
     let at = |e: DecodeError| DecodeError::new(e.kind, map.to_input(e.offset));
     match apdu.first() {
         Some(&notification::TAG) => {
-            let n = notification::parse(apdu).map_err(at)?;
+            let n = notification::parse(&apdu).map_err(at)?;
             Ok(reading::build(&n.body, n.date_time.as_ref(), None, None))
         }
         _ => {
-            let header = security::parse(apdu).map_err(at)?;
+            let header = security::parse(&apdu).map_err(at)?;
             let key = keys
                 .key
                 .as_ref()
                 .ok_or_else(|| DecodeError::new(ErrorKind::MissingKey, map.to_input(0)))?;
             let iv = cipher::iv(&header.system_title, header.frame_counter);
             let ct_at = map.to_input(header.ciphertext_start);
-            let mut plaintext = apdu
-                .get(header.ciphertext_start..header.ciphertext_end)
-                .unwrap_or(&[])
-                .to_vec();
+            // Decrypt in place: the reassembled APDU is ours already (no copy).
+            let mut apdu = apdu.into_owned();
+            let plaintext = apdu
+                .get_mut(header.ciphertext_start..header.ciphertext_end)
+                .unwrap_or_default();
             let sc = header.security_control.0;
             match &header.tag {
                 Some(tag) => {
@@ -108,14 +109,14 @@ pub fn decode_apdu(apdu: &[u8], map: &OffsetMap, keys: &Keys) -> Result<Reading>
                     let (first, rest) = aad.split_at_mut(1);
                     first.copy_from_slice(&[sc]);
                     rest.copy_from_slice(auth_key.as_bytes());
-                    cipher::decrypt_tagged(key, &iv, &aad, &mut plaintext, tag).map_err(
-                        |kind| DecodeError::new(kind, map.to_input(header.ciphertext_end)),
-                    )?;
+                    cipher::decrypt_tagged(key, &iv, &aad, plaintext, tag).map_err(|kind| {
+                        DecodeError::new(kind, map.to_input(header.ciphertext_end))
+                    })?;
                 }
-                None => cipher::decrypt_untagged(key, &iv, &mut plaintext),
+                None => cipher::decrypt_untagged(key, &iv, plaintext),
             }
             let to_input = |pt_offset: usize| map.to_input(header.ciphertext_start + pt_offset);
-            let n = match notification::parse(&plaintext) {
+            let n = match notification::parse(plaintext) {
                 Ok(n) => n,
                 // Authenticated plaintext that does not parse is an APDU error…
                 Err(e) if header.tag.is_some() => {

@@ -4,7 +4,7 @@
 //! 0F | long-invoke-id-and-priority (4) | date-time (00 = absent, or 0C + 12 bytes) | notification-body (A-XDR Data)
 //! ```
 
-use super::axdr::{self, Data};
+use super::axdr::{self, Tree};
 use super::datetime::DateTime;
 use crate::cursor::Cursor;
 use crate::error::{DecodeError, ErrorKind, Result};
@@ -20,7 +20,7 @@ pub struct DataNotification<'a> {
     /// The optional notification time.
     pub date_time: Option<DateTime>,
     /// The notification body.
-    pub body: Data<'a>,
+    pub body: Tree<'a>,
 }
 
 /// Parses a whole data-notification APDU; offsets in errors are relative to `apdu`.

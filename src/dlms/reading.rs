@@ -21,7 +21,7 @@
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
-use super::axdr::Data;
+use super::axdr::{Children, Data, NodeRef, Tree};
 use super::datetime::DateTime;
 use super::obis::{unit_symbol, Obis};
 use crate::hex;
@@ -48,6 +48,9 @@ pub enum Value {
 
 impl Value {
     fn scaled(raw: i128, scaler: i8) -> Value {
+        if let (0, Ok(v)) = (scaler, i64::try_from(raw)) {
+            return Value::Int(v);
+        }
         if scaler < 0 {
             // Division by an exact power of ten rounds correctly (233.7, not 233.70000000000002).
             return Value::Float(raw as f64 / 10f64.powi(-i32::from(scaler)));
@@ -82,6 +85,9 @@ pub struct ObisValue {
     pub value: Value,
     /// The unit symbol (`"Wh"`, `"W"`, `"V"`, `"A"`, …), `None` when dimensionless.
     pub unit: Option<&'static str>,
+    /// The COSEM unit enumeration value (255 = none).
+    #[serde(skip)]
+    pub unit_code: u8,
 }
 
 /// The values of a reading by OBIS code, in the order the meter sent them.
@@ -176,9 +182,8 @@ fn printable(bytes: &[u8]) -> Option<String> {
 }
 
 fn date_time_of(data: &Data<'_>) -> Option<DateTime> {
-    let bytes: &[u8] = match data {
-        Data::OctetString(b) => b,
-        Data::DateTime(b) => b,
+    let bytes = match *data {
+        Data::OctetString(b) | Data::DateTime(b) => b,
         _ => return None,
     };
     let arr = <&[u8; 12]>::try_from(bytes).ok()?;
@@ -186,11 +191,10 @@ fn date_time_of(data: &Data<'_>) -> Option<DateTime> {
     dt.is_complete().then_some(dt)
 }
 
-fn convert(data: &Data<'_>, scaler: i8, obis: Option<&Obis>) -> Value {
-    if let Some(dt) = date_time_of(data) {
-        if let Some(s) = dt.iso8601() {
-            return Value::Text(s);
-        }
+fn convert(node: NodeRef<'_, '_>, scaler: i8, obis: Option<&Obis>) -> Value {
+    let data = node.data();
+    if let Some(s) = date_time_of(data).and_then(|dt| dt.iso8601()) {
+        return Value::Text(s);
     }
     match *data {
         Data::LongUnsigned(v) if obis.is_some_and(is_power_factor) => {
@@ -200,16 +204,14 @@ fn convert(data: &Data<'_>, scaler: i8, obis: Option<&Obis>) -> Value {
         Data::Float32(v) => Value::Float(f64::from(v) * 10f64.powi(scaler.into())),
         Data::Float64(v) => Value::Float(v * 10f64.powi(scaler.into())),
         Data::Null | Data::DontCare => Value::Null,
-        Data::Array(ref items) | Data::Structure(ref items) => {
-            Value::List(items.iter().map(|d| convert(d, 0, None)).collect())
+        Data::Array { .. } | Data::Structure { .. } => {
+            Value::List(node.children().map(|n| convert(n, 0, None)).collect())
         }
         Data::BitString(_, b)
         | Data::OctetString(b)
         | Data::VisibleString(b)
         | Data::Utf8String(b) => Value::Text(printable(b).unwrap_or_else(|| hex::encode(b))),
-        Data::Date(b) => Value::Text(hex::encode(&b)),
-        Data::Time(b) => Value::Text(hex::encode(&b)),
-        Data::DateTime(b) => Value::Text(hex::encode(&b)),
+        Data::Date(b) | Data::Time(b) | Data::DateTime(b) => Value::Text(hex::encode(b)),
         ref other => other
             .as_i128()
             .map_or(Value::Null, |raw| Value::scaled(raw, scaler)),
@@ -217,18 +219,19 @@ fn convert(data: &Data<'_>, scaler: i8, obis: Option<&Obis>) -> Value {
 }
 
 /// `{integer scaler, enum unit}`.
-fn scaler_unit(data: Option<&Data<'_>>) -> Option<(i8, u8)> {
-    match data? {
-        Data::Structure(items) => match items.as_slice() {
-            [Data::Integer(s), Data::Enum(u)] => Some((*s, *u)),
-            _ => None,
-        },
+fn scaler_unit(node: Option<NodeRef<'_, '_>>) -> Option<(i8, u8)> {
+    let mut items = node?.structure()?;
+    if items.len() != 2 {
+        return None;
+    }
+    match (items.next()?.data(), items.next()?.data()) {
+        (Data::Integer(s), Data::Enum(u)) => Some((*s, *u)),
         _ => None,
     }
 }
 
-fn obis_of(data: Option<&Data<'_>>) -> Option<Obis> {
-    match data? {
+fn obis_of(node: Option<NodeRef<'_, '_>>) -> Option<Obis> {
+    match node?.data() {
         Data::OctetString(b) => Obis::from_slice(b),
         _ => None,
     }
@@ -236,47 +239,65 @@ fn obis_of(data: Option<&Data<'_>>) -> Option<Obis> {
 
 /// Builder collecting the values of a notification body.
 #[derive(Default)]
-struct Collector<'d, 'a> {
+struct Collector<'t, 'a> {
     labelled: ObisMap,
     clock: Option<DateTime>,
-    unlabelled: Vec<&'d Data<'a>>,
+    unlabelled: Vec<NodeRef<'t, 'a>>,
 }
 
-impl<'d, 'a> Collector<'d, 'a> {
-    fn push(&mut self, obis: Obis, value: &'d Data<'a>, su: Option<(i8, u8)>) {
+impl<'t, 'a> Collector<'t, 'a> {
+    fn push(&mut self, obis: Obis, value: NodeRef<'t, 'a>, su: Option<(i8, u8)>) {
         let (scaler, unit) = su.unwrap_or((0, 255));
         if obis == Obis::CLOCK && self.clock.is_none() {
-            self.clock = date_time_of(value);
+            self.clock = date_time_of(value.data());
         }
         self.labelled.0.push((
             obis,
             ObisValue {
                 value: convert(value, scaler, Some(&obis)),
                 unit: unit_symbol(unit),
+                unit_code: unit,
             },
         ));
     }
 
-    fn walk(&mut self, items: &'d [Data<'a>]) {
-        let mut i = 0;
-        while let Some(item) = items.get(i) {
-            if let Data::Structure(inner) = item {
-                if let (Some(obis), Some(value), 2..=3) =
-                    (obis_of(inner.first()), inner.get(1), inner.len())
-                {
-                    self.push(obis, value, scaler_unit(inner.get(2)));
-                    i += 1;
+    /// `{OBIS, value[, {scaler, unit}]}` as one nested structure.
+    fn nested(&mut self, item: NodeRef<'t, 'a>) -> bool {
+        let Some(mut inner) = item.structure() else {
+            return false;
+        };
+        if !(2..=3).contains(&inner.len()) {
+            return false;
+        }
+        let Some(obis) = obis_of(inner.next()) else {
+            return false;
+        };
+        let Some(value) = inner.next() else {
+            return false;
+        };
+        self.push(obis, value, scaler_unit(inner.next()));
+        true
+    }
+
+    fn walk(&mut self, mut items: Children<'t, 'a>) {
+        while let Some(item) = items.next() {
+            if self.nested(item) {
+                continue;
+            }
+            // Flat: OBIS, value[, {scaler, unit}] as consecutive elements.
+            if let Some(obis) = obis_of(Some(item)) {
+                let mut look = items.clone();
+                if let Some(value) = look.next() {
+                    let su = scaler_unit(look.clone().next());
+                    if su.is_some() {
+                        look.next();
+                    }
+                    items = look;
+                    self.push(obis, value, su);
                     continue;
                 }
             }
-            if let (Some(obis), Some(value)) = (obis_of(Some(item)), items.get(i + 1)) {
-                let su = scaler_unit(items.get(i + 2));
-                self.push(obis, value, su);
-                i += if su.is_some() { 3 } else { 2 };
-                continue;
-            }
             self.unlabelled.push(item);
-            i += 1;
         }
     }
 }
@@ -284,77 +305,107 @@ impl<'d, 'a> Collector<'d, 'a> {
 /// Builds the reading of a notification `body`; `notification_time` is used as
 /// the timestamp when the body carries no clock.
 pub fn build(
-    body: &Data<'_>,
+    body: &Tree<'_>,
     notification_time: Option<&DateTime>,
     system_title: Option<[u8; 8]>,
     frame_counter: Option<u32>,
 ) -> Reading {
-    let mut c = Collector::default();
-    match body {
-        Data::Structure(items) | Data::Array(items) => c.walk(items),
-        other => c.unlabelled.push(other),
+    let mut c = Collector {
+        labelled: ObisMap(Vec::with_capacity(16)),
+        ..Collector::default()
+    };
+    if let Some(root) = body.root() {
+        match root.data() {
+            Data::Structure { .. } | Data::Array { .. } => c.walk(root.children()),
+            _ => c.unlabelled.push(root),
+        }
     }
     // Elements without OBIS code whose role is unambiguous (Netz NÖ flat layout).
     let mut inferred = Vec::new();
-    for data in std::mem::take(&mut c.unlabelled) {
+    for node in std::mem::take(&mut c.unlabelled) {
+        let data = node.data();
         if c.clock.is_none() {
             if let Some(dt) = date_time_of(data) {
                 c.clock = Some(dt);
-                inferred.push((Obis::CLOCK, data));
+                inferred.push((Obis::CLOCK, node));
                 continue;
             }
         }
-        let is_text = data.as_bytes().and_then(printable).is_some();
+        let is_text = data
+            .as_bytes()
+            .is_some_and(|b| !b.is_empty() && b.iter().all(|c| (0x20..0x7F).contains(c)));
         if is_text
             && c.labelled.get(&Obis::METER_SERIAL).is_none()
             && !inferred.iter().any(|(o, _)| *o == Obis::METER_SERIAL)
         {
-            inferred.push((Obis::METER_SERIAL, data));
+            inferred.push((Obis::METER_SERIAL, node));
         }
     }
     let mut obis = ObisMap(Vec::with_capacity(c.labelled.0.len() + inferred.len()));
-    for (code, data) in inferred {
+    for (code, node) in inferred {
         obis.0.push((
             code,
             ObisValue {
-                value: convert(data, 0, Some(&code)),
+                value: convert(node, 0, Some(&code)),
                 unit: None,
+                unit_code: 255,
             },
         ));
     }
     obis.0.append(&mut c.labelled.0);
 
     let clock = c.clock.or(notification_time.copied());
-    let field = |cde: (u8, u8, u8)| {
-        obis.0
-            .iter()
-            .find(|(o, _)| o.electricity_cde() == Some(cde))
-            .map(|(_, v)| v.value.clone())
-    };
-    let meter_number = obis.get(&Obis::METER_SERIAL).and_then(|v| match &v.value {
-        Value::Text(s) => Some(s.clone()),
-        _ => None,
-    });
-    Reading {
+    let mut r = Reading {
         protocol: "dlms",
         timestamp: clock.as_ref().and_then(DateTime::iso8601),
         lx_timestamp: clock.as_ref().and_then(DateTime::loxone_seconds),
-        meter_number,
-        active_power_plus: field((1, 7, 0)),
-        active_power_minus: field((2, 7, 0)),
-        active_energy_plus: field((1, 8, 0)),
-        active_energy_minus: field((2, 8, 0)),
-        reactive_energy_plus: field((3, 8, 0)),
-        reactive_energy_minus: field((4, 8, 0)),
-        voltage_l1: field((32, 7, 0)),
-        voltage_l2: field((52, 7, 0)),
-        voltage_l3: field((72, 7, 0)),
-        current_l1: field((31, 7, 0)),
-        current_l2: field((51, 7, 0)),
-        current_l3: field((71, 7, 0)),
-        power_factor: field((13, 7, 0)),
+        meter_number: None,
+        active_power_plus: None,
+        active_power_minus: None,
+        active_energy_plus: None,
+        active_energy_minus: None,
+        reactive_energy_plus: None,
+        reactive_energy_minus: None,
+        voltage_l1: None,
+        voltage_l2: None,
+        voltage_l3: None,
+        current_l1: None,
+        current_l2: None,
+        current_l3: None,
+        power_factor: None,
         system_title,
         frame_counter,
-        obis,
+        obis: ObisMap::default(),
+    };
+    // One pass; the first value of each quantity wins (any channel B).
+    for (code, v) in &obis.0 {
+        let slot = match code.electricity_cde() {
+            Some((1, 7, 0)) => &mut r.active_power_plus,
+            Some((2, 7, 0)) => &mut r.active_power_minus,
+            Some((1, 8, 0)) => &mut r.active_energy_plus,
+            Some((2, 8, 0)) => &mut r.active_energy_minus,
+            Some((3, 8, 0)) => &mut r.reactive_energy_plus,
+            Some((4, 8, 0)) => &mut r.reactive_energy_minus,
+            Some((32, 7, 0)) => &mut r.voltage_l1,
+            Some((52, 7, 0)) => &mut r.voltage_l2,
+            Some((72, 7, 0)) => &mut r.voltage_l3,
+            Some((31, 7, 0)) => &mut r.current_l1,
+            Some((51, 7, 0)) => &mut r.current_l2,
+            Some((71, 7, 0)) => &mut r.current_l3,
+            Some((13, 7, 0)) => &mut r.power_factor,
+            _ => {
+                if *code == Obis::METER_SERIAL && r.meter_number.is_none() {
+                    if let Value::Text(s) = &v.value {
+                        r.meter_number = Some(s.clone());
+                    }
+                }
+                continue;
+            }
+        };
+        if slot.is_none() {
+            *slot = Some(v.value.clone());
+        }
     }
+    r.obis = obis;
+    r
 }

@@ -2,7 +2,7 @@
 
 use pyo3::prelude::*;
 
-use super::{convert, errors};
+use super::{convert, errors, reading};
 use crate::dlms::{self, Keys};
 
 /// Decodes telegrams with the keys of one meter. See `mbuspico/_core.pyi`.
@@ -33,7 +33,7 @@ impl Decoder {
     ) -> PyResult<Bound<'py, PyAny>> {
         let bytes = convert::input(data)?;
         let reading = dlms::decode(&bytes, &self.keys).map_err(errors::to_py)?;
-        pythonize::pythonize(py, &reading).map_err(PyErr::from)
+        Ok(reading::to_dict(py, &reading)?.into_any())
     }
 
     /// Whether an encryption key is set.

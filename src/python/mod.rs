@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 mod convert;
 mod decoder;
 mod errors;
+mod reading;
 mod stream;
 
 /// The native core of mbuspico. Use the public package `mbuspico` instead.

@@ -1,0 +1,118 @@
+//! `Reading` → `dict`, written by hand for speed.
+//!
+//! pythonize would create every key string anew on each decode; here the field
+//! names are interned once, and OBIS-code keys and unit symbols are cached, so a
+//! decode builds only the values. The shape is the serde one (`Reading`'s
+//! `Serialize`), which `tests/test_dlms.py` checks through the public API.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyList, PyString};
+use pyo3::{intern, IntoPyObjectExt};
+
+use crate::dlms::obis::{unit_symbol, Obis};
+use crate::dlms::reading::{Reading, Value};
+use crate::hex;
+
+/// Most OBIS codes kept as ready-made key strings; beyond that keys are made per call.
+const OBIS_CACHE_LIMIT: usize = 4096;
+
+static UNITS: PyOnceLock<Vec<Option<Py<PyString>>>> = PyOnceLock::new();
+static OBIS_KEYS: PyOnceLock<Mutex<HashMap<Obis, Py<PyString>>>> = PyOnceLock::new();
+
+fn unit<'py>(py: Python<'py>, code: u8) -> Bound<'py, PyAny> {
+    let units = UNITS.get_or_init(py, || {
+        (0..=255u8)
+            .map(|c| unit_symbol(c).map(|s| PyString::intern(py, s).unbind()))
+            .collect()
+    });
+    match units.get(usize::from(code)) {
+        Some(Some(s)) => s.bind(py).clone().into_any(),
+        _ => py.None().into_bound(py),
+    }
+}
+
+fn obis_key<'py>(py: Python<'py>, code: &Obis) -> Bound<'py, PyString> {
+    let cache = OBIS_KEYS.get_or_init(py, || Mutex::new(HashMap::new()));
+    let Ok(mut map) = cache.lock() else {
+        return PyString::new(py, &code.to_string());
+    };
+    if let Some(s) = map.get(code) {
+        return s.bind(py).clone();
+    }
+    let s = PyString::new(py, &code.to_string());
+    if map.len() < OBIS_CACHE_LIMIT {
+        map.insert(*code, s.clone().unbind());
+    }
+    s
+}
+
+fn value<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
+    match v {
+        Value::Int(i) => i.into_bound_py_any(py),
+        Value::UInt(u) => u.into_bound_py_any(py),
+        Value::Float(f) => f.into_bound_py_any(py),
+        Value::Bool(b) => b.into_bound_py_any(py),
+        Value::Text(s) => s.into_bound_py_any(py),
+        Value::List(items) => {
+            let list = PyList::empty(py);
+            for item in items {
+                list.append(value(py, item)?)?;
+            }
+            Ok(list.into_any())
+        }
+        Value::Null => Ok(py.None().into_bound(py)),
+    }
+}
+
+fn optional<'py>(py: Python<'py>, v: &Option<Value>) -> PyResult<Bound<'py, PyAny>> {
+    match v {
+        Some(v) => value(py, v),
+        None => Ok(py.None().into_bound(py)),
+    }
+}
+
+/// The dict of a reading; keys as in `mbuspico.types.Reading`.
+pub fn to_dict<'py>(py: Python<'py>, r: &Reading) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item(intern!(py, "protocol"), intern!(py, "dlms"))?;
+    d.set_item(intern!(py, "timestamp"), r.timestamp.as_deref())?;
+    d.set_item(intern!(py, "lxTimestamp"), r.lx_timestamp)?;
+    d.set_item(intern!(py, "meterNumber"), r.meter_number.as_deref())?;
+    let fields = [
+        (intern!(py, "activePowerPlus"), &r.active_power_plus),
+        (intern!(py, "activePowerMinus"), &r.active_power_minus),
+        (intern!(py, "activeEnergyPlus"), &r.active_energy_plus),
+        (intern!(py, "activeEnergyMinus"), &r.active_energy_minus),
+        (intern!(py, "reactiveEnergyPlus"), &r.reactive_energy_plus),
+        (intern!(py, "reactiveEnergyMinus"), &r.reactive_energy_minus),
+        (intern!(py, "voltageL1"), &r.voltage_l1),
+        (intern!(py, "voltageL2"), &r.voltage_l2),
+        (intern!(py, "voltageL3"), &r.voltage_l3),
+        (intern!(py, "currentL1"), &r.current_l1),
+        (intern!(py, "currentL2"), &r.current_l2),
+        (intern!(py, "currentL3"), &r.current_l3),
+        (intern!(py, "powerFactor"), &r.power_factor),
+    ];
+    for (key, v) in fields {
+        d.set_item(key, optional(py, v)?)?;
+    }
+    d.set_item(
+        intern!(py, "systemTitle"),
+        r.system_title.as_ref().map(|t| hex::encode(t)),
+    )?;
+    d.set_item(intern!(py, "frameCounter"), r.frame_counter)?;
+    let obis = PyDict::new(py);
+    let (k_value, k_unit) = (intern!(py, "value"), intern!(py, "unit"));
+    for (code, v) in &r.obis.0 {
+        let entry = PyDict::new(py);
+        entry.set_item(k_value, value(py, &v.value)?)?;
+        entry.set_item(k_unit, unit(py, v.unit_code))?;
+        obis.set_item(obis_key(py, code), entry)?;
+    }
+    d.set_item(intern!(py, "obis"), obis)?;
+    Ok(d)
+}
