@@ -138,32 +138,36 @@ impl<'a> LongFrame<'a> {
             ));
         }
         let declared = usize::from(first);
-        let len = match verify(buf, declared, base) {
-            Ok(Some(())) if declared >= field::MIN_BODY => declared,
-            Ok(Some(())) => return Err(Self::too_short(declared, base)),
-            Ok(None) => {
-                return Err(DecodeError::new(
-                    ErrorKind::Truncated {
-                        needed: field::total(declared) - buf.len(),
-                    },
-                    base + buf.len(),
-                ))
-            }
-            // Sagemcom T210-D: the real body is 256 bytes longer than the L-field says.
-            Err(err) => match verify(buf, declared + 256, base) {
-                Ok(Some(())) => declared + 256,
-                // Not enough bytes to tell whether the longer frame verifies.
-                Ok(None) if declared < field::MIN_BODY => {
-                    return Err(DecodeError::new(
-                        ErrorKind::Truncated {
-                            needed: field::total(declared + 256) - buf.len(),
-                        },
-                        base + buf.len(),
-                    ))
-                }
-                _ => return Err(err),
-            },
+        let truncated = |len: usize| {
+            DecodeError::new(
+                ErrorKind::Truncated {
+                    needed: field::total(len) - buf.len(),
+                },
+                base + buf.len(),
+            )
         };
+        let plain = if declared >= field::MIN_BODY {
+            match verify(buf, declared, base) {
+                Ok(Some(())) => return Self::build(buf, declared, base),
+                Ok(None) => return Err(truncated(declared)),
+                Err(e) => e,
+            }
+        } else {
+            Self::too_short(declared, base)
+        };
+        // Sagemcom T210-D: the real body is 256 bytes longer than the L-field says.
+        // Only an L-field too small to be a frame waits for the longer body; a
+        // frame that failed its own checks is rejected unless the longer one
+        // verifies with the bytes already here.
+        match verify(buf, declared + 256, base) {
+            Ok(Some(())) => Self::build(buf, declared + 256, base),
+            Ok(None) if declared < field::MIN_BODY => Err(truncated(declared + 256)),
+            _ => Err(plain),
+        }
+    }
+
+    /// The frame view over a verified body of `len` bytes.
+    fn build(buf: &'a [u8], len: usize, base: usize) -> Result<Self> {
         let body = buf.get(field::body(len)).unwrap_or(&[]);
         let (&control, &address, &ci, data) = match body {
             [c, a, ci, data @ ..] => (c, a, ci, data),
@@ -259,6 +263,18 @@ mod tests {
         // Too short to decide: need the rest of the long body.
         let e = LongFrame::parse(&f[..100], 0).unwrap_err();
         assert!(matches!(e.kind, ErrorKind::Truncated { .. }), "{e}");
+    }
+
+    #[test]
+    fn sagemcom_body_whose_first_byte_looks_like_a_frame() {
+        // C = A = CI = 0x16: read with L = 1 the "frame" 68 01 01 68 16 16 16
+        // verifies, but it is too short to be one; the 257-byte body is the frame.
+        let mut body = vec![0x16, 0x16, 0x16];
+        body.resize(257, 0x00);
+        let f = LongFrame::emit(&body);
+        let frame = LongFrame::parse(&f, 0).unwrap();
+        assert_eq!(frame.body_len, 257);
+        assert_eq!(frame.ci, 0x16);
     }
 
     #[test]
