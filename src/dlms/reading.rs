@@ -242,7 +242,10 @@ fn obis_of(node: Option<NodeRef<'_, '_>>) -> Option<Obis> {
 struct Collector<'t, 'a> {
     labelled: ObisMap,
     clock: Option<DateTime>,
-    unlabelled: Vec<NodeRef<'t, 'a>>,
+    /// The first element without OBIS code that is a complete date-time.
+    unlabelled_clock: Option<(NodeRef<'t, 'a>, DateTime)>,
+    /// The first element without OBIS code that is a printable string.
+    unlabelled_text: Option<NodeRef<'t, 'a>>,
 }
 
 impl<'t, 'a> Collector<'t, 'a> {
@@ -259,6 +262,16 @@ impl<'t, 'a> Collector<'t, 'a> {
                 unit_code: unit,
             },
         ));
+    }
+
+    /// Keeps an element without OBIS code if its role may be inferred.
+    fn unlabelled(&mut self, node: NodeRef<'t, 'a>) {
+        let data = node.data();
+        if let Some(dt) = date_time_of(data) {
+            self.unlabelled_clock.get_or_insert((node, dt));
+        } else if data.as_bytes().and_then(printable).is_some() {
+            self.unlabelled_text.get_or_insert(node);
+        }
     }
 
     /// `{OBIS, value[, {scaler, unit}]}` as one nested structure.
@@ -297,7 +310,7 @@ impl<'t, 'a> Collector<'t, 'a> {
                     continue;
                 }
             }
-            self.unlabelled.push(item);
+            self.unlabelled(item);
         }
     }
 }
@@ -317,42 +330,33 @@ pub fn build(
     if let Some(root) = body.root() {
         match root.data() {
             Data::Structure { .. } | Data::Array { .. } => c.walk(root.children()),
-            _ => c.unlabelled.push(root),
+            _ => c.unlabelled(root),
         }
     }
-    // Elements without OBIS code whose role is unambiguous (Netz NÖ flat layout).
-    let mut inferred = Vec::new();
-    for node in std::mem::take(&mut c.unlabelled) {
-        let data = node.data();
-        if c.clock.is_none() {
-            if let Some(dt) = date_time_of(data) {
-                c.clock = Some(dt);
-                inferred.push((Obis::CLOCK, node));
-                continue;
-            }
-        }
-        let is_text = data
-            .as_bytes()
-            .is_some_and(|b| !b.is_empty() && b.iter().all(|c| (0x20..0x7F).contains(c)));
-        if is_text
-            && c.labelled.get(&Obis::METER_SERIAL).is_none()
-            && !inferred.iter().any(|(o, _)| *o == Obis::METER_SERIAL)
-        {
-            inferred.push((Obis::METER_SERIAL, node));
-        }
-    }
-    let mut obis = ObisMap(Vec::with_capacity(c.labelled.0.len() + inferred.len()));
-    for (code, node) in inferred {
-        obis.0.push((
+    // Elements without OBIS code whose role is unambiguous (Netz NÖ flat layout)
+    // go first, clock then meter number, as the meter sends them.
+    let mut obis = c.labelled;
+    let inferred = |code: Obis, node: NodeRef<'_, '_>| {
+        (
             code,
             ObisValue {
                 value: convert(node, 0, Some(&code)),
                 unit: None,
                 unit_code: 255,
             },
-        ));
+        )
+    };
+    if obis.get(&Obis::METER_SERIAL).is_none() {
+        if let Some(node) = c.unlabelled_text {
+            obis.0.insert(0, inferred(Obis::METER_SERIAL, node));
+        }
     }
-    obis.0.append(&mut c.labelled.0);
+    if c.clock.is_none() {
+        if let Some((node, dt)) = c.unlabelled_clock {
+            c.clock = Some(dt);
+            obis.0.insert(0, inferred(Obis::CLOCK, node));
+        }
+    }
 
     let clock = c.clock.or(notification_time.copied());
     let mut r = Reading {
