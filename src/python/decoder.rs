@@ -5,7 +5,19 @@ use pyo3::prelude::*;
 use super::{convert, errors, reading};
 use crate::dlms::{self, Keys};
 
-/// Decodes telegrams with the keys of one meter. See `mbuspico/_core.pyi`.
+/// Decodes DLMS push telegrams with the keys of one meter.
+///
+/// Decoder(key=None, *, auth_key=None)
+///
+/// key: the meter's encryption key (GUEK) from the grid operator, 32 hex digits
+/// or 16 bytes; auth_key: the authentication key (GAK), only for telegrams with a
+/// GCM tag (security control 0x30). A malformed key raises ValueError without
+/// repeating it; repr() shows keys as <redacted>.
+///
+/// Accepts the Austrian M-Bus push (Kaifa MA309M and Sagemcom T210-D of Netz NÖ,
+/// the KSM-West operators), a bare general-glo-ciphering APDU (0xDB) or a plain
+/// data-notification (0x0F). Sources: EN 13757-2, IEC 62056-7-6, IEC 62056-5-3,
+/// DLMS UA Blue Book.
 #[pyclass(module = "mbuspico", name = "Decoder", frozen)]
 pub struct Decoder {
     keys: Keys,
@@ -24,7 +36,18 @@ impl Decoder {
         })
     }
 
-    /// Decodes one telegram into a dict (see the stub for its shape).
+    /// Decode one telegram (bytes, bytearray, memoryview or hex text) into a dict.
+    ///
+    /// Keys: protocol, timestamp (ISO 8601 with the meter's UTC offset),
+    /// lxTimestamp, meterNumber, activePowerPlus/Minus (W),
+    /// activeEnergyPlus/Minus (Wh), reactiveEnergyPlus/Minus (varh),
+    /// voltageL1..3 (V), currentL1..3 (A), powerFactor (cos φ), systemTitle,
+    /// frameCounter, and obis: {"A-B:C.D.E": {"value": ..., "unit": ...}}.
+    /// Fields the meter does not send are None.
+    ///
+    /// Raises FrameError, ChecksumError, ApduError or DecryptionError (all
+    /// mbuspico.DecodeError, a ValueError) with .offset, the byte of data where
+    /// the problem was found, and .kind.
     #[pyo3(signature = (data, /))]
     fn decode<'py>(
         &self,

@@ -6,7 +6,12 @@ use pyo3::types::PyBytes;
 use super::convert;
 use crate::stream;
 
-/// Finds verified telegrams in a byte stream. See `mbuspico/_core.pyi`.
+/// Finds verified telegrams in a byte stream, whatever its chunking.
+///
+/// feed(data) returns the telegrams completed by data, each once its last byte
+/// has arrived and every frame passed its length, stop-byte and checksum checks.
+/// Garbage, broken frames and incomplete telegrams are skipped and counted in
+/// .stats; bad data never raises.
 #[pyclass(module = "mbuspico", name = "Deframer")]
 #[derive(Default)]
 pub struct Deframer {
@@ -20,7 +25,7 @@ impl Deframer {
         Self::default()
     }
 
-    /// Feeds bytes; returns the telegrams completed by them.
+    /// Add received bytes; returns the telegrams they completed (raw frames, oldest first).
     #[pyo3(signature = (data, /))]
     fn feed<'py>(
         &mut self,
