@@ -280,6 +280,79 @@ fn parse_into<'a>(cur: &mut Cursor<'a>, nodes: &mut Vec<Data<'a>>, depth: usize)
     Ok(())
 }
 
+/// Writes A-XDR data (the emit side of [`parse`]), for the simulator and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Writer {
+    buf: Vec<u8>,
+}
+
+impl Writer {
+    /// An empty writer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn length(&mut self, len: usize) {
+        match len {
+            0..=0x7f => self.buf.push(len as u8),
+            0x80..=0xff => self.buf.extend_from_slice(&[0x81, len as u8]),
+            _ => {
+                self.buf.push(0x82);
+                self.buf
+                    .extend_from_slice(&(len.min(0xffff) as u16).to_be_bytes());
+            }
+        }
+    }
+
+    /// A structure header of `len` elements; the elements follow.
+    pub fn structure(&mut self, len: usize) -> &mut Self {
+        self.buf.push(2);
+        self.length(len);
+        self
+    }
+
+    /// An octet-string.
+    pub fn octet_string(&mut self, bytes: &[u8]) -> &mut Self {
+        self.buf.push(9);
+        self.length(bytes.len());
+        self.buf.extend_from_slice(bytes);
+        self
+    }
+
+    /// double-long-unsigned.
+    pub fn u32(&mut self, v: u32) -> &mut Self {
+        self.buf.push(6);
+        self.buf.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+
+    /// long-unsigned.
+    pub fn u16(&mut self, v: u16) -> &mut Self {
+        self.buf.push(0x12);
+        self.buf.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+
+    /// long.
+    pub fn i16(&mut self, v: i16) -> &mut Self {
+        self.buf.push(0x10);
+        self.buf.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+
+    /// `{integer scaler, enum unit}`.
+    pub fn scaler_unit(&mut self, scaler: i8, unit: u8) -> &mut Self {
+        self.buf
+            .extend_from_slice(&[2, 2, 0x0F, scaler as u8, 0x16, unit]);
+        self
+    }
+
+    /// The bytes written.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.buf
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -329,6 +402,22 @@ mod tests {
         assert_eq!(arr, [Data::LongUnsigned(2337)]);
         assert!(items[1].structure().is_none());
         assert_eq!(*items[2].data(), Data::Boolean(true));
+    }
+
+    #[test]
+    fn writer_round_trip() {
+        let mut w = Writer::new();
+        w.structure(4)
+            .octet_string(b"18")
+            .u32(12937)
+            .scaler_unit(-1, 35)
+            .i16(-5);
+        let bytes = w.into_bytes();
+        let tree = all(&bytes).unwrap();
+        let items: Vec<Data<'_>> = tree.root().unwrap().children().map(|n| *n.data()).collect();
+        assert_eq!(items[0], Data::OctetString(b"18"));
+        assert_eq!(items[1], Data::DoubleLongUnsigned(12937));
+        assert_eq!(items[3], Data::Long(-5));
     }
 
     #[test]

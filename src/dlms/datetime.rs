@@ -71,6 +71,52 @@ impl DateTime {
         }
     }
 
+    /// Encodes the 12 octets (the inverse of [`DateTime::from_bytes`]).
+    pub fn to_bytes(&self) -> [u8; 12] {
+        let [y0, y1] = self.year.to_be_bytes();
+        let [d0, d1] = self.deviation.unwrap_or(i16::MIN).to_be_bytes();
+        [
+            y0,
+            y1,
+            self.month,
+            self.day,
+            self.weekday,
+            self.hour,
+            self.minute,
+            self.second,
+            self.hundredths,
+            d0,
+            d1,
+            self.clock_status,
+        ]
+    }
+
+    /// A complete local date-time with its UTC offset (minutes east of UTC) and
+    /// the day of week computed; clock status 0x80 (daylight saving) when
+    /// `dst`, else 0x00.
+    pub fn local(
+        (year, month, day): (u16, u8, u8),
+        (hour, minute, second): (u8, u8, u8),
+        utc_offset_minutes: i16,
+        dst: bool,
+    ) -> Self {
+        let days = days_from_civil(year.into(), month.into(), day.into());
+        // 1970-01-01 was a Thursday (4); COSEM counts Monday = 1 … Sunday = 7.
+        let weekday = ((days + 3).rem_euclid(7) + 1) as u8;
+        DateTime {
+            year,
+            month,
+            day,
+            weekday,
+            hour,
+            minute,
+            second,
+            hundredths: 0,
+            deviation: Some(-utc_offset_minutes),
+            clock_status: if dst { 0x80 } else { 0x00 },
+        }
+    }
+
     /// Whether year, month, day, hour, minute and second are all specified and in range.
     pub fn is_complete(&self) -> bool {
         self.year <= 9999
@@ -186,6 +232,20 @@ mod tests {
         let none = DateTime::from_bytes(&[0xFF; 12]);
         assert_eq!(none.iso8601(), None);
         assert_eq!(none.loxone_seconds(), None);
+    }
+
+    #[test]
+    fn encode_round_trip_and_weekday() {
+        let dt = DateTime::local((2021, 9, 27), (9, 47, 15), 120, true);
+        assert_eq!(
+            dt.to_bytes(),
+            [0x07, 0xE5, 0x09, 0x1B, 0x01, 0x09, 0x2F, 0x0F, 0x00, 0xFF, 0x88, 0x80]
+        );
+        assert_eq!(DateTime::from_bytes(&dt.to_bytes()), dt);
+        assert_eq!(
+            DateTime::local((2024, 11, 17), (0, 0, 0), 60, false).weekday,
+            7
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod datetime;
 pub mod notification;
 pub mod obis;
 pub mod offsets;
+pub mod push;
 pub mod reading;
 pub mod security;
 pub mod transport;

@@ -23,6 +23,23 @@ pub struct DataNotification<'a> {
     pub body: Tree<'a>,
 }
 
+/// Writes a data-notification: tag, long-invoke-id-and-priority, the date-time
+/// (or `00` when absent), then the already encoded `body`.
+pub fn emit(long_invoke_id: u32, date_time: Option<&DateTime>, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(18 + body.len());
+    out.push(TAG);
+    out.extend_from_slice(&long_invoke_id.to_be_bytes());
+    match date_time {
+        Some(dt) => {
+            out.push(12);
+            out.extend_from_slice(&dt.to_bytes());
+        }
+        None => out.push(0),
+    }
+    out.extend_from_slice(body);
+    out
+}
+
 /// Parses a whole data-notification APDU; offsets in errors are relative to `apdu`.
 ///
 /// # Errors

@@ -9,7 +9,7 @@
 use crate::cursor::Cursor;
 use crate::error::{DecodeError, ErrorKind, Result};
 
-use super::cipher::TAG_LEN;
+use super::cipher::{self, Key, TAG_LEN};
 
 /// The general-glo-ciphering APDU tag.
 pub const TAG: u8 = 0xDB;
@@ -57,6 +57,50 @@ pub struct GloCiphered {
     pub ciphertext_end: usize,
     /// The authentication tag, when security control bit 4 is set.
     pub tag: Option<[u8; TAG_LEN]>,
+}
+
+/// Encrypts `plaintext` into a general-glo-ciphering APDU (the emit side of
+/// [`parse`]): AES-CTR without tag, or GCM with a 12-byte tag over
+/// AAD = security control ‖ `auth_key` when security control bit 4 is set.
+pub fn emit(
+    system_title: &[u8; 8],
+    security_control: u8,
+    frame_counter: u32,
+    key: &Key,
+    auth_key: Option<&Key>,
+    plaintext: &[u8],
+) -> Vec<u8> {
+    let sc = SecurityControl(security_control);
+    let iv = cipher::iv(system_title, frame_counter);
+    let mut body = plaintext.to_vec();
+    let tag = if sc.authenticated() {
+        let mut aad = vec![security_control];
+        aad.extend_from_slice(auth_key.map(Key::as_bytes).unwrap_or(&[0; 16]));
+        Some(cipher::encrypt_tagged(key, &iv, &aad, &mut body))
+    } else {
+        // CTR is its own inverse.
+        cipher::decrypt_untagged(key, &iv, &mut body);
+        None
+    };
+    let len = 5 + body.len() + tag.map_or(0, |t| t.len());
+    let mut out = Vec::with_capacity(len + 14);
+    out.extend_from_slice(&[TAG, 8]);
+    out.extend_from_slice(system_title);
+    match len {
+        0..=0x7f => out.push(len as u8),
+        0x80..=0xff => out.extend_from_slice(&[0x81, len as u8]),
+        _ => {
+            out.push(0x82);
+            out.extend_from_slice(&(len.min(0xffff) as u16).to_be_bytes());
+        }
+    }
+    out.push(security_control);
+    out.extend_from_slice(&frame_counter.to_be_bytes());
+    out.extend_from_slice(&body);
+    if let Some(tag) = tag {
+        out.extend_from_slice(&tag);
+    }
+    out
 }
 
 /// Parses the header of a general-glo-ciphering APDU (offsets relative to `apdu`).
