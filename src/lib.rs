@@ -27,6 +27,8 @@ pub mod dlms;
 pub mod error;
 pub mod hex;
 pub mod mbus;
+#[cfg(feature = "serial")]
+pub mod serial;
 pub mod stream;
 
 #[cfg(feature = "python")]

@@ -24,9 +24,9 @@ pub struct Stats {
     pub bytes_skipped: u64,
     /// Frame candidates (`68 L L 68` with enough bytes) whose checksum failed.
     pub bad_checksums: u64,
-    /// Verified frames dropped because their telegram was incomplete (a segment
-    /// missing or out of order) or not a DLMS push.
-    pub frames_dropped: u64,
+    /// Telegrams dropped incomplete: verified segments whose telegram lost a
+    /// segment (or arrived out of order), counted once per telegram.
+    pub incomplete_telegrams: u64,
 }
 
 /// A streaming telegram finder: push bytes, pull telegrams.
@@ -34,6 +34,9 @@ pub struct Stats {
 pub struct Deframer {
     buf: Vec<u8>,
     stats: Stats,
+    /// Sequence number of the segment dropped just before, if the last thing
+    /// done was dropping one: its successor belongs to the same lost telegram.
+    last_dropped: Option<u8>,
 }
 
 /// Whether an error means the buffer simply ended too early.
@@ -69,6 +72,21 @@ impl Deframer {
         let n = n.min(self.buf.len());
         self.buf.drain(..n);
         self.stats.bytes_skipped += n as u64;
+        if n > 0 {
+            self.last_dropped = None;
+        }
+    }
+
+    /// Drops a verified frame that does not complete a telegram.
+    fn drop_frame(&mut self, frame_len: usize, segment: Option<u8>) {
+        if let Some(seq) = segment {
+            let continues = seq != 0 && self.last_dropped == Some(seq.wrapping_sub(1) & 0x0F);
+            if !continues {
+                self.stats.incomplete_telegrams += 1;
+            }
+        }
+        self.skip(frame_len);
+        self.last_dropped = segment;
     }
 
     /// The next complete, verified telegram (its raw frames), or `None` when more
@@ -88,14 +106,15 @@ impl Deframer {
                 Ok(r) => {
                     let telegram: Vec<u8> = self.buf.drain(..r.consumed).collect();
                     self.stats.telegrams += 1;
+                    self.last_dropped = None;
                     return Some(telegram);
                 }
                 Err(e) if needs_more(&e.kind, e.offset, self.buf.len()) => return None,
                 Err(_) => match LongFrame::parse(&self.buf, 0) {
                     // The first frame is fine; the telegram it starts is not.
                     Ok(frame) => {
-                        self.stats.frames_dropped += 1;
-                        self.skip(frame.frame_len);
+                        let segment = transport::segment_info(&frame).ok().map(|(seq, _)| seq);
+                        self.drop_frame(frame.frame_len, segment);
                     }
                     Err(first) => {
                         if matches!(first.kind, ErrorKind::Checksum { .. }) {
@@ -109,11 +128,12 @@ impl Deframer {
     }
 
     /// Ends the stream: whatever is still buffered can no longer complete and is
-    /// counted as skipped (and as a dropped frame if it holds a verified one).
+    /// counted as skipped (and as an incomplete telegram if it holds verified
+    /// segments).
     pub fn finish(&mut self) {
         while let Ok(frame) = LongFrame::parse(&self.buf, 0) {
-            self.stats.frames_dropped += 1;
-            self.skip(frame.frame_len);
+            let segment = transport::segment_info(&frame).ok().map(|(seq, _)| seq);
+            self.drop_frame(frame.frame_len, segment);
         }
         let n = self.buf.len();
         self.skip(n);
@@ -166,8 +186,42 @@ mod tests {
         d.push(&stream);
         assert_eq!(d.next_telegram(), Some(b.clone()));
         assert_eq!(d.next_telegram(), None);
-        assert_eq!(d.stats().frames_dropped, 1);
+        assert_eq!(d.stats().incomplete_telegrams, 1);
         assert_eq!(d.stats().bytes_skipped, first_frame_len as u64);
+    }
+
+    #[test]
+    fn three_segments_missing_the_last_count_once() {
+        let a = emit(&[0x11; 600], 245);
+        let b = telegram(5, 100);
+        let third = 2 * 256;
+        let mut stream = a[..third].to_vec();
+        stream.extend_from_slice(&b);
+        let mut d = Deframer::new();
+        d.push(&stream);
+        assert_eq!(d.next_telegram(), Some(b));
+        assert_eq!(d.stats().incomplete_telegrams, 1);
+        // An orphan last segment (its start was missed) is one more.
+        d.push(&a[third..]);
+        d.finish();
+        assert_eq!(d.stats().incomplete_telegrams, 2);
+    }
+
+    #[test]
+    fn every_prefix_needs_more_and_every_split_agrees() {
+        let a = telegram(3, 300);
+        for cut in 0..a.len() {
+            let mut d = Deframer::new();
+            d.push(&a[..cut]);
+            assert_eq!(d.next_telegram(), None, "prefix {cut}");
+            assert_eq!(
+                d.stats().bytes_skipped,
+                0,
+                "prefix {cut} must wait, not skip"
+            );
+            d.push(&a[cut..]);
+            assert_eq!(d.next_telegram(), Some(a.clone()), "split at {cut}");
+        }
     }
 
     #[test]

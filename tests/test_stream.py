@@ -20,7 +20,7 @@ def test_all_real_telegrams_one_byte_at_a_time() -> None:
         "telegrams": len(TELEGRAMS),
         "bytes_skipped": 10 * (len(TELEGRAMS) - 1),
         "bad_checksums": 0,
-        "frames_dropped": 0,
+        "incomplete_telegrams": 0,
     }
 
 
@@ -61,7 +61,7 @@ def test_missing_second_frame_is_counted_as_dropped() -> None:
     deframer = Deframer()
     out = deframer.feed(t[:256] + t)
     assert out == [t]
-    assert deframer.stats["frames_dropped"] == 1
+    assert deframer.stats["incomplete_telegrams"] == 1
     assert deframer.stats["bytes_skipped"] == 256
 
 

@@ -13,7 +13,7 @@ in a Rust core::
 
 from __future__ import annotations
 
-from ._core import Decoder, Deframer, __version__
+from ._core import Decoder, Deframer, SerialReader, __version__
 from .compat import to_mbuspico_json
 from .errors import (
     ApduError,
@@ -22,6 +22,7 @@ from .errors import (
     DecryptionError,
     FrameError,
     MbusPicoError,
+    SerialPortError,
 )
 from .types import DeframerStats, ObisValue, Reading
 
@@ -37,6 +38,8 @@ __all__ = [
     "MbusPicoError",
     "ObisValue",
     "Reading",
+    "SerialPortError",
+    "SerialReader",
     "__version__",
     "to_mbuspico_json",
 ]

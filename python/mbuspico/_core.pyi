@@ -1,13 +1,23 @@
 """Native core of mbuspico (Rust). Import from ``mbuspico``, not from here."""
 
-from typing import final
+from collections.abc import Mapping
+from typing import Any, final
 
 from typing_extensions import Self
 
-from .types import DeframerStats, Reading
+from .types import DeframerStats, ReaderStats, Reading
 
-__all__ = ["Decoder", "Deframer", "__version__"]
+__all__ = [
+    "METERS",
+    "Decoder",
+    "Deframer",
+    "SerialReader",
+    "__version__",
+    "encode_push",
+    "system_title",
+]
 __version__: str
+METERS: list[str]
 
 _Bytes = bytes | bytearray | memoryview | str
 
@@ -126,4 +136,127 @@ class Deframer:
 
     @property
     def stats(self) -> DeframerStats:
-        """Counters: ``telegrams``, ``bytes_skipped``, ``bad_checksums``, ``frames_dropped``."""
+        """Counters (see :class:`mbuspico.DeframerStats`)."""
+
+@final
+class SerialReader:
+    """Reads and decodes DLMS push telegrams from a serial port.
+
+    Opens ``port`` raw with 8 data bits and 1 stop bit (2400 Bd, even parity by
+    default: the Netz NÖ M-Bus customer interface; use an M-Bus *slave* adapter
+    such as a TSS721 board). Iterate over it, or call :meth:`read`, to get
+    readings, the same dicts as :meth:`Decoder.decode`. A reading is returned as
+    soon as the telegram's last byte arrives. The GIL is released while waiting,
+    and Ctrl-C interrupts a wait within about 50 ms.
+
+    Bad telegrams (wrong key, corrupt bytes) never raise: they are counted in
+    :attr:`stats` and logged on the ``mbuspico`` logger. The port failing (an
+    adapter unplugged) raises :class:`mbuspico.SerialPortError` (an ``OSError``),
+    or with ``reconnect=True`` is retried with backoff (0.25 s doubling to 30 s).
+    """
+
+    def __new__(
+        cls,
+        port: str,
+        *,
+        key: str | bytes | bytearray | None,
+        auth_key: str | bytes | bytearray | None = None,
+        baudrate: int = 2400,
+        parity: str = "even",
+        timeout: float | None = None,
+        reconnect: bool = False,
+    ) -> Self:
+        """Open ``port``.
+
+        Args:
+            port: Device path, e.g. ``/dev/ttyUSB0``, ``/dev/ttyAMA0``, or the
+                path ``mbuspico simulate`` prints.
+            key: The meter's encryption key, 32 hex digits or 16 bytes (None only
+                for unencrypted meters).
+            auth_key: Authentication key, for telegrams with a tag.
+            baudrate: Baud rate; 2400 for the M-Bus push interfaces.
+            parity: ``"even"`` (8E1, default), ``"none"`` (8N1) or ``"odd"``.
+            timeout: Seconds :meth:`read` and iteration wait for a reading
+                before giving up (``None``: forever).
+            reconnect: Retry opening the port when it fails instead of raising.
+
+        Raises:
+            SerialPortError: The port cannot be opened (and ``reconnect`` is false).
+            ValueError: Bad key, parity, baud rate or timeout.
+
+        """
+
+    def read(self, timeout: float | None = None) -> Reading | None:
+        """Wait for the next reading.
+
+        Args:
+            timeout: Seconds to wait; ``None`` uses the reader's ``timeout``.
+
+        Returns:
+            The reading, or ``None`` when the time ran out first.
+
+        Raises:
+            SerialPortError: The port failed (and ``reconnect`` is false).
+            ValueError: The reader is closed.
+            KeyboardInterrupt: Ctrl-C while waiting.
+
+        """
+
+    def __iter__(self) -> Self:
+        """Iterate over readings; ends when the reader's ``timeout`` passes without one."""
+
+    def __next__(self) -> Reading:
+        """The next reading (see :meth:`read`)."""
+
+    def close(self) -> None:
+        """Close the port; later reads raise ``ValueError``."""
+
+    def __enter__(self) -> Self:
+        """Return the reader."""
+
+    def __exit__(self, *args: object) -> bool:
+        """Close the port."""
+
+    @property
+    def port(self) -> str:
+        """The device path."""
+
+    @property
+    def connected(self) -> bool:
+        """Whether the port is open right now."""
+
+    @property
+    def stats(self) -> ReaderStats:
+        """Counters of telegrams, skipped bytes and decoding failures."""
+
+def encode_push(
+    meter_name: str,
+    values: Mapping[str, Any],
+    *,
+    key: str | bytes | bytearray,
+    system_title: bytes,
+    frame_counter: int,
+) -> bytes:
+    """Build one push telegram exactly as ``meter_name`` sends it (for the simulator).
+
+    Args:
+        meter_name: One of :data:`METERS`.
+        values: ``longInvokeId``, ``localTime`` (year, month, day, hour, minute,
+            second), ``utcOffsetMinutes``, ``dst``, ``activeEnergyPlus``/``Minus``
+            (Wh), ``activePowerPlus``/``Minus`` (W), ``reactiveEnergyPlus``/``Minus``
+            (varh), ``voltageDecivolt`` (3 x 0.1 V), ``currentCentiampere``
+            (3 x 0.01 A), ``powerFactorMilli``, ``meterNumber``, ``deviceName``.
+        key: Encryption key.
+        system_title: 8 bytes.
+        frame_counter: The frame counter (part of the GCM IV).
+
+    Returns:
+        The M-Bus frames of the telegram.
+
+    Raises:
+        ValueError: Unknown meter, missing or out-of-range values, bad key.
+
+    """
+
+def system_title(meter_name: str, serial: int) -> bytes:
+    """An 8-byte system title like ``meter_name``'s own, ending in ``serial``."""

@@ -1,12 +1,15 @@
 """The ``mbuspico`` command line.
 
-``mbuspico decode`` reads binary or hex-text captures (one or many telegrams,
-garbage between them skipped and counted) and prints one reading per telegram.
+* ``mbuspico decode`` reads binary or hex-text captures (one or many telegrams,
+  garbage between them skipped and counted) and prints one reading per telegram.
+* ``mbuspico read`` reads a meter on a serial port and prints its readings.
+* ``mbuspico simulate`` runs a simulated meter on a pseudo-terminal.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import string
@@ -15,8 +18,9 @@ from collections.abc import Iterator, Sequence
 from typing import BinaryIO, TextIO
 
 from . import __version__
+from ._core import METERS
 from .compat import to_mbuspico_json
-from .errors import DecodeError
+from .errors import DecodeError, SerialPortError
 from .types import Reading
 
 __all__ = ["main"]
@@ -73,10 +77,107 @@ def _build_parser() -> argparse.ArgumentParser:
         default="json",
         help="json: one object per line (default); mbuspico: MBusPico's JSON; table: readable text",
     )
+
+    read = sub.add_parser(
+        "read",
+        help="read a meter on a serial port",
+        description=(
+            "Read DLMS push telegrams from a serial port (an M-Bus slave adapter on "
+            "the meter's customer interface, or the port `mbuspico simulate` prints) "
+            "and print one reading per telegram."
+        ),
+    )
+    read.add_argument("port", help="serial device, e.g. /dev/ttyUSB0 or /dev/ttyAMA0")
+    _key_arguments(read)
+    read.add_argument("--baudrate", type=int, default=2400, help="default 2400 (M-Bus)")
+    read.add_argument(
+        "--parity",
+        choices=("even", "none", "odd"),
+        default="even",
+        help="default even (8E1, the Netz NÖ interface); some adapters need none",
+    )
+    read.add_argument("--count", type=int, metavar="N", help="stop after N readings")
+    read.add_argument(
+        "--timeout", type=float, metavar="SECONDS", help="stop when no reading comes for this long"
+    )
+    read.add_argument(
+        "--reconnect", action="store_true", help="retry when the port vanishes instead of failing"
+    )
+    _format_argument(read)
+
+    sim = sub.add_parser(
+        "simulate",
+        help="run a simulated meter on a pseudo-terminal",
+        description=(
+            "Open a pseudo-terminal and write real encrypted telegrams to it, as the "
+            "chosen meter sends them, with plausible evolving values. Prints the "
+            "port to read."
+        ),
+    )
+    sim.add_argument("--meter", choices=METERS, default="kaifa-ma309m")
+    sim.add_argument(
+        "--key",
+        default=os.environ.get("MBUSPICO_DEVICE_KEY"),
+        metavar="HEX",
+        help="encryption key (default: $MBUSPICO_DEVICE_KEY)",
+    )
+    sim.add_argument("--interval", type=float, default=5.0, help="seconds between telegrams")
+    sim.add_argument("--link", metavar="PATH", help="also make a symlink to the port at PATH")
+    sim.add_argument("--replay", metavar="FILE", help="replay the telegrams of a capture")
+    sim.add_argument("--count", type=int, metavar="N", help="stop after N telegrams")
+    sim.add_argument("--seed", type=int, help="seed for values and faults")
+    sim.add_argument(
+        "--garbage",
+        type=float,
+        default=0.0,
+        metavar="RATE",
+        help="probability per telegram of random bytes before it",
+    )
+    sim.add_argument(
+        "--drop-byte",
+        type=float,
+        default=0.0,
+        metavar="RATE",
+        help="probability per byte of dropping it",
+    )
+    sim.add_argument(
+        "--flip-bit",
+        type=float,
+        default=0.0,
+        metavar="RATE",
+        help="probability per byte of flipping a bit",
+    )
+    sim.add_argument(
+        "--split", action="store_true", help="write in random small chunks with random delays"
+    )
     return parser
 
 
-def _as_bytes(content: bytes) -> bytes:
+def _key_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--key",
+        default=os.environ.get("MBUSPICO_DEVICE_KEY"),
+        metavar="HEX",
+        help="the meter's 32-hex-digit encryption key (default: $MBUSPICO_DEVICE_KEY)",
+    )
+    parser.add_argument(
+        "--auth-key",
+        default=os.environ.get("MBUSPICO_DEVICE_AUTH_KEY"),
+        metavar="HEX",
+        help="authentication key, for telegrams with a tag (default: $MBUSPICO_DEVICE_AUTH_KEY)",
+    )
+
+
+def _format_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format",
+        choices=("json", "mbuspico", "table"),
+        default="json",
+        help="json: one object per line (default); mbuspico: MBusPico's JSON; table: readable text",
+    )
+
+
+def as_bytes(content: bytes) -> bytes:
     """Hex text (digits and whitespace only) becomes bytes; anything else is binary."""
     stripped = content.strip()
     if stripped and all(b in _HEX_TEXT for b in stripped):
@@ -112,7 +213,7 @@ def _telegrams(data: bytes, log: TextIO, name: str) -> list[bytes]:
         print(
             f"mbuspico: {name}: skipped {stats['bytes_skipped']} byte(s) outside verified "
             f"telegrams ({stats['bad_checksums']} bad checksum(s), "
-            f"{stats['frames_dropped']} frame(s) of incomplete telegrams)",
+            f"{stats['incomplete_telegrams']} incomplete telegram(s))",
             file=log,
         )
     return telegrams
@@ -180,7 +281,7 @@ def _decode(args: argparse.Namespace, out: TextIO, log: TextIO, stdin: BinaryIO)
         return 2
     decoded = failed = 0
     for name, content in _sources(args, stdin):
-        data = _as_bytes(content)
+        data = as_bytes(content)
         telegrams = _telegrams(data, log, name)
         if not telegrams:
             print(f"mbuspico: {name}: no telegram found ({len(data)} bytes)", file=log)
@@ -197,6 +298,71 @@ def _decode(args: argparse.Namespace, out: TextIO, log: TextIO, stdin: BinaryIO)
         print("mbuspico: no decodable telegram", file=log)
         return 1
     return 1 if failed else 0
+
+
+def _read(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
+    from ._core import SerialReader
+
+    try:
+        reader = SerialReader(
+            args.port,
+            key=args.key,
+            auth_key=args.auth_key,
+            baudrate=args.baudrate,
+            parity=args.parity,
+            timeout=args.timeout,
+            reconnect=args.reconnect,
+        )
+    except (ValueError, TypeError) as e:
+        print(f"mbuspico: {e}", file=log)
+        return 2
+    except SerialPortError as e:
+        print(f"mbuspico: {e}", file=log)
+        return 1
+    count = 0
+    with reader:
+        for reading in reader:
+            _print(reading, args.format, out)
+            out.flush()
+            count += 1
+            if args.count is not None and count >= args.count:
+                break
+    stats = reader.stats
+    if stats["decode_errors"] or stats["decryption_errors"] or stats["bytes_skipped"]:
+        print(f"mbuspico: {stats}", file=log)
+    if count == 0:
+        print(f"mbuspico: no reading from {args.port}", file=log)
+        return 1
+    return 0
+
+
+def _simulate(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
+    from .simulator import Simulator
+
+    if not args.key:
+        print("mbuspico: simulate needs --key (or $MBUSPICO_DEVICE_KEY)", file=log)
+        return 2
+    try:
+        sim = Simulator(
+            args.meter,
+            key=args.key,
+            interval=args.interval,
+            link=args.link,
+            replay=args.replay,
+            garbage=args.garbage,
+            drop_byte=args.drop_byte,
+            flip_bit=args.flip_bit,
+            split=args.split,
+            seed=args.seed,
+        )
+    except (ValueError, TypeError) as e:
+        print(f"mbuspico: {e}", file=log)
+        return 2
+    with sim:
+        print(f"simulated {args.meter} meter on {args.link or sim.port}", file=out, flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            sim.run(args.count)
+    return 0
 
 
 def main(
@@ -218,6 +384,15 @@ def main(
     try:
         if args.command == "decode":
             return _decode(args, out, log, stdin)
+        if args.command == "read":
+            return _read(args, out, log)
+        if args.command == "simulate":
+            return _simulate(args, out, log)
+    except KeyboardInterrupt:
+        return 130  # the shell's status for SIGINT; no traceback for Ctrl-C
+    except SerialPortError as e:
+        print(f"mbuspico: {e}", file=log)
+        return 1
     except OSError as e:
         print(f"mbuspico: {e}", file=log)
         return 1

@@ -18,6 +18,7 @@ __all__ = [
     "DecryptionError",
     "FrameError",
     "MbusPicoError",
+    "SerialPortError",
 ]
 
 
@@ -75,4 +76,12 @@ class DecryptionError(DecodeError):
     No key was given for an encrypted telegram, no authentication key for one with
     a tag, the GCM tag does not match, or (without a tag) the decrypted bytes are
     not a data-notification, which means the key is wrong.
+    """
+
+
+class SerialPortError(MbusPicoError, OSError):
+    """Raised when the serial port cannot be opened or fails while reading.
+
+    For example when the USB adapter is unplugged. Pass ``reconnect=True`` to
+    :class:`mbuspico.SerialReader` to retry with backoff instead.
     """

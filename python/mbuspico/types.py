@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Literal, Optional, TypedDict, Union
 
-__all__ = ["DeframerStats", "Number", "ObisValue", "Reading"]
+__all__ = ["DeframerStats", "Number", "ObisValue", "ReaderStats", "Reading"]
 
 Number = Union[int, float]
 """Scaled values: ``int`` when the scaler is ≥ 0, ``float`` otherwise."""
@@ -80,5 +80,18 @@ class DeframerStats(TypedDict):
     """Bytes not part of any telegram handed out."""
     bad_checksums: int
     """Frame candidates whose checksum failed."""
-    frames_dropped: int
-    """Verified frames dropped because their telegram was incomplete or not DLMS."""
+    incomplete_telegrams: int
+    """Telegrams dropped because a segment was missing or out of order."""
+
+
+class ReaderStats(DeframerStats):
+    """Counters of a :class:`mbuspico.SerialReader`."""
+
+    readings: int
+    """Readings returned."""
+    decode_errors: int
+    """Verified telegrams that did not decode (malformed APDU)."""
+    decryption_errors: int
+    """Telegrams that failed decryption: wrong or missing key, tag mismatch."""
+    reconnects: int
+    """Times the port was reopened after failing."""

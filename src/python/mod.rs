@@ -8,7 +8,10 @@ use pyo3::prelude::*;
 mod convert;
 mod decoder;
 mod errors;
+#[cfg(feature = "serial")]
+mod reader;
 mod reading;
+mod simulate;
 mod stream;
 
 /// The native core of mbuspico. Use the public package `mbuspico` instead.
@@ -17,5 +20,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<decoder::Decoder>()?;
     m.add_class::<stream::Deframer>()?;
+    #[cfg(feature = "serial")]
+    m.add_class::<reader::SerialReader>()?;
+    m.add_function(wrap_pyfunction!(simulate::encode_push, m)?)?;
+    m.add_function(wrap_pyfunction!(simulate::system_title, m)?)?;
+    m.add("METERS", simulate::meter_names())?;
     Ok(())
 }

@@ -52,7 +52,7 @@ impl Deframer {
         self.inner.buffered()
     }
 
-    /// Counters: telegrams, bytes_skipped, bad_checksums, frames_dropped.
+    /// Counters: telegrams, bytes_skipped, bad_checksums, incomplete_telegrams.
     #[getter]
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         pythonize::pythonize(py, &self.inner.stats()).map_err(PyErr::from)

@@ -1,0 +1,357 @@
+//! `mbuspico.SerialReader`: blocking reads with the GIL released.
+//!
+//! Each wait on the port lasts at most [`POLL`]; between waits the GIL is taken
+//! back to check for signals (Ctrl-C raises `KeyboardInterrupt` within that time)
+//! and the deadline. A telegram is decoded the moment its last byte arrives: the
+//! deframer knows from the L-fields when a telegram is complete.
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use pyo3::exceptions::{PyStopIteration, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyDict;
+use serialport::SerialPort;
+
+use super::{convert, reading};
+use crate::dlms::{self, Keys};
+use crate::error::Category;
+use crate::serial::{self, Settings};
+use crate::stream::Deframer;
+
+/// Longest single wait on the port with the GIL released.
+const POLL: Duration = Duration::from_millis(50);
+/// First and longest wait between reconnection attempts.
+const BACKOFF_MIN: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+mod exc {
+    pyo3::import_exception!(mbuspico.errors, SerialPortError);
+}
+
+static LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// Logs `message` on the `mbuspico` logger at `level` ("warning", "info", …).
+fn log(py: Python<'_>, level: &str, message: String) {
+    let logger = LOGGER.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
+        Ok(py
+            .import("logging")?
+            .call_method1("getLogger", ("mbuspico",))?
+            .unbind())
+    });
+    if let Ok(logger) = logger {
+        // Logging must never break reading.
+        let _ = logger.bind(py).call_method1(level, (message,));
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Counters {
+    readings: u64,
+    decode_errors: u64,
+    decryption_errors: u64,
+    reconnects: u64,
+}
+
+/// Reads and decodes telegrams from a serial port. See `mbuspico/_core.pyi`.
+#[pyclass(module = "mbuspico", name = "SerialReader")]
+pub struct SerialReader {
+    settings: Settings,
+    keys: Keys,
+    timeout: Option<Duration>,
+    reconnect: bool,
+    /// In a mutex only to make the class `Sync`; reached through `get_mut`.
+    port: Mutex<Option<Box<dyn SerialPort>>>,
+    deframer: Deframer,
+    pending: VecDeque<Vec<u8>>,
+    counters: Counters,
+    closed: bool,
+    next_attempt: Instant,
+    backoff: Duration,
+}
+
+fn seconds(value: Option<f64>, name: &str) -> PyResult<Option<Duration>> {
+    value
+        .map(|s| {
+            Duration::try_from_secs_f64(s).map_err(|_| {
+                PyValueError::new_err(format!("{name} must be a number of seconds >= 0"))
+            })
+        })
+        .transpose()
+}
+
+impl SerialReader {
+    fn port_mut(&mut self) -> &mut Option<Box<dyn SerialPort>> {
+        self.port.get_mut().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn port_error(&self, e: &io::Error) -> PyErr {
+        exc::SerialPortError::new_err(format!("serial port {}: {e}", self.settings.port))
+    }
+
+    /// The port failed: raise, or forget it and reconnect later.
+    fn lost(&mut self, py: Python<'_>, e: io::Error) -> PyResult<()> {
+        *self.port_mut() = None;
+        if !self.reconnect {
+            return Err(self.port_error(&e));
+        }
+        log(
+            py,
+            "warning",
+            format!(
+                "serial port {} lost ({e}); reconnecting",
+                self.settings.port
+            ),
+        );
+        self.backoff = BACKOFF_MIN;
+        self.next_attempt = Instant::now() + BACKOFF_MIN;
+        Ok(())
+    }
+
+    /// One reconnection attempt if it is due, else a nap of at most `slice`.
+    fn reopen(&mut self, py: Python<'_>, slice: Duration) {
+        let now = Instant::now();
+        if now < self.next_attempt {
+            let nap = slice.min(self.next_attempt - now);
+            py.detach(|| std::thread::sleep(nap));
+            return;
+        }
+        match serial::open(&self.settings, POLL) {
+            Ok(port) => {
+                *self.port_mut() = Some(port);
+                self.counters.reconnects += 1;
+                // Bytes from before the loss cannot complete a telegram.
+                self.deframer.finish();
+                log(
+                    py,
+                    "info",
+                    format!("serial port {} reopened", self.settings.port),
+                );
+            }
+            Err(e) => {
+                log(
+                    py,
+                    "debug",
+                    format!(
+                        "serial port {}: {e}; next try in {:?}",
+                        self.settings.port, self.backoff
+                    ),
+                );
+                self.next_attempt = now + self.backoff;
+                self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+    }
+
+    fn next_reading<'py>(
+        &mut self,
+        py: Python<'py>,
+        timeout: Option<Duration>,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut buf = [0u8; 512];
+        loop {
+            while let Some(telegram) = self.pending.pop_front() {
+                match dlms::decode(&telegram, &self.keys) {
+                    Ok(r) => {
+                        self.counters.readings += 1;
+                        return Ok(Some(reading::to_dict(py, &r)?));
+                    }
+                    Err(e) => {
+                        if e.kind.category() == Category::Decryption {
+                            self.counters.decryption_errors += 1;
+                        } else {
+                            self.counters.decode_errors += 1;
+                        }
+                        log(py, "warning", format!("dropped a telegram: {e}"));
+                    }
+                }
+            }
+            if self.closed {
+                return Err(PyValueError::new_err("read from a closed SerialReader"));
+            }
+            let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if remaining == Some(Duration::ZERO) {
+                return Ok(None);
+            }
+            let slice = remaining.map_or(POLL, |r| r.min(POLL));
+            match self.port_mut().as_mut() {
+                None => self.reopen(py, slice),
+                Some(port) => {
+                    let _ = port.set_timeout(slice);
+                    let result = py.detach(|| port.read(&mut buf));
+                    match result {
+                        Ok(0) => self.lost(
+                            py,
+                            io::Error::new(io::ErrorKind::UnexpectedEof, "the device closed"),
+                        )?,
+                        Ok(n) => {
+                            self.deframer.push(buf.get(..n).unwrap_or_default());
+                            while let Some(t) = self.deframer.next_telegram() {
+                                self.pending.push_back(t);
+                            }
+                        }
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                io::ErrorKind::TimedOut
+                                    | io::ErrorKind::Interrupted
+                                    | io::ErrorKind::WouldBlock
+                            ) => {}
+                        Err(e) => self.lost(py, e)?,
+                    }
+                }
+            }
+            py.check_signals()?;
+        }
+    }
+}
+
+#[pymethods]
+impl SerialReader {
+    #[new]
+    #[pyo3(signature = (port, *, key, auth_key = None, baudrate = 2400, parity = "even", timeout = None, reconnect = false))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        port: String,
+        key: Option<&Bound<'_, PyAny>>,
+        auth_key: Option<&Bound<'_, PyAny>>,
+        baudrate: u32,
+        parity: &str,
+        timeout: Option<f64>,
+        reconnect: bool,
+    ) -> PyResult<Self> {
+        let parity = serial::parse_parity(parity).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "parity must be \"even\", \"odd\" or \"none\", not {parity:?}"
+            ))
+        })?;
+        if baudrate == 0 {
+            return Err(PyValueError::new_err("baudrate must be positive"));
+        }
+        let mut reader = SerialReader {
+            settings: Settings {
+                port,
+                baudrate,
+                parity,
+            },
+            keys: Keys {
+                key: key.map(|k| convert::key(k, "key")).transpose()?,
+                auth_key: auth_key.map(|k| convert::key(k, "auth_key")).transpose()?,
+            },
+            timeout: seconds(timeout, "timeout")?,
+            reconnect,
+            port: Mutex::new(None),
+            deframer: Deframer::new(),
+            pending: VecDeque::new(),
+            counters: Counters::default(),
+            closed: false,
+            next_attempt: Instant::now(),
+            backoff: BACKOFF_MIN,
+        };
+        match serial::open(&reader.settings, POLL) {
+            Ok(p) => *reader.port_mut() = Some(p),
+            Err(e) if reconnect => {
+                log(
+                    py,
+                    "warning",
+                    format!("serial port {}: {e}; will retry", reader.settings.port),
+                );
+            }
+            Err(e) => return Err(reader.port_error(&e)),
+        }
+        Ok(reader)
+    }
+
+    /// Wait for the next reading; None when `timeout` seconds pass first.
+    #[pyo3(signature = (timeout = None))]
+    fn read<'py>(
+        &mut self,
+        py: Python<'py>,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let timeout = match seconds(timeout, "timeout")? {
+            Some(t) => Some(t),
+            None => self.timeout,
+        };
+        self.next_reading(py, timeout)
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let timeout = self.timeout;
+        match self.next_reading(py, timeout)? {
+            Some(r) => Ok(r),
+            None => Err(PyStopIteration::new_err(())),
+        }
+    }
+
+    /// Close the port. Reading afterwards raises ValueError.
+    fn close(&mut self) {
+        *self.port_mut() = None;
+        self.closed = true;
+    }
+
+    fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&mut self, _args: &Bound<'_, pyo3::types::PyTuple>) -> bool {
+        self.close();
+        false
+    }
+
+    /// The device path.
+    #[getter]
+    fn port(&self) -> &str {
+        &self.settings.port
+    }
+
+    /// Whether the port is open right now.
+    #[getter]
+    fn connected(&mut self) -> bool {
+        self.port_mut().is_some()
+    }
+
+    /// Counters of the deframer and the decoder (see the stub).
+    #[getter]
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        let s = self.deframer.stats();
+        d.set_item("telegrams", s.telegrams)?;
+        d.set_item("bytes_skipped", s.bytes_skipped)?;
+        d.set_item("bad_checksums", s.bad_checksums)?;
+        d.set_item("incomplete_telegrams", s.incomplete_telegrams)?;
+        d.set_item("readings", self.counters.readings)?;
+        d.set_item("decode_errors", self.counters.decode_errors)?;
+        d.set_item("decryption_errors", self.counters.decryption_errors)?;
+        d.set_item("reconnects", self.counters.reconnects)?;
+        Ok(d)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let port = pyo3::types::PyString::new(py, &self.settings.port).repr()?;
+        let parity = match self.settings.parity {
+            serial::Parity::Even => "even",
+            serial::Parity::Odd => "odd",
+            serial::Parity::None => "none",
+        };
+        let key = if self.keys.key.is_some() {
+            "<redacted>"
+        } else {
+            "None"
+        };
+        Ok(format!(
+            "SerialReader({port}, baudrate={}, parity='{parity}', key={key})",
+            self.settings.baudrate
+        ))
+    }
+}
