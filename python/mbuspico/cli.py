@@ -4,6 +4,7 @@
   garbage between them skipped and counted) and prints one reading per telegram.
 * ``mbuspico read`` reads a meter on a serial port and prints its readings.
 * ``mbuspico simulate`` runs a simulated meter on a pseudo-terminal.
+* ``mbuspico serve`` runs the MBusPico service (HTTP and UDP) next to the meter.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import BinaryIO, TextIO
 from . import __version__
 from ._core import METERS
 from .compat import to_mbuspico_json
+from .config import SETTINGS
 from .errors import DecodeError, SerialPortError
 from .types import Reading
 
@@ -150,6 +152,41 @@ def _build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--split", action="store_true", help="write in random small chunks with random delays"
     )
+
+    serve = sub.add_parser(
+        "serve",
+        help="serve the latest reading over HTTP and UDP, as MBusPico does",
+        description=(
+            "Read the meter and serve the latest reading: HTTP (MBusPico's JSON on /, "
+            "/api/reading, /api/status, /status.html) and UDP. Settings come from "
+            "MBusPico's environment variables, a TOML file (--config) and these flags; "
+            "flags override the file, the file overrides the environment. "
+            "--demo serves a simulated meter."
+        ),
+    )
+    serve.add_argument("--config", metavar="FILE", help="TOML settings file")
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="serve a simulated meter on a pseudo-terminal (HTTP port 8080 unless set)",
+    )
+    for setting in SETTINGS:
+        if setting.name in ("http_enabled", "udp_enabled"):
+            serve.add_argument(
+                setting.flag,
+                dest=setting.name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=f"{setting.help} (env {setting.env})",
+            )
+        else:
+            serve.add_argument(
+                setting.flag,
+                dest=setting.name,
+                default=None,
+                metavar="VALUE",
+                help=f"{setting.help} (env {setting.env}, TOML {setting.toml})",
+            )
     return parser
 
 
@@ -365,6 +402,34 @@ def _simulate(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace, log: TextIO) -> int:
+    import logging
+
+    from .config import ConfigError, load
+    from .service import BurstFilter, Service
+
+    flags = {s.name: getattr(args, s.name) for s in SETTINGS}
+    if args.demo and flags["http_port"] is None:
+        flags["http_port"] = "8080"
+    try:
+        config = load(os.environ, args.config, flags, demo=args.demo)
+    except ConfigError as e:
+        print(f"mbuspico: {e}", file=log)
+        return 2
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=log,
+    )
+    logging.getLogger("mbuspico").addFilter(BurstFilter())
+    try:
+        Service(config).run()
+    except OSError as e:  # e.g. the HTTP port is taken or needs privileges
+        print(f"mbuspico: {e}", file=log)
+        return 1
+    return 0
+
+
 def main(
     argv: Sequence[str] | None = None,
     *,
@@ -388,6 +453,8 @@ def main(
             return _read(args, out, log)
         if args.command == "simulate":
             return _simulate(args, out, log)
+        if args.command == "serve":
+            return _serve(args, log)
     except KeyboardInterrupt:
         return 130  # the shell's status for SIGINT; no traceback for Ctrl-C
     except SerialPortError as e:

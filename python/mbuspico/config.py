@@ -1,0 +1,306 @@
+"""Configuration of ``mbuspico serve``: environment, TOML file, command-line flags.
+
+Every setting has MBusPico's environment variable where MBusPico has one (so an
+existing MBusPico setup keeps working), a TOML key, and a flag. Later sources
+override earlier ones: defaults < environment < ``--config`` file < flags.
+An invalid value raises :class:`ConfigError`, whose message is one line naming
+the setting and where the value came from, never the value of a secret.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import string
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import MbusPicoError
+
+__all__ = ["DEMO_KEY", "DEVICES", "SETTINGS", "Config", "ConfigError", "Setting", "load"]
+
+DEMO_KEY = "36C66639E48A8CA4D6BC8B282A793BBB"
+"""The key published in the Netz NÖ customer-interface documentation; the
+simulated meter of ``--demo`` uses it."""
+
+DEVICES: dict[str, str] = {
+    "KAIFA_MA309M_NETZNOE": "kaifa-ma309m",
+    "SAGEMCOM_T210D": "sagemcom-t210d",
+    "KSM_WEST": "ksm-west",
+}
+"""``MBUSPICO_DEVICE`` values and the simulator profile each uses with ``--demo``.
+The decoder reads every layout whatever the device; the device names the meter
+for logs and the demo."""
+
+
+class ConfigError(MbusPicoError, ValueError):
+    """Raised for an invalid setting; the message names it and its source."""
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        msg = "must be text"
+        raise ValueError(msg)
+    return value
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    msg = "must be true or false"
+    raise ValueError(msg)
+
+
+def _int(low: int, high: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        try:
+            number = int(str(value).strip()) if not isinstance(value, int) else value
+        except ValueError:
+            number = None
+        if number is None or isinstance(value, bool) or not low <= number <= high:
+            msg = f"must be a whole number from {low} to {high}"
+            raise ValueError(msg)
+        return number
+
+    return parse
+
+
+def _seconds(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if not 0 < number < 86_400 * 365:
+        msg = "must be a number of seconds above 0"
+        raise ValueError(msg)
+    return number
+
+
+def _key(value: Any) -> str | None:
+    text = "".join(_text(value).split())
+    if not text:
+        return None
+    if len(text) != 32 or any(c not in string.hexdigits for c in text):
+        msg = f"must be 32 hexadecimal digits (the value given has {len(text)} characters)"
+        raise ValueError(msg)
+    return text
+
+
+def _device(value: Any) -> str:
+    name = _text(value).strip().upper()
+    if name not in DEVICES:
+        msg = f"unknown device {name!r}; one of {', '.join(DEVICES)}"
+        raise ValueError(msg)
+    return name
+
+
+def _parity(value: Any) -> str:
+    text = _text(value).strip().lower()
+    if text not in ("even", "none", "odd"):
+        msg = 'must be "even", "none" or "odd"'
+        raise ValueError(msg)
+    return text
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its name on :class:`Config` and in each source."""
+
+    name: str
+    env: str | None
+    toml: str
+    flag: str
+    parse: Callable[[Any], Any]
+    help: str
+    secret: bool = False
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("device", "MBUSPICO_DEVICE", "device", "--device", _device, "meter model"),
+    Setting(
+        "key", "MBUSPICO_DEVICE_KEY", "key", "--key", _key, "encryption key (32 hex)", secret=True
+    ),
+    Setting(
+        "auth_key",
+        "MBUSPICO_DEVICE_AUTH_KEY",
+        "auth_key",
+        "--auth-key",
+        _key,
+        "authentication key, for meters with a tag (32 hex)",
+        secret=True,
+    ),
+    Setting("serial_port", "MBUSPICO_SERIAL_PORT", "serial.port", "--port", _text, "serial port"),
+    Setting(
+        "baudrate",
+        "MBUSPICO_SERIAL_BAUDRATE",
+        "serial.baudrate",
+        "--baudrate",
+        _int(50, 4_000_000),
+        "baud rate",
+    ),
+    Setting("parity", "MBUSPICO_SERIAL_PARITY", "serial.parity", "--parity", _parity, "parity"),
+    Setting("http_enabled", "MBUSPICO_HTTP_ENABLED", "http.enabled", "--http", _bool, "HTTP on"),
+    Setting("http_host", "MBUSPICO_HTTP_HOST", "http.host", "--http-host", _text, "HTTP address"),
+    Setting(
+        "http_port",
+        "MBUSPICO_HTTP_SERVER_PORT",
+        "http.port",
+        "--http-port",
+        _int(0, 65535),
+        "HTTP port",
+    ),
+    Setting("http_user", "MBUSPICO_HTTP_AUTH_USER", "http.user", "--http-user", _text, "HTTP user"),
+    Setting(
+        "http_password",
+        "MBUSPICO_HTTP_AUTH_PWD",
+        "http.password",
+        "--http-password",
+        _text,
+        "HTTP password",
+        secret=True,
+    ),
+    Setting("udp_enabled", "MBUSPICO_UDP_ENABLED", "udp.enabled", "--udp", _bool, "UDP on"),
+    Setting(
+        "udp_host", "MBUSPICO_UDP_RECEIVER_HOST", "udp.host", "--udp-host", _text, "UDP receiver"
+    ),
+    Setting(
+        "udp_port",
+        "MBUSPICO_UDP_RECEIVER_PORT",
+        "udp.port",
+        "--udp-port",
+        _int(0, 65535),
+        "UDP receiver port",
+    ),
+    Setting(
+        "udp_interval",
+        "MBUSPICO_UDP_INTERVAL_S",
+        "udp.interval",
+        "--udp-interval",
+        _seconds,
+        "seconds between UDP packets",
+    ),
+)
+"""Every setting, in the order of the README table."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """The settings of ``mbuspico serve`` (defaults as in MBusPico)."""
+
+    device: str = "KAIFA_MA309M_NETZNOE"
+    key: str | None = dataclasses.field(default=None, repr=False)
+    auth_key: str | None = dataclasses.field(default=None, repr=False)
+    serial_port: str | None = None
+    baudrate: int = 2400
+    parity: str = "even"
+    http_enabled: bool = True
+    http_host: str = "0.0.0.0"  # noqa: S104 - a home service for the LAN, as MBusPico
+    http_port: int = 80
+    http_user: str = ""
+    http_password: str = dataclasses.field(default="", repr=False)
+    udp_enabled: bool = False
+    udp_host: str = "127.0.0.1"
+    udp_port: int = 0
+    udp_interval: float = 30.0
+    demo: bool = False
+
+
+def _lookup(doc: Mapping[str, Any], dotted: str) -> Any:
+    node: Any = doc
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _read_toml(path: Path) -> Mapping[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - depends on the interpreter
+        import tomli as tomllib
+    try:
+        with path.open("rb") as f:
+            doc: dict[str, Any] = tomllib.load(f)
+            return doc
+    except OSError as e:
+        msg = f"--config {path}: {e.strerror}"
+        raise ConfigError(msg) from e
+    except tomllib.TOMLDecodeError as e:
+        msg = f"--config {path}: not valid TOML: {e}"
+        raise ConfigError(msg) from e
+
+
+def load(
+    env: Mapping[str, str],
+    config_file: str | Path | None = None,
+    flags: Mapping[str, Any] | None = None,
+    *,
+    demo: bool = False,
+) -> Config:
+    """Build the configuration from the environment, a TOML file and flags.
+
+    Args:
+        env: Environment variables (``os.environ``).
+        config_file: A TOML file, or None.
+        flags: Values from the command line by setting name; None means unset.
+        demo: Serve the simulated meter: key and port need not be configured.
+
+    Returns:
+        The validated configuration.
+
+    Raises:
+        ConfigError: A value is invalid, a required setting is missing, or the
+            file cannot be read; the message names the setting and its source.
+
+    """
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    doc = _read_toml(Path(config_file)) if config_file is not None else {}
+    if doc:
+        known = {s.toml for s in SETTINGS} | {s.toml.split(".")[0] for s in SETTINGS}
+        for top, sub in doc.items():
+            names = [f"{top}.{k}" for k in sub] if isinstance(sub, Mapping) else [top]
+            for name in names:
+                if name not in known:
+                    msg = f"--config {config_file}: unknown setting {name!r}"
+                    raise ConfigError(msg)
+    for s in SETTINGS:
+        candidates = [
+            (env.get(s.env) if s.env else None, f"environment variable {s.env}"),
+            (_lookup(doc, s.toml), f"{s.toml} in {config_file}"),
+            ((flags or {}).get(s.name), s.flag),
+        ]
+        for raw, source in candidates:
+            if raw is None:
+                continue
+            try:
+                values[s.name] = s.parse(raw)
+            except ValueError as e:
+                shown = "" if s.secret else f" ({str(raw)[:40]!r})"
+                msg = f"invalid {source}{shown}: {e}"
+                raise ConfigError(msg) from None
+            sources[s.name] = source
+    config = dataclasses.replace(Config(), demo=demo, **values)
+    if not demo:
+        if config.key is None:
+            msg = "missing key: set MBUSPICO_DEVICE_KEY, key in the config file, or --key"
+            raise ConfigError(msg)
+        if not config.serial_port:
+            msg = "missing serial port: set MBUSPICO_SERIAL_PORT, serial.port, or --port"
+            raise ConfigError(msg)
+    if config.udp_enabled and config.udp_port == 0:
+        where = sources.get("udp_port", "MBUSPICO_UDP_RECEIVER_PORT")
+        msg = f"invalid {where}: UDP is enabled but the receiver port is 0 (not set)"
+        raise ConfigError(msg)
+    if not config.http_enabled and not config.udp_enabled:
+        msg = "nothing to serve: both HTTP (MBUSPICO_HTTP_ENABLED) and UDP are off"
+        raise ConfigError(msg)
+    return config
