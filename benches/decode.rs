@@ -77,5 +77,36 @@ fn deframe(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decode, deframe);
+fn mbus(c: &mut Criterion) {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/");
+    let read = |path: &str| {
+        let text = std::fs::read_to_string(format!("{dir}{path}")).unwrap();
+        mbuspico::hex::decode(text.trim()).unwrap()
+    };
+    let mut group = c.benchmark_group("mbus_decode");
+    for (name, path) in [
+        // The 83-byte frame of peers-baseline.md (checksum corrected to 0x70).
+        (
+            "cf_echo_ii_13_records",
+            "mbus/otb_iot_cf_echo_ii_checksum_corrected.hex",
+        ),
+        (
+            "emu_professional_32_records",
+            "libmbus/test-frames/EMU_EMU-Professional-375-M-Bus.hex",
+        ),
+    ] {
+        let frame = read(path);
+        mbuspico::mbus::decode(&frame).unwrap();
+        group.throughput(Throughput::Bytes(frame.len() as u64));
+        group.bench_function(name, |b| {
+            b.iter(|| mbuspico::mbus::decode(black_box(&frame)))
+        });
+        group.bench_function(format!("{name}_xml_normalized"), |b| {
+            b.iter(|| mbuspico::mbus::to_xml(&[black_box(&frame)], true))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, decode, deframe, mbus);
 criterion_main!(benches);

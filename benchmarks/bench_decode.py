@@ -45,6 +45,11 @@ def main() -> None:
         decode(frame)
         call = functools.partial(decode, frame)
         print(f"  decode  {name:<34} {best_us(call, number, repeat):8.2f}")
+    cf_echo = VECTORS.parent.parent / "mbus" / "otb_iot_cf_echo_ii_checksum_corrected.hex"
+    frame = bytes.fromhex(cf_echo.read_text())
+    call = functools.partial(mbuspico.Decoder().decode, frame)
+    name = "M-Bus Itron CF Echo II (83 B, 13 rec)"
+    print(f"  decode  {name:<34} {best_us(call, number, repeat):8.2f}")
     frame = bytes.fromhex(vectors["fkw9_kaifa_ma309m_real"]["hex"])
     stream = (b"\x00garbage" + frame) * 100
 

@@ -23,6 +23,9 @@ def main(key: str, path: str) -> int:
     except mbuspico.DecodeError as e:
         print(f"cannot decode {path}: {e}", file=sys.stderr)
         return 1
+    if reading["protocol"] != "dlms":
+        print(f"{path} is a wired M-Bus telegram, not a DLMS push", file=sys.stderr)
+        return 1
     print(f"meter {reading['meterNumber']} at {reading['timestamp']}")
     for code, value in reading["obis"].items():
         print(f"  {code:<12} {value['value']!s:>26} {value['unit'] or ''}")

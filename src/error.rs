@@ -14,13 +14,16 @@ pub type Result<T> = core::result::Result<T, DecodeError>;
 /// The class of an error, which decides the Python exception it becomes.
 ///
 /// `Frame` → `mbuspico.FrameError`, `Checksum` → `mbuspico.ChecksumError`,
-/// `Apdu` → `mbuspico.ApduError`, `Decryption` → `mbuspico.DecryptionError`.
+/// `Record` → `mbuspico.RecordError`, `Apdu` → `mbuspico.ApduError`,
+/// `Decryption` → `mbuspico.DecryptionError`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Category {
     /// Link-layer envelope: start, length, stop byte, truncation, segments.
     Frame,
     /// A frame's checksum does not match its contents.
     Checksum,
+    /// M-Bus data header or data records (EN 13757-3): DIF, VIF, data fields.
+    Record,
     /// The (decrypted) application data: APDU tags, A-XDR encoding, date-time.
     Apdu,
     /// Missing or wrong key, authentication tag mismatch, unsupported security.
@@ -149,6 +152,36 @@ pub enum ErrorKind {
         /// The security control byte.
         security_control: u8,
     },
+    /// An M-Bus CI-field this decoder does not handle.
+    UnsupportedCi {
+        /// The CI-field.
+        ci: u8,
+    },
+    /// The M-Bus variable data header is cut short.
+    HeaderTooShort {
+        /// Bytes present after the CI-field.
+        len: usize,
+    },
+    /// The M-Bus fixed data structure is not 16 bytes.
+    FixedDataLength {
+        /// Bytes present after the CI-field.
+        len: usize,
+    },
+    /// An M-Bus data record ends early.
+    PrematureEnd {
+        /// Where: "DIF", "VIF", "variable length VIF" or "data".
+        part: &'static str,
+    },
+    /// More than 10 DIFE or VIFE.
+    TooManyExtensions {
+        /// "DIFE" or "VIFE".
+        part: &'static str,
+    },
+    /// A plain-text VIF longer than 128 characters.
+    PlainTextTooLong {
+        /// The length byte.
+        len: usize,
+    },
 }
 
 impl ErrorKind {
@@ -180,6 +213,12 @@ impl ErrorKind {
             | AuthenticationFailed
             | ImplausiblePlaintext { .. }
             | UnsupportedSecurity { .. } => Category::Decryption,
+            UnsupportedCi { .. }
+            | HeaderTooShort { .. }
+            | FixedDataLength { .. }
+            | PrematureEnd { .. }
+            | TooManyExtensions { .. }
+            | PlainTextTooLong { .. } => Category::Record,
         }
     }
 
@@ -211,6 +250,12 @@ impl ErrorKind {
             AuthenticationFailed => "authentication_failed",
             ImplausiblePlaintext { .. } => "implausible_plaintext",
             UnsupportedSecurity { .. } => "unsupported_security",
+            UnsupportedCi { .. } => "unsupported_ci",
+            HeaderTooShort { .. } => "header_too_short",
+            FixedDataLength { .. } => "fixed_data_length",
+            PrematureEnd { .. } => "premature_end",
+            TooManyExtensions { .. } => "too_many_extensions",
+            PlainTextTooLong { .. } => "plain_text_too_long",
         }
     }
 }
@@ -297,6 +342,21 @@ impl fmt::Display for ErrorKind {
             UnsupportedSecurity { security_control } => write!(
                 f,
                 "unsupported security control byte 0x{security_control:02x}"
+            ),
+            UnsupportedCi { ci } => write!(f, "unsupported M-Bus CI-field 0x{ci:02x}"),
+            HeaderTooShort { len } => write!(
+                f,
+                "M-Bus variable data header too short: {len} byte(s) after the CI-field"
+            ),
+            FixedDataLength { len } => write!(
+                f,
+                "M-Bus fixed data structure is {len} byte(s) long, expected 16"
+            ),
+            PrematureEnd { part } => write!(f, "premature end of M-Bus record at {part}"),
+            TooManyExtensions { part } => write!(f, "more than 10 {part} in an M-Bus record"),
+            PlainTextTooLong { len } => write!(
+                f,
+                "M-Bus plain-text VIF of {len} characters, at most 128 allowed"
             ),
         }
     }

@@ -20,7 +20,10 @@
 //! # Ok(()) }
 //! ```
 #![deny(unsafe_code)]
-#![cfg_attr(test, allow(clippy::unwrap_used, clippy::indexing_slicing))]
+#![cfg_attr(
+    test,
+    allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)
+)]
 
 pub mod cursor;
 pub mod dlms;
@@ -35,3 +38,29 @@ pub mod stream;
 mod python;
 
 pub use error::{Category, DecodeError, ErrorKind, Result};
+
+/// Which protocol a telegram speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// DLMS/COSEM push: M-Bus frames with CI 0x00–0x1F (DLMS transport), a
+    /// general-glo-ciphering APDU (0xDB) or a data-notification (0x0F).
+    Dlms,
+    /// Wired M-Bus, EN 13757-3 application data (any other CI-field).
+    Mbus,
+}
+
+/// Tells the protocol of a telegram from its first bytes: an M-Bus long frame
+/// whose CI-field is a DLMS transport segment (0x00–0x1F) is DLMS, any other
+/// long frame, short frame or single character is M-Bus; anything else is
+/// treated as DLMS (whose decoder then says what is wrong).
+pub fn detect(input: &[u8]) -> Protocol {
+    match input.first() {
+        Some(&mbus::frame::START) => match input.get(6) {
+            Some(&ci) if ci <= dlms::transport::CI_MAX => Protocol::Dlms,
+            Some(_) => Protocol::Mbus,
+            None => Protocol::Dlms,
+        },
+        Some(&mbus::link::ACK | &mbus::link::SHORT_START) => Protocol::Mbus,
+        _ => Protocol::Dlms,
+    }
+}

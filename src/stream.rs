@@ -1,8 +1,9 @@
 //! Finding verified telegrams in a byte stream (sans-I/O).
 //!
 //! [`Deframer`] takes bytes in any chunking and hands out complete telegrams whose
-//! every frame passed its length, stop-byte and checksum checks and whose DLMS
-//! transport segments arrived complete and in order. Input that ends inside a
+//! every frame passed its length, stop-byte and checksum checks: DLMS push
+//! telegrams whose transport segments (CI 0x00–0x1F) arrived complete and in
+//! order, and single M-Bus long frames with any other CI-field (EN 13757-3 data). Input that ends inside a
 //! frame is "need more bytes" ([`Deframer::next_telegram`] returns `None`), never an
 //! error. Anything else is skipped one byte at a time until the next verified frame
 //! start, and counted in [`Stats`].
@@ -101,6 +102,15 @@ impl Deframer {
             self.skip(start);
             if self.buf.is_empty() {
                 return None;
+            }
+            if let Ok(frame) = LongFrame::parse(&self.buf, 0) {
+                if transport::segment_info(&frame).is_err() {
+                    // An M-Bus telegram: one frame is the whole telegram.
+                    let telegram: Vec<u8> = self.buf.drain(..frame.frame_len).collect();
+                    self.stats.telegrams += 1;
+                    self.last_dropped = None;
+                    return Some(telegram);
+                }
             }
             match transport::reassemble(&self.buf) {
                 Ok(r) => {
@@ -222,6 +232,20 @@ mod tests {
             d.push(&a[cut..]);
             assert_eq!(d.next_telegram(), Some(a.clone()), "split at {cut}");
         }
+    }
+
+    #[test]
+    fn mbus_frames_are_telegrams_of_their_own() {
+        let mbus = crate::mbus::link::emit_long(0x08, 1, 0x72, &[0; 12]);
+        let dlms = telegram(3, 300);
+        let mut stream = mbus.clone();
+        stream.extend_from_slice(&[0xE5, 0x10]);
+        stream.extend_from_slice(&dlms);
+        let mut d = Deframer::new();
+        d.push(&stream);
+        assert_eq!(d.next_telegram(), Some(mbus));
+        assert_eq!(d.next_telegram(), Some(dlms));
+        assert_eq!(d.stats().bytes_skipped, 2);
     }
 
     #[test]

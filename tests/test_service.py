@@ -37,6 +37,8 @@ def get(url: str, auth: tuple[str, str] | None = None) -> tuple[int, dict[str, s
             return r.status, dict(r.headers), r.read()
     except urllib.error.HTTPError as e:
         return e.code, dict(e.headers), e.read()
+    except urllib.error.URLError:
+        return 0, {}, b""  # not listening (yet): callers wait or assert on the status
 
 
 def wait_for(predicate: Any, timeout: float = 10.0) -> Any:

@@ -18,26 +18,36 @@ from .compat import to_mbuspico_json
 from .errors import (
     ApduError,
     ChecksumError,
+    CollisionError,
     DecodeError,
     DecryptionError,
     FrameError,
     MbusPicoError,
+    NoResponseError,
+    RecordError,
     SerialPortError,
 )
-from .types import DeframerStats, ObisValue, Reading
+from .master import MBusMaster
+from .types import DeframerStats, MbusReading, MbusRecord, ObisValue, Reading
 
 __all__ = [
     "ApduError",
     "ChecksumError",
+    "CollisionError",
     "DecodeError",
     "Decoder",
     "DecryptionError",
     "Deframer",
     "DeframerStats",
     "FrameError",
+    "MBusMaster",
     "MbusPicoError",
+    "MbusReading",
+    "MbusRecord",
+    "NoResponseError",
     "ObisValue",
     "Reading",
+    "RecordError",
     "SerialPortError",
     "SerialReader",
     "__version__",

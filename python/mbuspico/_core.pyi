@@ -1,19 +1,32 @@
 """Native core of mbuspico (Rust). Import from ``mbuspico``, not from here."""
 
 from collections.abc import Mapping
-from typing import Any, final
+from typing import Any, Literal, final
 
 from typing_extensions import Self
 
-from .types import DeframerStats, ReaderStats, Reading
+from .types import DeframerStats, MbusReading, ReaderStats, Reading
 
 __all__ = [
     "METERS",
     "Decoder",
     "Deframer",
+    "MBusLink",
     "SerialReader",
     "__version__",
     "encode_push",
+    "mbus_application_reset",
+    "mbus_classify",
+    "mbus_more_records_follow",
+    "mbus_parse_secondary",
+    "mbus_req_ud2",
+    "mbus_response_timeout",
+    "mbus_secondary_address",
+    "mbus_secondary_matches",
+    "mbus_select",
+    "mbus_set_primary_address",
+    "mbus_snd_nke",
+    "mbus_to_xml",
     "system_title",
 ]
 __version__: str
@@ -44,6 +57,7 @@ class Decoder:
         key: str | bytes | bytearray | None = None,
         *,
         auth_key: str | bytes | bytearray | None = None,
+        protocol: Literal["auto", "dlms", "mbus"] = "auto",
     ) -> Self:
         """Create a decoder.
 
@@ -54,6 +68,9 @@ class Decoder:
             auth_key: The global authentication key (GAK), 32 hex digits or 16
                 bytes; needed only for telegrams with an authentication tag
                 (security control 0x30).
+            protocol: ``"auto"`` tells wired M-Bus (EN 13757-3) from DLMS by the
+                CI-field (0x00-0x1F: DLMS transport); ``"dlms"`` or ``"mbus"``
+                forces one.
 
         Raises:
             ValueError: A key is not 32 hex digits or 16 bytes. The message does
@@ -62,7 +79,7 @@ class Decoder:
 
         """
 
-    def decode(self, data: _Bytes, /) -> Reading:
+    def decode(self, data: _Bytes, /) -> Reading | MbusReading:
         """Decode one telegram.
 
         Args:
@@ -75,13 +92,17 @@ class Decoder:
             ``meterNumber``, ``activePowerPlus`` W, ``activeEnergyPlus`` Wh,
             ``voltageL1`` V, ``currentL1`` A, ``powerFactor`` as cos φ, …),
             ``systemTitle``, ``frameCounter``, and ``obis``: every value by OBIS
-            code with its unit. See :class:`mbuspico.Reading`.
+            code with its unit. See :class:`mbuspico.Reading`. For a wired M-Bus
+            RSP_UD frame (no key needed): the header fields and ``records``,
+            each with quantity, base unit and scaled value; see
+            :class:`mbuspico.MbusReading` (EN 13757-3).
 
         Raises:
             FrameError: Bad start, length or stop byte, input ending early, a
                 segment missing or out of order, bytes after the telegram.
             ChecksumError: A frame's checksum does not match.
             ApduError: Malformed APDU or A-XDR data.
+            RecordError: Malformed M-Bus data header or records.
             DecryptionError: No key for an encrypted telegram, no authentication
                 key for a tagged one, tag mismatch, or a wrong key.
             DecodeError: ``data`` is a str that is not hex.
@@ -260,3 +281,182 @@ def encode_push(
 
 def system_title(meter_name: str, serial: int) -> bytes:
     """An 8-byte system title like ``meter_name``'s own, ending in ``serial``."""
+
+def mbus_to_xml(frames: list[_Bytes], /, normalized: bool = False) -> str:
+    """XML as libmbus writes it for one slave's telegrams; see :func:`mbuspico.mbus.to_xml`."""
+
+@final
+class MBusLink:
+    """The master's side of a wired M-Bus link on a serial port (EN 13757-2).
+
+    Sends request frames and receives one answer frame at a time: the single
+    character ``E5``, a short frame, or a long frame (checked with the
+    EN 13757-2 §5 length, checksum and stop-byte rules). Waiting releases the
+    GIL in slices of at most 50 ms; Ctrl-C raises ``KeyboardInterrupt`` within
+    that time. Frames going from master to slave (PRM bit set: the echo of our
+    own request from a level converter) are discarded, as libmbus does. Bytes
+    that are not one valid frame, or bytes following a valid frame, are a
+    collision (several slaves answering at once) and raise
+    :class:`mbuspico.errors.CollisionError`.
+    """
+
+    def __new__(
+        cls,
+        port: str,
+        *,
+        baudrate: int = 2400,
+        parity: str = "even",
+        timeout: float | None = None,
+    ) -> Self:
+        """Open ``port`` raw, 8 data bits, 1 stop bit.
+
+        Args:
+            port: Device path of the M-Bus level converter, e.g. ``/dev/ttyUSB0``.
+            baudrate: Line speed in baud (2400 is the M-Bus default).
+            parity: ``"even"`` (8E1, EN 13757-2 §4), ``"none"`` or ``"odd"``.
+            timeout: Seconds a slave may stay silent before its first byte and
+                between bytes. ``None``: libmbus's value for the baud rate
+                (300 Bd 1.3 s, 600 0.8 s, 1200 0.5 s, 2400/4800 0.3 s, faster
+                0.2 s). The time to send the last request (11 bits per byte)
+                is added to the wait for the first byte.
+
+        Raises:
+            SerialPortError: The port cannot be opened.
+            ValueError: Bad parity, baud rate or timeout.
+
+        """
+
+    def send(self, data: _Bytes, /) -> None:
+        """Send request bytes; input still buffered is discarded first.
+
+        Raises:
+            SerialPortError: The port failed.
+            ValueError: The link is closed.
+
+        """
+
+    def receive(self, timeout: float | None = None) -> bytes | None:
+        """Receive one frame.
+
+        Args:
+            timeout: Seconds of silence allowed; ``None``: the link's timeout.
+
+        Returns:
+            The frame (the single byte ``E5``, 5 bytes for a short frame,
+            ``68 L L 68 … 16`` for a long one), or ``None`` when nothing arrived
+            in time.
+
+        Raises:
+            CollisionError: Garbage, an incomplete frame, or bytes after a frame.
+            SerialPortError: The port failed or vanished.
+            ValueError: The link is closed.
+            KeyboardInterrupt: Ctrl-C while waiting.
+
+        """
+
+    def transact(self, data: _Bytes, /, timeout: float | None = None) -> bytes | None:
+        """Send a request and receive the answer (:meth:`send`, :meth:`receive`)."""
+
+    @property
+    def baudrate(self) -> int:
+        """The line speed in baud; setting it reconfigures the open port."""
+
+    @baudrate.setter
+    def baudrate(self, value: int) -> None: ...
+    @property
+    def timeout(self) -> float:
+        """Seconds of silence allowed before and between the bytes of an answer."""
+
+    @property
+    def port(self) -> str:
+        """The device path."""
+
+    def close(self) -> None:
+        """Close the port; later use raises ``ValueError``."""
+
+    def __enter__(self) -> Self:
+        """Return the link."""
+
+    def __exit__(self, *args: object) -> bool:
+        """Close the port."""
+
+def mbus_snd_nke(address: int) -> bytes:
+    """SND_NKE ``10 40 A CS 16``, the link reset (EN 13757-2 §5.5); 5 bytes."""
+
+def mbus_req_ud2(address: int, *, fcb: bool = False) -> bytes:
+    """REQ_UD2 ``10 5B A CS 16`` (``7B`` with ``fcb``), FCV set (EN 13757-2 §5.5); 5 bytes."""
+
+def mbus_application_reset(address: int) -> bytes:
+    """Application reset: SND_UD ``68 03 03 68 53 A 50 CS 16`` (EN 13757-3 CI 0x50)."""
+
+def mbus_select(secondary_address: str) -> bytes:
+    """Selection: SND_UD ``68 0B 0B 68 73 FD 52 <8 bytes> CS 16`` (EN 13757-3 CI 0x52).
+
+    Args:
+        secondary_address: ``IIIIIIIIMMMMVVDD`` (16 hex digits, manufacturer in
+            wire byte order, ``F`` = wildcard), ``IIIIIIII`` (the rest
+            wildcards), or ``IIIIIIII`` + 3 manufacturer letters [+ ``VVDD``].
+
+    Raises:
+        ValueError: Not a secondary address.
+
+    """
+
+def mbus_set_primary_address(address: int, new_address: int) -> bytes:
+    """SND_UD ``68 06 06 68 53 A 51 01 7A N CS 16``: set the primary address to N.
+
+    Raises:
+        ValueError: ``new_address`` above 250.
+
+    """
+
+def mbus_parse_secondary(secondary_address: str) -> str:
+    """The canonical 16-hex-digit form of a secondary address (upper case).
+
+    Raises:
+        ValueError: Not a secondary address (see :func:`mbus_select`).
+
+    """
+
+def mbus_secondary_matches(pattern: str, secondary_address: str) -> bool:
+    """Whether a slave with ``secondary_address`` answers a selection of ``pattern``.
+
+    ``F`` digits of the identification number and ``FF`` bytes of manufacturer,
+    version and medium are wildcards (EN 13757-3).
+
+    Raises:
+        ValueError: Either is not a secondary address.
+
+    """
+
+def mbus_classify(data: _Bytes, /) -> tuple[str, int]:
+    """What the frame at the start of ``data`` is, and its length in bytes.
+
+    Returns:
+        ``("ack", 1)``, ``("response", n)`` (RSP_UD long frame), ``("echo", n)``
+        (a master-to-slave frame), ``("other", n)`` (any other valid frame),
+        ``("incomplete", 0)`` (``data`` ends inside a frame) or
+        ``("invalid", 0)``.
+
+    """
+
+def mbus_secondary_address(frame: _Bytes, /) -> str | None:
+    """The ``IIIIIIIIMMMMVVDD`` in the header of a RSP_UD with CI 0x72, else ``None``.
+
+    Raises:
+        FrameError: ``frame`` is not a valid frame.
+
+    """
+
+def mbus_more_records_follow(frame: _Bytes, /) -> bool:
+    """Whether a RSP_UD (CI 0x72) ends with DIF 0x1F, "more records follow".
+
+    Walks the data records' structure only (EN 13757-3 DIF/VIF), not the values.
+
+    Raises:
+        FrameError: ``frame`` is not a valid frame.
+
+    """
+
+def mbus_response_timeout(baudrate: int) -> float:
+    """The response timeout of libmbus at ``baudrate``, in seconds (2400 Bd: 0.3)."""

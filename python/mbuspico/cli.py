@@ -5,6 +5,8 @@
 * ``mbuspico read`` reads a meter on a serial port and prints its readings.
 * ``mbuspico simulate`` runs a simulated meter on a pseudo-terminal.
 * ``mbuspico serve`` runs the MBusPico service (HTTP and UDP) next to the meter.
+* ``mbuspico mbus ping|request|scan`` is a wired M-Bus master (EN 13757-2/-3);
+  ``mbuspico simulate --meter mbus-slave`` simulates slaves for it.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from ._core import METERS
 from .compat import to_mbuspico_json
 from .config import SETTINGS
 from .errors import DecodeError, SerialPortError
-from .types import Reading
+from .types import MbusReading, Reading
 
 __all__ = ["main"]
 
@@ -43,10 +45,17 @@ def _build_parser() -> argparse.ArgumentParser:
         "decode",
         help="decode telegrams from files, standard input or --hex",
         description=(
-            "Decode DLMS push telegrams (M-Bus framed, as Austrian meters send them) "
-            "from binary or hex-text captures. Prints one reading per telegram; "
-            "garbage between telegrams is skipped and counted on standard error."
+            "Decode DLMS push telegrams (M-Bus framed, as Austrian meters send them) and "
+            "wired M-Bus telegrams (EN 13757-3) from binary or hex-text captures. Prints "
+            "one reading per telegram; garbage between telegrams is skipped and counted "
+            "on standard error."
         ),
+    )
+    decode.add_argument(
+        "--protocol",
+        choices=("auto", "dlms", "mbus"),
+        default="auto",
+        help="auto (default) tells M-Bus from DLMS by the CI-field",
     )
     decode.add_argument(
         "files",
@@ -61,24 +70,8 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="STRING",
         help="a telegram as hex text (repeatable)",
     )
-    decode.add_argument(
-        "--key",
-        default=os.environ.get("MBUSPICO_DEVICE_KEY"),
-        metavar="HEX",
-        help="the meter's 32-hex-digit encryption key (default: $MBUSPICO_DEVICE_KEY)",
-    )
-    decode.add_argument(
-        "--auth-key",
-        default=os.environ.get("MBUSPICO_DEVICE_AUTH_KEY"),
-        metavar="HEX",
-        help="authentication key, for telegrams with a tag (default: $MBUSPICO_DEVICE_AUTH_KEY)",
-    )
-    decode.add_argument(
-        "--format",
-        choices=("json", "mbuspico", "table"),
-        default="json",
-        help="json: one object per line (default); mbuspico: MBusPico's JSON; table: readable text",
-    )
+    _key_arguments(decode)
+    _format_argument(decode, xml=True)
 
     read = sub.add_parser(
         "read",
@@ -116,7 +109,7 @@ def _build_parser() -> argparse.ArgumentParser:
             "port to read."
         ),
     )
-    sim.add_argument("--meter", choices=METERS, default="kaifa-ma309m")
+    sim.add_argument("--meter", choices=(*METERS, "mbus-slave"), default="kaifa-ma309m")
     sim.add_argument(
         "--key",
         default=os.environ.get("MBUSPICO_DEVICE_KEY"),
@@ -152,6 +145,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--split", action="store_true", help="write in random small chunks with random delays"
     )
+    _mbus_arguments(sub, sim)
 
     serve = sub.add_parser(
         "serve",
@@ -205,12 +199,22 @@ def _key_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _format_argument(parser: argparse.ArgumentParser) -> None:
+def _format_argument(parser: argparse.ArgumentParser, *, xml: bool = False) -> None:
+    choices = (
+        ("json", "mbuspico", "table", "xml", "xml-normalized")
+        if xml
+        else (
+            "json",
+            "mbuspico",
+            "table",
+        )
+    )
     parser.add_argument(
         "--format",
-        choices=("json", "mbuspico", "table"),
+        choices=choices,
         default="json",
-        help="json: one object per line (default); mbuspico: MBusPico's JSON; table: readable text",
+        help="json: one object per line (default); mbuspico: MBusPico's JSON (DLMS); "
+        "table: readable text" + ("; xml, xml-normalized: libmbus's XML (M-Bus)" if xml else ""),
     )
 
 
@@ -299,9 +303,50 @@ def _table(reading: Reading) -> str:
     return "\n".join(head + lines) + "\n"
 
 
-def _print(reading: Reading, fmt: str, out: TextIO) -> None:
+def _mbus_table(reading: MbusReading) -> str:
+    head = (
+        f"{reading['manufacturer'] or '?'} {reading['id'] or '?'}  "
+        f"{reading['productName'] or ''}  {reading['medium'] or ''}".rstrip()
+    )
+    if reading["error"] is not None:
+        return (
+            f"{head}\n  application error {reading['error']['code']}: {reading['error']['text']}\n"
+        )
+    rows = [
+        (
+            str(i),
+            r["quantity"] or "?",
+            _format_value(r["value"]),
+            r["unit"] or "",
+            r["function"]
+            if r["storageNumber"] == 0
+            else f"{r['function']}, storage {r['storageNumber']}",
+        )
+        for i, r in enumerate(reading["records"])
+    ]
+    widths = [max((len(r[i]) for r in rows), default=0) for i in range(4)]
+    lines = [
+        f"  {n:>{widths[0]}}  {q:<{widths[1]}}  {v:>{widths[2]}} {u:<{widths[3]}}  {f}".rstrip()
+        for n, q, v, u, f in rows
+    ]
+    return "\n".join([head, *lines]) + "\n"
+
+
+def _print(reading: Reading | MbusReading, fmt: str, out: TextIO, telegram: bytes) -> None:
     if fmt == "json":
         out.write(json.dumps(reading, ensure_ascii=False) + "\n")
+    elif fmt in ("xml", "xml-normalized"):
+        if reading["protocol"] != "mbus":
+            msg = "the xml formats are for wired M-Bus telegrams (libmbus's XML)"
+            raise DecodeError(msg, 0, "format")
+        from .mbus import to_xml
+
+        out.write(to_xml(telegram, normalized=fmt == "xml-normalized"))
+    elif reading["protocol"] == "mbus":
+        if fmt == "mbuspico":
+            msg = "the mbuspico format is for DLMS readings (MBusPico's JSON)"
+            raise DecodeError(msg, 0, "format")
+        out.write(_mbus_table(reading) + "\n")
     elif fmt == "mbuspico":
         out.write(to_mbuspico_json(reading) + "\n")
     else:
@@ -312,7 +357,7 @@ def _decode(args: argparse.Namespace, out: TextIO, log: TextIO, stdin: BinaryIO)
     from ._core import Decoder
 
     try:
-        decoder = Decoder(args.key, auth_key=args.auth_key)
+        decoder = Decoder(args.key, auth_key=args.auth_key, protocol=args.protocol)
     except (ValueError, TypeError) as e:
         print(f"mbuspico: {e}", file=log)
         return 2
@@ -325,12 +370,12 @@ def _decode(args: argparse.Namespace, out: TextIO, log: TextIO, stdin: BinaryIO)
         for i, telegram in enumerate(telegrams, 1):
             try:
                 reading = decoder.decode(telegram)
+                _print(reading, args.format, out, telegram)
             except DecodeError as e:
                 failed += 1
                 print(f"mbuspico: {name}: telegram {i}: {e}", file=log)
                 continue
             decoded += 1
-            _print(reading, args.format, out)
     if not decoded:
         print("mbuspico: no decodable telegram", file=log)
         return 1
@@ -359,7 +404,7 @@ def _read(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
     count = 0
     with reader:
         for reading in reader:
-            _print(reading, args.format, out)
+            _print(reading, args.format, out, b"")
             out.flush()
             count += 1
             if args.count is not None and count >= args.count:
@@ -374,6 +419,8 @@ def _read(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
 
 
 def _simulate(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
+    if args.meter == "mbus-slave":
+        return _simulate_mbus_slave(args, out, log)
     from .simulator import Simulator
 
     if not args.key:
@@ -430,6 +477,128 @@ def _serve(args: argparse.Namespace, log: TextIO) -> int:
     return 0
 
 
+def _mbus_arguments(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], sim: argparse.ArgumentParser
+) -> None:
+    """The ``mbus`` command and the ``simulate --meter mbus-slave`` options."""
+    mbus = sub.add_parser(
+        "mbus",
+        help="talk to wired M-Bus slaves as the bus master",
+        description=(
+            "Wired M-Bus master (EN 13757-2/-3) on a level converter: ping a slave "
+            "(SND_NKE), request its data (REQ_UD2, every telegram), or scan the bus "
+            "by primary address or, with --secondary, by secondary address."
+        ),
+    )
+    mbus.add_argument("action", choices=("ping", "request", "scan"))
+    mbus.add_argument("--port", required=True, help="serial device of the level converter")
+    target = mbus.add_mutually_exclusive_group()
+    target.add_argument("--address", type=int, metavar="N", help="primary address 0-250 (254: any)")
+    target.add_argument(
+        "--secondary",
+        nargs="?",
+        const="FFFFFFFFFFFFFFFF",
+        metavar="ID",
+        help="secondary address IIIIIIIIMMMMVVDD (F = wildcard) or 8 ID digits; "
+        "scan --secondary [PATTERN] searches by secondary address",
+    )
+    mbus.add_argument("--baudrate", type=int, default=2400, help="default 2400")
+    mbus.add_argument("--parity", choices=("even", "none", "odd"), default="even")
+    mbus.add_argument(
+        "--timeout", type=float, metavar="SECONDS", help="answer timeout (default: by baud rate)"
+    )
+    mbus.add_argument("--retries", type=int, default=3, help="retries per request (default 3)")
+    mbus.add_argument(
+        "--format",
+        choices=("json", "xml"),
+        default="json",
+        help="request: the merged reading as JSON (default) or libmbus's XML",
+    )
+    sim.add_argument(
+        "--frames",
+        metavar="PATH",
+        help="mbus-slave: RSP_UD frames to answer with (.hex file or a directory of them)",
+    )
+    sim.add_argument("--address", type=int, metavar="N", help="mbus-slave: primary address")
+    sim.add_argument("--secondary", metavar="ID", help="mbus-slave: secondary address")
+    sim.add_argument("--baudrate", type=int, default=2400, help="mbus-slave: line speed")
+    sim.add_argument("--echo", action="store_true", help="mbus-slave: echo every request")
+
+
+def _mbus(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
+    from .errors import CollisionError, NoResponseError
+    from .master import MBusMaster
+
+    target: int | str | None = args.secondary if args.secondary is not None else args.address
+    if args.action != "scan" and target is None:
+        print(f"mbuspico: mbus {args.action} needs --address or --secondary", file=log)
+        return 2
+    try:
+        master = MBusMaster(
+            args.port, args.baudrate, args.timeout, retries=args.retries, parity=args.parity
+        )
+    except (ValueError, TypeError) as e:
+        print(f"mbuspico: {e}", file=log)
+        return 2
+    try:
+        with master:
+            if args.action == "ping":
+                ok = (
+                    master.select(target, retries=args.retries)
+                    if isinstance(target, str)
+                    else master.ping(int(target or 0))
+                )
+                print(f"{target}: {'E5' if ok else 'no answer'}", file=out)
+                return 0 if ok else 1
+            if args.action == "request":
+                assert target is not None  # noqa: S101 - checked above
+                if args.format == "xml":
+                    from .mbus import to_xml
+
+                    out.write(to_xml(master.request_frames(target)))
+                else:
+                    out.write(json.dumps(master.request(target), ensure_ascii=False) + "\n")
+                return 0
+            found: list[int] | list[str] = (
+                master.scan_secondary(args.secondary)
+                if args.secondary is not None
+                else master.scan_primary()
+            )
+            if args.format == "json":
+                out.write(json.dumps(found) + "\n")
+            else:
+                out.write("".join(f"{a}\n" for a in found))
+            return 0 if found else 1
+    except (NoResponseError, CollisionError, DecodeError) as e:
+        print(f"mbuspico: {e}", file=log)
+        return 1
+    except ValueError as e:
+        print(f"mbuspico: {e}", file=log)
+        return 2
+
+
+def _simulate_mbus_slave(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
+    from .mbus_slave import MBusSlave, SlaveMeter
+
+    if not args.frames:
+        print("mbuspico: simulate --meter mbus-slave needs --frames", file=log)
+        return 2
+    try:
+        meter = SlaveMeter(args.frames, address=args.address, secondary=args.secondary)
+    except (ValueError, OSError) as e:
+        print(f"mbuspico: {e}", file=log)
+        return 2
+    with MBusSlave(meter, baudrate=args.baudrate, echo=args.echo, link=args.link) as bus:
+        print(
+            f"simulated M-Bus slave {meter.address} ({meter.secondary}) on {args.link or bus.port}",
+            file=out,
+            flush=True,
+        )
+        with contextlib.suppress(KeyboardInterrupt):
+            bus.run()
+    return 0
+
+
 def main(
     argv: Sequence[str] | None = None,
     *,
@@ -453,6 +622,8 @@ def main(
             return _read(args, out, log)
         if args.command == "simulate":
             return _simulate(args, out, log)
+        if args.command == "mbus":
+            return _mbus(args, out, log)
         if args.command == "serve":
             return _serve(args, log)
     except KeyboardInterrupt:

@@ -14,10 +14,12 @@ from __future__ import annotations
 __all__ = [
     "ApduError",
     "ChecksumError",
+    "CollisionError",
     "DecodeError",
     "DecryptionError",
     "FrameError",
     "MbusPicoError",
+    "NoResponseError",
     "SerialPortError",
 ]
 
@@ -62,6 +64,16 @@ class ChecksumError(FrameError):
     """Raised when a frame's checksum does not match its contents (EN 13757-2 §5.4)."""
 
 
+class RecordError(DecodeError):
+    """Raised when M-Bus application data is malformed (EN 13757-3 §6).
+
+    A variable data header cut short, a data record that ends early (at its DIF,
+    VIF, plain-text VIF or data), more than 10 DIFE or VIFE, a fixed data
+    structure that is not 16 bytes, or a CI-field this decoder does not handle.
+    Unknown but well-formed codes are never errors.
+    """
+
+
 class ApduError(DecodeError):
     """Raised when the application data is malformed.
 
@@ -85,3 +97,31 @@ class SerialPortError(MbusPicoError, OSError):
     For example when the USB adapter is unplugged. Pass ``reconnect=True`` to
     :class:`mbuspico.SerialReader` to retry with backoff instead.
     """
+
+
+class CollisionError(MbusPicoError):
+    """Raised when an M-Bus answer is garbled: a collision on the bus.
+
+    Several slaves answered at once (a wildcard selection matching more than one,
+    a request to 0xFE with several slaves), or noise: the bytes received are not
+    one valid frame, or more bytes followed a valid one (EN 13757-2 §5).
+
+    Attributes:
+        message: What was received, in words.
+        data: The bytes received.
+
+    """
+
+    def __init__(self, message: str, data: bytes = b"") -> None:
+        """Create the error; Rust raises it with ``(message, data)``."""
+        super().__init__(message, data)
+        self.message = message
+        self.data = bytes(data)
+
+    def __str__(self) -> str:
+        """Return the message."""
+        return self.message
+
+
+class NoResponseError(MbusPicoError, TimeoutError):
+    """Raised when an M-Bus slave does not answer a request, retries included."""

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Literal, Optional, TypedDict, Union
+from typing import Any, Dict, List, Literal, Optional, TypedDict, Union
 
-__all__ = ["DeframerStats", "Number", "ObisValue", "ReaderStats", "Reading"]
+__all__ = [
+    "DeframerStats",
+    "MbusError",
+    "MbusReading",
+    "MbusRecord",
+    "Number",
+    "ObisValue",
+    "ReaderStats",
+    "Reading",
+]
 
 Number = Union[int, float]
 """Scaled values: ``int`` when the scaler is ≥ 0, ``float`` otherwise."""
@@ -69,6 +78,64 @@ class Reading(TypedDict):
     obis: Dict[str, ObisValue]
     """Every value by OBIS code ``A-B:C.D.E`` (``*F`` only when F ≠ 255), in the
     order the meter sent them."""
+
+
+class MbusRecord(TypedDict):
+    """One data record of a wired M-Bus telegram (EN 13757-3 §6.3)."""
+
+    function: str
+    """``instantaneous``, ``maximum``, ``minimum``, ``error`` (value during error
+    state), ``manufacturer_specific`` or ``more_records_follow`` (DIF 0x0F/0x1F
+    data, value is hex); fixed data structure: ``actual`` or ``stored``."""
+    storageNumber: int
+    """0 for the current value, else a stored (historic) value."""
+    tariff: int
+    subunit: int
+    quantity: Optional[str]
+    """``Energy``, ``Volume``, ``Flow temperature``, … (libmbus's normalized
+    names), the text of a plain-text VIF, or None when the VIF is unknown."""
+    unit: Optional[str]
+    """Base unit: ``Wh``, ``J``, ``m^3``, ``kg``, ``W``, ``J/h``, ``m^3/h``,
+    ``°C``, ``K``, ``bar``, ``s``, ``V``, ``A``; None for counts, codes, dates, text."""
+    value: Any
+    """Scaled to ``unit`` (int or float); ISO 8601 str for dates; str for text
+    and hex data; None for an empty or invalid field."""
+    raw: str
+    """The record's bytes (DIF to last data byte), hex."""
+
+
+class MbusError(TypedDict):
+    """An application error (CI 0x70, EN 13757-3 Table 5)."""
+
+    code: int
+    text: str
+
+
+class MbusReading(TypedDict):
+    """A decoded wired M-Bus telegram (``protocol == "mbus"``)."""
+
+    protocol: Literal["mbus"]
+    control: int
+    """C-field (0x08 RSP_UD)."""
+    address: int
+    """A-field (primary address; 0xFD after secondary selection)."""
+    ci: int
+    """CI-field (0x72 variable data, 0x73 fixed, 0x70 application error, …)."""
+    id: Optional[str]
+    """Identification number, 8 digits for BCD (hex letters if not BCD)."""
+    manufacturer: Optional[str]
+    """Three-letter FLAG code, e.g. ``KAM``."""
+    version: Optional[int]
+    productName: Optional[str]
+    medium: Optional[str]
+    """Device type, e.g. ``Heat: Outlet``, ``Water``."""
+    accessNumber: Optional[int]
+    status: Optional[int]
+    signature: Optional[int]
+    records: List[MbusRecord]
+    moreRecordsFollow: bool
+    """DIF 0x1F ended the telegram: request the next one."""
+    error: Optional[MbusError]
 
 
 class DeframerStats(TypedDict):

@@ -21,18 +21,34 @@ use crate::dlms::{self, Keys};
 #[pyclass(module = "mbuspico", name = "Decoder", frozen)]
 pub struct Decoder {
     keys: Keys,
+    protocol: Option<crate::Protocol>,
 }
 
 #[pymethods]
 impl Decoder {
     #[new]
-    #[pyo3(signature = (key = None, *, auth_key = None))]
-    fn new(key: Option<&Bound<'_, PyAny>>, auth_key: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+    #[pyo3(signature = (key = None, *, auth_key = None, protocol = "auto"))]
+    fn new(
+        key: Option<&Bound<'_, PyAny>>,
+        auth_key: Option<&Bound<'_, PyAny>>,
+        protocol: &str,
+    ) -> PyResult<Self> {
+        let protocol = match protocol {
+            "auto" => None,
+            "dlms" => Some(crate::Protocol::Dlms),
+            "mbus" => Some(crate::Protocol::Mbus),
+            other => {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "protocol must be \"auto\", \"dlms\" or \"mbus\", not {other:?}"
+                )))
+            }
+        };
         Ok(Decoder {
             keys: Keys {
                 key: key.map(|k| convert::key(k, "key")).transpose()?,
                 auth_key: auth_key.map(|k| convert::key(k, "auth_key")).transpose()?,
             },
+            protocol,
         })
     }
 
@@ -55,8 +71,16 @@ impl Decoder {
         data: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let bytes = convert::input(data)?;
-        let reading = dlms::decode(&bytes, &self.keys).map_err(errors::to_py)?;
-        Ok(reading::to_dict(py, &reading)?.into_any())
+        match self.protocol.unwrap_or_else(|| crate::detect(&bytes)) {
+            crate::Protocol::Dlms => {
+                let r = dlms::decode(&bytes, &self.keys).map_err(errors::to_py)?;
+                Ok(reading::to_dict(py, &r)?.into_any())
+            }
+            crate::Protocol::Mbus => {
+                let r = crate::mbus::decode(&bytes).map_err(errors::to_py)?;
+                Ok(reading::mbus_to_dict(py, &r)?.into_any())
+            }
+        }
     }
 
     /// Whether an encryption key is set.

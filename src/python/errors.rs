@@ -10,6 +10,7 @@ mod exc {
     pyo3::import_exception!(mbuspico.errors, FrameError);
     pyo3::import_exception!(mbuspico.errors, ChecksumError);
     pyo3::import_exception!(mbuspico.errors, ApduError);
+    pyo3::import_exception!(mbuspico.errors, RecordError);
     pyo3::import_exception!(mbuspico.errors, DecryptionError);
 }
 
@@ -20,6 +21,7 @@ pub fn to_py(e: DecodeError) -> PyErr {
         Category::Frame => exc::FrameError::new_err(args),
         Category::Checksum => exc::ChecksumError::new_err(args),
         Category::Apdu => exc::ApduError::new_err(args),
+        Category::Record => exc::RecordError::new_err(args),
         Category::Decryption => exc::DecryptionError::new_err(args),
     }
 }

@@ -9,6 +9,9 @@ mod convert;
 mod decoder;
 mod errors;
 #[cfg(feature = "serial")]
+mod mbus_master;
+mod mbus_xml;
+#[cfg(feature = "serial")]
 mod reader;
 mod reading;
 mod simulate;
@@ -22,7 +25,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<stream::Deframer>()?;
     #[cfg(feature = "serial")]
     m.add_class::<reader::SerialReader>()?;
+    #[cfg(feature = "serial")]
+    mbus_master::register(m)?;
     m.add_function(wrap_pyfunction!(simulate::encode_push, m)?)?;
+    m.add_function(wrap_pyfunction!(mbus_xml::mbus_to_xml, m)?)?;
     m.add_function(wrap_pyfunction!(simulate::system_title, m)?)?;
     m.add("METERS", simulate::meter_names())?;
     Ok(())

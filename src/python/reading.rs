@@ -142,3 +142,68 @@ pub fn to_dict<'py>(py: Python<'py>, r: &Reading) -> PyResult<Bound<'py, PyDict>
     d.set_item(intern!(py, "obis"), obis)?;
     Ok(d)
 }
+
+/// The dict of an M-Bus reading; keys as in `mbuspico.types.MbusReading`.
+pub fn mbus_to_dict<'py>(
+    py: Python<'py>,
+    r: &crate::mbus::reading::MbusReading,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item(intern!(py, "protocol"), intern!(py, "mbus"))?;
+    d.set_item(intern!(py, "control"), r.control)?;
+    d.set_item(intern!(py, "address"), r.address)?;
+    d.set_item(intern!(py, "ci"), r.ci)?;
+    let h = r.header.as_ref();
+    d.set_item(intern!(py, "id"), h.map(|h| h.id.as_str()))?;
+    d.set_item(
+        intern!(py, "manufacturer"),
+        h.map(|h| h.manufacturer.as_str()).filter(|m| !m.is_empty()),
+    )?;
+    d.set_item(
+        intern!(py, "version"),
+        h.filter(|h| !h.manufacturer.is_empty()).map(|h| h.version),
+    )?;
+    d.set_item(
+        intern!(py, "productName"),
+        h.map(|h| h.product_name).filter(|p| !p.is_empty()),
+    )?;
+    d.set_item(intern!(py, "medium"), h.map(|h| h.medium.as_str()))?;
+    d.set_item(intern!(py, "accessNumber"), r.access_number)?;
+    d.set_item(intern!(py, "status"), r.status)?;
+    d.set_item(intern!(py, "signature"), r.signature)?;
+    let records = PyList::empty(py);
+    let keys = (
+        intern!(py, "function"),
+        intern!(py, "storageNumber"),
+        intern!(py, "tariff"),
+        intern!(py, "subunit"),
+        intern!(py, "quantity"),
+        intern!(py, "unit"),
+        intern!(py, "value"),
+        intern!(py, "raw"),
+    );
+    for rec in &r.records {
+        let e = PyDict::new(py);
+        e.set_item(keys.0, rec.function)?;
+        e.set_item(keys.1, rec.storage_number)?;
+        e.set_item(keys.2, rec.tariff)?;
+        e.set_item(keys.3, rec.subunit)?;
+        e.set_item(keys.4, rec.quantity.as_deref())?;
+        e.set_item(keys.5, rec.unit.as_deref())?;
+        e.set_item(keys.6, value(py, &rec.value)?)?;
+        e.set_item(keys.7, &rec.raw)?;
+        records.append(e)?;
+    }
+    d.set_item(intern!(py, "records"), records)?;
+    d.set_item(intern!(py, "moreRecordsFollow"), r.more_records_follow)?;
+    match &r.error {
+        Some((code, text)) => {
+            let e = PyDict::new(py);
+            e.set_item(intern!(py, "code"), *code)?;
+            e.set_item(intern!(py, "text"), text)?;
+            d.set_item(intern!(py, "error"), e)?;
+        }
+        None => d.set_item(intern!(py, "error"), py.None())?,
+    }
+    Ok(d)
+}

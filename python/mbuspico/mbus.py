@@ -1,0 +1,47 @@
+"""Wired M-Bus (EN 13757-2/-3): libmbus-compatible XML, and the master.
+
+Decoding itself is :meth:`mbuspico.Decoder.decode`, which tells M-Bus telegrams
+from DLMS by the CI-field (or ``Decoder(protocol="mbus")``). This module adds
+what tools built on libmbus expect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Union
+
+from . import _core
+
+__all__ = ["to_xml"]
+
+_Frame = Union[bytes, bytearray, memoryview, str]
+
+
+def to_xml(frames: _Frame | Sequence[_Frame], normalized: bool = False) -> str:
+    """Return libmbus's XML for the telegrams of one slave.
+
+    The same text libmbus's ``mbus_frame_xml`` (``normalized=False``: libmbus's
+    unit descriptions and raw values, as ``mbus-serial-request-data`` prints) or
+    ``mbus_frame_xml_normalized`` (``normalized=True``: quantity, base unit and
+    scaled value, as ``mbus-serial-request-data -n`` / ``mbus_parse_hex -n``)
+    produce. Byte-identical to libmbus on all 76 frames of its test corpus;
+    deliberate differences are listed in ``tests/data/libmbus/KNOWN_DIFFERENCES.md``.
+
+    Args:
+        frames: One RSP_UD long frame, or the frames of a multi-telegram
+            readout in order (records numbered on; ``frame="n"`` attributes),
+            as bytes or hex text.
+        normalized: Normalized output.
+
+    Returns:
+        The XML document, ending with a newline.
+
+    Raises:
+        FrameError: A frame's start, length, stop byte or length is wrong.
+        ChecksumError: A frame's checksum does not match.
+        RecordError: The application data is malformed (EN 13757-3 §6).
+
+    """
+    if isinstance(frames, (bytes, bytearray, memoryview, str)):
+        frames = [frames]
+    return _core.mbus_to_xml(list(frames), normalized)
