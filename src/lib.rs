@@ -27,6 +27,7 @@
 
 pub mod cursor;
 pub mod dlms;
+pub mod dsmr;
 pub mod error;
 pub mod hex;
 pub mod mbus;

@@ -14,6 +14,8 @@ __all__ = [
     "MBusLink",
     "SerialReader",
     "__version__",
+    "dsmr_crc16",
+    "dsmr_encrypt",
     "encode_push",
     "mbus_application_reset",
     "mbus_classify",
@@ -460,3 +462,25 @@ def mbus_more_records_follow(frame: _Bytes, /) -> bool:
 
 def mbus_response_timeout(baudrate: int) -> float:
     """The response timeout of libmbus at ``baudrate``, in seconds (2400 Bd: 0.3)."""
+
+def dsmr_crc16(data: bytes, /) -> int:
+    """CRC-16/ARC of ``data`` (DSMR 5.0.2 §6.2): from ``/`` through ``!`` of a telegram."""
+
+def dsmr_encrypt(
+    plaintext: bytes,
+    /,
+    *,
+    key: str | bytes | bytearray,
+    auth_key: str | bytes | bytearray,
+    system_title: bytes,
+    frame_counter: int,
+) -> bytes:
+    """Encrypt a P1 telegram as the Luxembourg Smarty does (for the simulator).
+
+    General-glo-ciphering frame ``DB 08 <system title> 82 <len> 30 <frame
+    counter> <ciphertext> <12-byte tag>``, AES-128-GCM, AAD = 0x30 ‖ auth_key
+    (Luxembourg Smarty P1 specification v1.1.3 §3.2.5).
+
+    Raises:
+        ValueError: A key is not 16 bytes or the system title not 8.
+    """

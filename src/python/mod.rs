@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 
 mod convert;
 mod decoder;
+mod dsmr_emit;
 mod errors;
 #[cfg(feature = "serial")]
 mod mbus_master;
@@ -29,6 +30,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     mbus_master::register(m)?;
     m.add_function(wrap_pyfunction!(simulate::encode_push, m)?)?;
     m.add_function(wrap_pyfunction!(mbus_xml::mbus_to_xml, m)?)?;
+    m.add_function(wrap_pyfunction!(dsmr_emit::dsmr_crc16, m)?)?;
+    m.add_function(wrap_pyfunction!(dsmr_emit::dsmr_encrypt, m)?)?;
     m.add_function(wrap_pyfunction!(simulate::system_title, m)?)?;
     m.add("METERS", simulate::meter_names())?;
     Ok(())
