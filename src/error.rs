@@ -70,6 +70,13 @@ pub enum ErrorKind {
         /// The sum computed over the frame.
         computed: u8,
     },
+    /// A DSMR telegram's CRC-16 does not match (DSMR 5.0.2 §6.2).
+    Crc16 {
+        /// The CRC in the telegram.
+        given: u16,
+        /// The CRC computed over `/` … `!`.
+        computed: u16,
+    },
     /// The CI-field is not one of the DLMS transport values 0x00–0x1F.
     NotDlmsTransport {
         /// The CI-field found.
@@ -189,7 +196,7 @@ impl ErrorKind {
     pub fn category(&self) -> Category {
         use ErrorKind::*;
         match self {
-            Checksum { .. } => Category::Checksum,
+            Checksum { .. } | Crc16 { .. } => Category::Checksum,
             Empty
             | Truncated { .. }
             | UnknownFraming { .. }
@@ -233,6 +240,7 @@ impl ErrorKind {
             LengthMismatch { .. } => "length_mismatch",
             InvalidStop { .. } => "invalid_stop",
             Checksum { .. } => "checksum",
+            Crc16 { .. } => "crc16",
             NotDlmsTransport { .. } => "not_dlms_transport",
             SegmentOutOfOrder { .. } => "segment_out_of_order",
             MissingSegment { .. } => "missing_segment",
@@ -283,6 +291,10 @@ impl fmt::Display for ErrorKind {
             Checksum { expected, computed } => write!(
                 f,
                 "M-Bus checksum mismatch: frame says 0x{expected:02x}, computed 0x{computed:02x}"
+            ),
+            Crc16 { given, computed } => write!(
+                f,
+                "DSMR telegram CRC mismatch: telegram says {given:04X}, computed {computed:04X}"
             ),
             NotDlmsTransport { ci } => write!(
                 f,

@@ -48,12 +48,15 @@ pub enum Protocol {
     Dlms,
     /// Wired M-Bus, EN 13757-3 application data (any other CI-field).
     Mbus,
+    /// DSMR P1 text telegram (starts with `/`).
+    Dsmr,
 }
 
 /// Tells the protocol of a telegram from its first bytes: an M-Bus long frame
 /// whose CI-field is a DLMS transport segment (0x00–0x1F) is DLMS, any other
-/// long frame, short frame or single character is M-Bus; anything else is
-/// treated as DLMS (whose decoder then says what is wrong).
+/// long frame, short frame or single character is M-Bus; `/` starts a DSMR P1
+/// telegram; anything else is treated as DLMS (whose decoder then says what is
+/// wrong; an encrypted `0xDB` frame may still hold a P1 telegram).
 pub fn detect(input: &[u8]) -> Protocol {
     match input.first() {
         Some(&mbus::frame::START) => match input.get(6) {
@@ -62,6 +65,7 @@ pub fn detect(input: &[u8]) -> Protocol {
             None => Protocol::Dlms,
         },
         Some(&mbus::link::ACK | &mbus::link::SHORT_START) => Protocol::Mbus,
+        Some(b'/') => Protocol::Dsmr,
         _ => Protocol::Dlms,
     }
 }

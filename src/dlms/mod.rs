@@ -78,6 +78,69 @@ pub fn decode(input: &[u8], keys: &Keys) -> Result<Reading> {
     decode_apdu(apdu, &map, keys)
 }
 
+/// A decrypted general-glo-ciphering APDU.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decrypted {
+    /// The APDU header (system title, security control, frame counter).
+    pub header: security::GloCiphered,
+    /// The APDU with its ciphertext replaced by the plaintext.
+    pub apdu: Vec<u8>,
+    /// Whether a GCM tag was verified.
+    pub authenticated: bool,
+}
+
+impl Decrypted {
+    /// The plaintext.
+    pub fn plaintext(&self) -> &[u8] {
+        self.apdu
+            .get(self.header.ciphertext_start..self.header.ciphertext_end)
+            .unwrap_or_default()
+    }
+}
+
+/// Verifies and decrypts a general-glo-ciphering APDU (tag checked when the
+/// security control byte says so); offsets in errors map to the input via `map`.
+///
+/// # Errors
+/// APDU header errors, [`ErrorKind::MissingKey`], [`ErrorKind::MissingAuthKey`],
+/// [`ErrorKind::AuthenticationFailed`].
+pub fn decrypt(apdu: Cow<'_, [u8]>, map: &OffsetMap, keys: &Keys) -> Result<Decrypted> {
+    let at = |e: DecodeError| DecodeError::new(e.kind, map.to_input(e.offset));
+    let header = security::parse(&apdu).map_err(at)?;
+    let key = keys
+        .key
+        .as_ref()
+        .ok_or_else(|| DecodeError::new(ErrorKind::MissingKey, map.to_input(0)))?;
+    let iv = cipher::iv(&header.system_title, header.frame_counter);
+    let ct_at = map.to_input(header.ciphertext_start);
+    let mut apdu = apdu.into_owned();
+    let plaintext = apdu
+        .get_mut(header.ciphertext_start..header.ciphertext_end)
+        .unwrap_or_default();
+    let sc = header.security_control.0;
+    match &header.tag {
+        Some(tag) => {
+            let auth_key = keys
+                .auth_key
+                .as_ref()
+                .ok_or_else(|| DecodeError::new(ErrorKind::MissingAuthKey, ct_at))?;
+            let mut aad = [0u8; 17];
+            let (first, rest) = aad.split_at_mut(1);
+            first.copy_from_slice(&[sc]);
+            rest.copy_from_slice(auth_key.as_bytes());
+            cipher::decrypt_tagged(key, &iv, &aad, plaintext, tag)
+                .map_err(|kind| DecodeError::new(kind, map.to_input(header.ciphertext_end)))?;
+        }
+        None => cipher::decrypt_untagged(key, &iv, plaintext),
+    }
+    let authenticated = header.tag.is_some();
+    Ok(Decrypted {
+        header,
+        apdu,
+        authenticated,
+    })
+}
+
 /// Decodes an APDU whose bytes came from the input as `map` says.
 pub fn decode_apdu(apdu: Cow<'_, [u8]>, map: &OffsetMap, keys: &Keys) -> Result<Reading> {
     let at = |e: DecodeError| DecodeError::new(e.kind, map.to_input(e.offset));
@@ -87,37 +150,10 @@ pub fn decode_apdu(apdu: Cow<'_, [u8]>, map: &OffsetMap, keys: &Keys) -> Result<
             Ok(reading::build(&n.body, n.date_time.as_ref(), None, None))
         }
         _ => {
-            let header = security::parse(&apdu).map_err(at)?;
-            let key = keys
-                .key
-                .as_ref()
-                .ok_or_else(|| DecodeError::new(ErrorKind::MissingKey, map.to_input(0)))?;
-            let iv = cipher::iv(&header.system_title, header.frame_counter);
-            let ct_at = map.to_input(header.ciphertext_start);
-            // Decrypt in place: the reassembled APDU is ours already (no copy).
-            let mut apdu = apdu.into_owned();
-            let plaintext = apdu
-                .get_mut(header.ciphertext_start..header.ciphertext_end)
-                .unwrap_or_default();
-            let sc = header.security_control.0;
-            match &header.tag {
-                Some(tag) => {
-                    let auth_key = keys
-                        .auth_key
-                        .as_ref()
-                        .ok_or_else(|| DecodeError::new(ErrorKind::MissingAuthKey, ct_at))?;
-                    let mut aad = [0u8; 17];
-                    let (first, rest) = aad.split_at_mut(1);
-                    first.copy_from_slice(&[sc]);
-                    rest.copy_from_slice(auth_key.as_bytes());
-                    cipher::decrypt_tagged(key, &iv, &aad, plaintext, tag).map_err(|kind| {
-                        DecodeError::new(kind, map.to_input(header.ciphertext_end))
-                    })?;
-                }
-                None => cipher::decrypt_untagged(key, &iv, plaintext),
-            }
+            let decrypted = decrypt(apdu, map, keys)?;
+            let header = &decrypted.header;
             let to_input = |pt_offset: usize| map.to_input(header.ciphertext_start + pt_offset);
-            let n = match notification::parse(plaintext) {
+            let n = match notification::parse(decrypted.plaintext()) {
                 Ok(n) => n,
                 // Authenticated plaintext that does not parse is an APDU error…
                 Err(e) if header.tag.is_some() => {

@@ -10,14 +10,20 @@ use super::errors::input_error;
 use crate::dlms::Key;
 use crate::hex::{self, HexError};
 
-/// Telegram bytes from `bytes` (borrowed), `str` (hex digits, whitespace allowed),
+/// Telegram bytes from `bytes` (borrowed), `str` (hex digits, whitespace allowed;
+/// or a P1 telegram's text when it starts with `/`),
 /// or any object with the buffer protocol (`bytearray`, `memoryview`, …; copied).
 pub fn input<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [u8]>> {
     if let Ok(b) = obj.cast::<PyBytes>() {
         return Ok(Cow::Borrowed(b.as_bytes()));
     }
     if let Ok(s) = obj.cast::<PyString>() {
-        return match hex::decode(&s.to_cow()?) {
+        let text = s.to_cow()?;
+        // A P1 telegram given as text is its own bytes (UTF-8).
+        if text.starts_with('/') {
+            return Ok(Cow::Owned(text.into_owned().into_bytes()));
+        }
+        return match hex::decode(&text) {
             Ok(v) => Ok(Cow::Owned(v)),
             Err(HexError::InvalidCharacter(at)) => Err(input_error(
                 format!("not hexadecimal text: invalid character at position {at}"),

@@ -2,8 +2,22 @@
 
 use pyo3::prelude::*;
 
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use pyo3::exceptions::PyValueError;
+
 use super::{convert, errors, reading};
-use crate::dlms::{self, Keys};
+use crate::dlms::offsets::OffsetMap;
+use crate::dlms::{self, Key, Keys};
+use crate::dsmr;
+use crate::error::DecodeError;
+
+/// The authentication key every Luxembourg Smarty meter uses (Smarty P1
+/// specification v1.1.3 §3.4.1), tried for P1 frames when none is given.
+const SMARTY_AUTH_KEY: [u8; 16] = [
+    0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xAA, 0xBB, 0xCC, 0xDD, 0xEE, 0xFF,
+];
 
 /// Decodes DLMS push telegrams with the keys of one meter.
 ///
@@ -22,26 +36,89 @@ use crate::dlms::{self, Keys};
 pub struct Decoder {
     keys: Keys,
     protocol: Option<crate::Protocol>,
+    dsmr: dsmr::Options,
+}
+
+impl Decoder {
+    /// A DSMR telegram inside a general-glo-ciphering frame (Luxembourg Smarty,
+    /// Energienetze Steiermark): `Ok(Some(..))` when the plaintext is a P1
+    /// telegram, `Ok(None)` when it is something else (a DLMS APDU).
+    fn encrypted_dsmr<'py>(
+        &self,
+        py: Python<'py>,
+        bytes: &[u8],
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let smarty;
+        let keys = if self.keys.auth_key.is_none() {
+            smarty = Keys {
+                key: self.keys.key.clone(),
+                auth_key: Some(Key::new(SMARTY_AUTH_KEY)),
+            };
+            &smarty
+        } else {
+            &self.keys
+        };
+        let map = OffsetMap::identity(0, bytes.len());
+        let decrypted = match dlms::decrypt(Cow::Borrowed(bytes), &map, keys) {
+            Ok(d) => d,
+            // Without an authentication key, a tag that fails with the public
+            // Smarty key may be a DLMS push: let the DLMS decoder report.
+            Err(_)
+                if self.keys.auth_key.is_none() && self.protocol != Some(crate::Protocol::Dsmr) =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return Err(errors::to_py(e)),
+        };
+        let plaintext = decrypted.plaintext();
+        if plaintext.first() != Some(&b'/') {
+            return Ok(None);
+        }
+        let base = decrypted.header.ciphertext_start;
+        let r = dsmr::decode(plaintext, &self.dsmr)
+            .map_err(|e| errors::to_py(DecodeError::new(e.kind, base + e.offset)))?;
+        let d = reading::dsmr_to_dict(py, &r)?;
+        d.set_item(
+            "systemTitle",
+            crate::hex::encode(&decrypted.header.system_title),
+        )?;
+        d.set_item("frameCounter", decrypted.header.frame_counter)?;
+        Ok(Some(d.into_any()))
+    }
 }
 
 #[pymethods]
 impl Decoder {
     #[new]
-    #[pyo3(signature = (key = None, *, auth_key = None, protocol = "auto"))]
+    #[pyo3(signature = (key = None, *, auth_key = None, protocol = "auto", tz = "Europe/Amsterdam", names = None, verify_crc = true))]
     fn new(
         key: Option<&Bound<'_, PyAny>>,
         auth_key: Option<&Bound<'_, PyAny>>,
         protocol: &str,
+        tz: &str,
+        names: Option<HashMap<String, String>>,
+        verify_crc: bool,
     ) -> PyResult<Self> {
         let protocol = match protocol {
             "auto" => None,
             "dlms" => Some(crate::Protocol::Dlms),
             "mbus" => Some(crate::Protocol::Mbus),
+            "dsmr" => Some(crate::Protocol::Dsmr),
             other => {
-                return Err(pyo3::exceptions::PyValueError::new_err(format!(
-                    "protocol must be \"auto\", \"dlms\" or \"mbus\", not {other:?}"
+                return Err(PyValueError::new_err(format!(
+                    "protocol must be \"auto\", \"dlms\", \"mbus\" or \"dsmr\", not {other:?}"
                 )))
             }
+        };
+        let tz = jiff::tz::TimeZone::get(tz).map_err(|_| {
+            PyValueError::new_err(format!(
+                "unknown time zone {tz:?}; give an IANA name such as \"Europe/Amsterdam\""
+            ))
+        })?;
+        let dsmr = dsmr::Options {
+            tz,
+            names: names.unwrap_or_default(),
+            verify_crc,
         };
         Ok(Decoder {
             keys: Keys {
@@ -49,6 +126,7 @@ impl Decoder {
                 auth_key: auth_key.map(|k| convert::key(k, "auth_key")).transpose()?,
             },
             protocol,
+            dsmr,
         })
     }
 
@@ -71,7 +149,25 @@ impl Decoder {
         data: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let bytes = convert::input(data)?;
-        match self.protocol.unwrap_or_else(|| crate::detect(&bytes)) {
+        let protocol = self.protocol.unwrap_or_else(|| crate::detect(&bytes));
+        if bytes.first() == Some(&dlms::security::TAG) && protocol != crate::Protocol::Mbus {
+            if let Some(d) = self.encrypted_dsmr(py, &bytes)? {
+                return Ok(d);
+            }
+            if protocol == crate::Protocol::Dsmr {
+                return Err(PyValueError::new_err(
+                    "the decrypted frame holds no P1 telegram (it does not start with \"/\")",
+                ));
+            }
+        }
+        match protocol {
+            crate::Protocol::Dsmr => {
+                let r = dsmr::decode(&bytes, &self.dsmr).map_err(errors::to_py)?;
+                let d = reading::dsmr_to_dict(py, &r)?;
+                d.set_item("systemTitle", py.None())?;
+                d.set_item("frameCounter", py.None())?;
+                Ok(d.into_any())
+            }
             crate::Protocol::Dlms => {
                 let r = dlms::decode(&bytes, &self.keys).map_err(errors::to_py)?;
                 Ok(reading::to_dict(py, &r)?.into_any())

@@ -207,3 +207,54 @@ pub fn mbus_to_dict<'py>(
     }
     Ok(d)
 }
+
+/// The dict of a DSMR reading; keys as in `mbuspico.types.DsmrReading`
+/// (`systemTitle` and `frameCounter` are added by the caller).
+pub fn dsmr_to_dict<'py>(
+    py: Python<'py>,
+    r: &crate::dsmr::DsmrReading,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item(intern!(py, "protocol"), intern!(py, "dsmr"))?;
+    d.set_item(intern!(py, "header"), &r.header)?;
+    d.set_item(intern!(py, "crc"), r.crc)?;
+    d.set_item(
+        intern!(py, "lineEndings"),
+        if r.lf_only {
+            intern!(py, "lf")
+        } else {
+            intern!(py, "crlf")
+        },
+    )?;
+    d.set_item(intern!(py, "timestamp"), r.timestamp.as_deref())?;
+    let obis = PyDict::new(py);
+    let keys = (
+        intern!(py, "value"),
+        intern!(py, "unit"),
+        intern!(py, "name"),
+        intern!(py, "timestamp"),
+    );
+    for (code, v) in &r.obis {
+        let e = PyDict::new(py);
+        e.set_item(keys.0, value(py, &v.value)?)?;
+        e.set_item(keys.1, v.unit.as_deref())?;
+        e.set_item(keys.2, v.name.as_deref())?;
+        e.set_item(keys.3, v.timestamp.as_deref())?;
+        obis.set_item(code, e)?;
+    }
+    d.set_item(intern!(py, "obis"), obis)?;
+    let mbus = PyDict::new(py);
+    for (channel, dev) in &r.mbus {
+        let e = PyDict::new(py);
+        e.set_item(intern!(py, "deviceType"), dev.device_type)?;
+        e.set_item(intern!(py, "equipmentId"), dev.equipment_id.as_deref())?;
+        e.set_item(keys.0, optional(py, &dev.value)?)?;
+        e.set_item(keys.1, dev.unit.as_deref())?;
+        e.set_item(keys.3, dev.timestamp.as_deref())?;
+        e.set_item(intern!(py, "valvePosition"), dev.valve_position)?;
+        mbus.set_item(channel.to_string(), e)?;
+    }
+    d.set_item(intern!(py, "mbus"), mbus)?;
+    d.set_item(intern!(py, "unknownLines"), &r.unknown_lines)?;
+    Ok(d)
+}

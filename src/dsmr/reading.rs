@@ -1,0 +1,528 @@
+//! From a parsed telegram to a reading: typed values, names, timestamps, M-Bus
+//! channels (DSMR 5.0.2 §6.4–6.12; e-MUCS 1.7.1 for Belgium; Luxembourg Smarty
+//! P1 specification v1.1.3).
+//!
+//! Values: `Fn(x,y)` decimals become floats (the original digits are kept in
+//! `raw`), integers ints, octet strings (equipment identifiers, messages, the
+//! tariff indicator `0001`) stay text as sent, empty groups `()` are None.
+//! Timestamps `YYMMDDhhmmssX` are the meter's local time: the offset comes from
+//! the meter's time zone (default Europe/Amsterdam), and in the repeated autumn
+//! hour X decides (S = still summer time, W = winter time). Placeholders such as
+//! `632525252525S` are None, never errors.
+
+use std::collections::HashMap;
+
+use jiff::civil::DateTime as Civil;
+use jiff::tz::{AmbiguousOffset, TimeZone};
+
+use super::telegram::{Code, Crc, Line, Telegram};
+use crate::dlms::reading::Value;
+
+/// A decoded timestamp.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    /// ISO 8601 local time with the UTC offset.
+    pub iso: String,
+    /// Seconds since 1970-01-01 UTC.
+    pub unix: i64,
+}
+
+/// Converts `YYMMDDhhmmss[S|W]` in `tz`; `None` for placeholders and nonsense.
+pub fn timestamp(raw: &[u8], tz: &TimeZone) -> Option<Stamp> {
+    let digits = raw.get(..12)?;
+    if !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let flag = raw.get(12).copied();
+    if raw.len() > 13 || !matches!(flag, None | Some(b'S' | b'W' | b's' | b'w')) {
+        return None;
+    }
+    let n = |i: usize| -> i8 {
+        let hi = digits.get(i).map_or(0, |d| d - b'0');
+        let lo = digits.get(i + 1).map_or(0, |d| d - b'0');
+        (hi * 10 + lo) as i8
+    };
+    let civil = Civil::new(2000 + i16::from(n(0)), n(2), n(4), n(6), n(8), n(10), 0).ok()?;
+    let offset = match tz.to_ambiguous_timestamp(civil).offset() {
+        AmbiguousOffset::Unambiguous { offset } => offset,
+        // Repeated hour: S is the first occurrence (summer time), W the second.
+        AmbiguousOffset::Fold { before, after } => match flag {
+            Some(b'W' | b'w') => after,
+            _ => before,
+        },
+        // Skipped hour: no such local time; keep the clock's reading on the old offset.
+        AmbiguousOffset::Gap { before, .. } => before,
+    };
+    let secs = offset.seconds();
+    let sign = if secs < 0 { '-' } else { '+' };
+    let abs = secs.unsigned_abs();
+    let iso = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{sign}{:02}:{:02}",
+        civil.year(),
+        civil.month(),
+        civil.day(),
+        civil.hour(),
+        civil.minute(),
+        civil.second(),
+        abs / 3600,
+        abs % 3600 / 60
+    );
+    let unix = civil
+        .to_zoned(TimeZone::fixed(offset))
+        .ok()
+        .map(|z| z.timestamp().as_second())?;
+    Some(Stamp { iso, unix })
+}
+
+/// How a code's value is typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Numbers (with or without unit).
+    Number,
+    /// Text as sent (octet strings, identifiers, versions, tariff indicator).
+    Text,
+    /// A timestamp.
+    Time,
+}
+
+/// The default name of each OBIS code (lower-case dsmr_parser names, which
+/// users of Home Assistant and dsmr-reader know), and its value kind. Channel
+/// codes `0-n:…` are listed with B = 1 and match any channel.
+const TABLE: &[(&str, &str, Kind)] = &[
+    ("1-3:0.2.8", "p1_message_header", Kind::Text),
+    ("0-0:1.0.0", "p1_message_timestamp", Kind::Time),
+    ("0-0:96.1.1", "equipment_identifier", Kind::Text),
+    ("0-0:96.1.4", "belgium_version_information", Kind::Text),
+    ("0-0:42.0.0", "luxembourg_equipment_identifier", Kind::Text),
+    ("1-0:1.8.0", "electricity_imported_total", Kind::Number),
+    ("1-0:2.8.0", "electricity_exported_total", Kind::Number),
+    ("1-0:1.8.1", "electricity_used_tariff_1", Kind::Number),
+    ("1-0:1.8.2", "electricity_used_tariff_2", Kind::Number),
+    ("1-0:1.8.3", "electricity_used_tariff_3", Kind::Number),
+    ("1-0:1.8.4", "electricity_used_tariff_4", Kind::Number),
+    ("1-0:2.8.1", "electricity_delivered_tariff_1", Kind::Number),
+    ("1-0:2.8.2", "electricity_delivered_tariff_2", Kind::Number),
+    ("1-0:2.8.3", "electricity_delivered_tariff_3", Kind::Number),
+    ("1-0:2.8.4", "electricity_delivered_tariff_4", Kind::Number),
+    ("0-0:96.14.0", "electricity_active_tariff", Kind::Text),
+    ("1-0:1.7.0", "current_electricity_usage", Kind::Number),
+    ("1-0:2.7.0", "current_electricity_delivery", Kind::Number),
+    ("0-0:17.0.0", "actual_threshold_electricity", Kind::Number),
+    ("0-0:96.3.10", "actual_switch_position", Kind::Number),
+    ("0-0:96.7.21", "short_power_failure_count", Kind::Number),
+    ("0-0:96.7.9", "long_power_failure_count", Kind::Number),
+    ("1-0:99.97.0", "power_event_failure_log", Kind::Number),
+    ("1-0:32.32.0", "voltage_sag_l1_count", Kind::Number),
+    ("1-0:52.32.0", "voltage_sag_l2_count", Kind::Number),
+    ("1-0:72.32.0", "voltage_sag_l3_count", Kind::Number),
+    ("1-0:32.36.0", "voltage_swell_l1_count", Kind::Number),
+    ("1-0:52.36.0", "voltage_swell_l2_count", Kind::Number),
+    ("1-0:72.36.0", "voltage_swell_l3_count", Kind::Number),
+    ("0-0:96.13.1", "text_message_code", Kind::Text),
+    ("0-0:96.13.0", "text_message", Kind::Text),
+    ("1-0:32.7.0", "instantaneous_voltage_l1", Kind::Number),
+    ("1-0:52.7.0", "instantaneous_voltage_l2", Kind::Number),
+    ("1-0:72.7.0", "instantaneous_voltage_l3", Kind::Number),
+    ("1-0:31.7.0", "instantaneous_current_l1", Kind::Number),
+    ("1-0:51.7.0", "instantaneous_current_l2", Kind::Number),
+    ("1-0:71.7.0", "instantaneous_current_l3", Kind::Number),
+    (
+        "1-0:21.7.0",
+        "instantaneous_active_power_l1_positive",
+        Kind::Number,
+    ),
+    (
+        "1-0:41.7.0",
+        "instantaneous_active_power_l2_positive",
+        Kind::Number,
+    ),
+    (
+        "1-0:61.7.0",
+        "instantaneous_active_power_l3_positive",
+        Kind::Number,
+    ),
+    (
+        "1-0:22.7.0",
+        "instantaneous_active_power_l1_negative",
+        Kind::Number,
+    ),
+    (
+        "1-0:42.7.0",
+        "instantaneous_active_power_l2_negative",
+        Kind::Number,
+    ),
+    (
+        "1-0:62.7.0",
+        "instantaneous_active_power_l3_negative",
+        Kind::Number,
+    ),
+    (
+        "1-0:3.8.0",
+        "electricity_reactive_imported_total",
+        Kind::Number,
+    ),
+    (
+        "1-0:4.8.0",
+        "electricity_reactive_exported_total",
+        Kind::Number,
+    ),
+    (
+        "1-0:3.7.0",
+        "instantaneous_reactive_power_positive",
+        Kind::Number,
+    ),
+    (
+        "1-0:4.7.0",
+        "instantaneous_reactive_power_negative",
+        Kind::Number,
+    ),
+    (
+        "1-0:23.7.0",
+        "instantaneous_reactive_power_l1_positive",
+        Kind::Number,
+    ),
+    (
+        "1-0:43.7.0",
+        "instantaneous_reactive_power_l2_positive",
+        Kind::Number,
+    ),
+    (
+        "1-0:63.7.0",
+        "instantaneous_reactive_power_l3_positive",
+        Kind::Number,
+    ),
+    (
+        "1-0:24.7.0",
+        "instantaneous_reactive_power_l1_negative",
+        Kind::Number,
+    ),
+    (
+        "1-0:44.7.0",
+        "instantaneous_reactive_power_l2_negative",
+        Kind::Number,
+    ),
+    (
+        "1-0:64.7.0",
+        "instantaneous_reactive_power_l3_negative",
+        Kind::Number,
+    ),
+    (
+        "1-0:9.7.0",
+        "instantaneous_apparent_power_positive",
+        Kind::Number,
+    ),
+    (
+        "1-0:10.7.0",
+        "instantaneous_apparent_power_negative",
+        Kind::Number,
+    ),
+    ("1-0:13.7.0", "instantaneous_power_factor", Kind::Number),
+    ("1-0:33.7.0", "instantaneous_power_factor_l1", Kind::Number),
+    ("1-0:53.7.0", "instantaneous_power_factor_l2", Kind::Number),
+    ("1-0:73.7.0", "instantaneous_power_factor_l3", Kind::Number),
+    ("1-0:14.7.0", "frequency", Kind::Number),
+    ("1-0:31.4.0", "fuse_threshold_l1", Kind::Number),
+    ("1-0:1.4.0", "belgium_current_average_demand", Kind::Number),
+    ("1-0:1.6.0", "belgium_maximum_demand_month", Kind::Number),
+    (
+        "0-0:98.1.0",
+        "belgium_maximum_demand_13_months",
+        Kind::Number,
+    ),
+    ("0-1:24.1.0", "mbus_device_type", Kind::Number),
+    ("0-1:96.1.0", "mbus_equipment_identifier", Kind::Text),
+    ("0-1:96.1.1", "mbus_equipment_identifier", Kind::Text),
+    ("0-1:24.2.1", "mbus_meter_reading", Kind::Number),
+    ("0-1:24.2.3", "mbus_meter_reading_uncorrected", Kind::Number),
+    ("0-1:24.3.0", "gas_meter_reading", Kind::Number),
+    ("0-1:24.4.0", "mbus_valve_position", Kind::Number),
+];
+
+/// The default table entry of `code` (M-Bus channel codes match any channel).
+fn entry(code: &Code) -> Option<(&'static str, Kind)> {
+    let [a, b, c, d, e] = code.groups;
+    let b = if a == 0 && b >= 1 && matches!((c, d), (24, _) | (96, 1)) {
+        1
+    } else {
+        b
+    };
+    let key = format!("{a}-{b}:{c}.{d}.{e}");
+    TABLE
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, name, kind)| (*name, *kind))
+}
+
+/// One value of a reading.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DsmrValue {
+    /// The value: number, text, ISO timestamp, a list for multi-value lines, or None.
+    pub value: Value,
+    /// The unit as sent (`kWh`, `kW`, `V`, `A`, `m3`, `GJ`, `s`, …).
+    pub unit: Option<String>,
+    /// The name from the table (default or the user's).
+    pub name: Option<String>,
+    /// The timestamp the line carries (M-Bus readings, peak demand).
+    pub timestamp: Option<String>,
+}
+
+/// A M-Bus device on the meter's channel n (EN 13757-3 device type).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MbusDevice {
+    /// Device type (3 gas, 4 heat, 7 water, …).
+    pub device_type: Option<i64>,
+    /// Equipment identifier as sent.
+    pub equipment_id: Option<String>,
+    /// Meter reading.
+    pub value: Option<Value>,
+    /// Its unit (`m3`, `GJ`, `kWh`).
+    pub unit: Option<String>,
+    /// Capture time of the reading.
+    pub timestamp: Option<String>,
+    /// Valve position.
+    pub valve_position: Option<i64>,
+}
+
+/// A decoded P1 telegram.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DsmrReading {
+    /// The header line without `/`, e.g. `ISK5\2M550T-1013`.
+    pub header: String,
+    /// The CRC verdict: `ok`, `missing` or `mismatch`.
+    pub crc: &'static str,
+    /// The telegram used LF alone as line end.
+    pub lf_only: bool,
+    /// 0-0:1.0.0, ISO 8601 with offset.
+    pub timestamp: Option<String>,
+    /// Every value by OBIS code `A-B:C.D.E`, in telegram order.
+    pub obis: Vec<(String, DsmrValue)>,
+    /// M-Bus devices by channel.
+    pub mbus: Vec<(u8, MbusDevice)>,
+    /// Lines that are not COSEM lines.
+    pub unknown_lines: Vec<String>,
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `value*unit` → (value, unit).
+fn split_unit(group: &[u8]) -> (&[u8], Option<&[u8]>) {
+    match group.iter().rposition(|&b| b == b'*') {
+        Some(i) => (group.get(..i).unwrap_or_default(), group.get(i + 1..)),
+        None => (group, None),
+    }
+}
+
+/// A number from decimal digits (optional sign, optional point).
+fn number(raw: &[u8]) -> Option<Value> {
+    let s = std::str::from_utf8(raw).ok()?;
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return None;
+    }
+    if s.contains('.') {
+        s.parse::<f64>().ok().map(Value::Float)
+    } else {
+        s.parse::<i64>().ok().map(Value::Int)
+    }
+}
+
+/// `YYMMDDhhmmss` with or without the S/W flag (placeholders included).
+fn time_shaped(raw: &[u8]) -> bool {
+    let flag_ok = match raw.len() {
+        12 => true,
+        13 => matches!(raw.last(), Some(b'S' | b'W' | b's' | b'w')),
+        _ => false,
+    };
+    flag_ok
+        && raw
+            .get(..12)
+            .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+}
+
+fn looks_like_time(raw: &[u8]) -> bool {
+    raw.len() == 13 && time_shaped(raw)
+}
+
+/// The value of one group.
+fn group_value(raw: &[u8], kind: Kind, tz: &TimeZone) -> Value {
+    if raw.is_empty() {
+        return Value::Null;
+    }
+    if kind == Kind::Time || looks_like_time(raw) {
+        return timestamp(raw, tz).map_or(Value::Null, |s| Value::Text(s.iso));
+    }
+    match kind {
+        Kind::Text => Value::Text(text(raw)),
+        _ => number(raw).unwrap_or_else(|| Value::Text(text(raw))),
+    }
+}
+
+/// Builds the reading. `names` overrides or adds names by code text.
+pub fn build(t: &Telegram<'_>, tz: &TimeZone, names: &HashMap<String, String>) -> DsmrReading {
+    let mut obis = Vec::with_capacity(t.lines.len());
+    let mut mbus: Vec<(u8, MbusDevice)> = Vec::new();
+    let mut timestamp_value = None;
+    for line in &t.lines {
+        let code_text = line.code.text();
+        let known = entry(&line.code);
+        let kind = known.map_or(Kind::Number, |(_, k)| k);
+        let name = names
+            .get(&code_text)
+            .cloned()
+            .or_else(|| known.map(|(n, _)| n.to_owned()));
+        let v = line_value(line, kind, tz);
+        let [a, b, c, d, _] = line.code.groups;
+        if a == 0 && b >= 1 {
+            let idx = match mbus.iter().position(|(ch, _)| *ch == b) {
+                Some(i) => i,
+                None => {
+                    mbus.push((b, MbusDevice::default()));
+                    mbus.len() - 1
+                }
+            };
+            let Some((_, dev)) = mbus.get_mut(idx) else {
+                continue;
+            };
+            match (c, d) {
+                (24, 1) => dev.device_type = as_int(&v.value),
+                (96, 1) => {
+                    if let Value::Text(s) = &v.value {
+                        dev.equipment_id = Some(s.clone());
+                    }
+                }
+                (24, 2) | (24, 3) => {
+                    dev.value = Some(v.value.clone());
+                    dev.unit = v.unit.clone();
+                    dev.timestamp = v.timestamp.clone();
+                }
+                (24, 4) => dev.valve_position = as_int(&v.value),
+                _ => {}
+            }
+        }
+        if line.code.groups == [0, 0, 1, 0, 0] {
+            if let Value::Text(s) = &v.value {
+                timestamp_value = Some(s.clone());
+            }
+        }
+        obis.push((code_text, DsmrValue { name, ..v }));
+    }
+    DsmrReading {
+        header: text(t.header),
+        crc: match t.crc {
+            Crc::Ok(_) => "ok",
+            Crc::Missing => "missing",
+            Crc::Mismatch { .. } => "mismatch",
+        },
+        lf_only: t.lf_only,
+        timestamp: timestamp_value,
+        obis,
+        mbus,
+        unknown_lines: t.unknown.iter().map(|l| text(l)).collect(),
+    }
+}
+
+fn as_int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(i) => Some(*i),
+        Value::Float(f) => Some(*f as i64),
+        Value::Text(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// The value of a line: single values, `(timestamp)(value*unit)` pairs, the
+/// DSMR 2.2 gas line, the power-failure log, and a list for anything else.
+fn line_value(line: &Line<'_>, kind: Kind, tz: &TimeZone) -> DsmrValue {
+    let g: Vec<&[u8]> = line.groups.iter().map(|c| c.as_ref()).collect();
+    let plain = |value: Value, unit: Option<&[u8]>, timestamp: Option<String>| DsmrValue {
+        value,
+        unit: unit.filter(|u| !u.is_empty()).map(text),
+        name: None,
+        timestamp,
+    };
+    let [a, _, c, d, e] = line.code.groups;
+    match g.as_slice() {
+        [] => plain(Value::Null, None, None),
+        [one] => {
+            let (v, unit) = split_unit(one);
+            plain(group_value(v, kind, tz), unit, None)
+        }
+        // DSMR 2.2/3.0 gas: (time)(status)(60)(1)(0-n:24.2.1)(unit) then (value).
+        [ts, _, _, _, _, unit, value] if a == 0 && c == 24 && d == 3 && e == 0 => plain(
+            number(value).unwrap_or(Value::Null),
+            Some(unit),
+            timestamp(ts, tz).map(|s| s.iso),
+        ),
+        // Power-failure log: (count)(0-0:96.7.19)(time)(duration*s)…
+        [count, _id, rest @ ..] if a == 1 && c == 99 && d == 97 => {
+            let n = number(count).and_then(|v| as_int(&v)).unwrap_or(0).max(0) as usize;
+            let events = rest
+                .chunks(2)
+                .take(n)
+                .filter_map(|pair| match pair {
+                    [ts, dur] => {
+                        let (v, unit) = split_unit(dur);
+                        Some(Value::List(vec![
+                            timestamp(ts, tz).map_or(Value::Null, |s| Value::Text(s.iso)),
+                            number(v).unwrap_or(Value::Null),
+                            unit.map_or(Value::Null, |u| Value::Text(text(u))),
+                        ]))
+                    }
+                    _ => None,
+                })
+                .collect();
+            plain(Value::List(events), None, None)
+        }
+        // (time)(value*unit): M-Bus readings, peak demand.
+        [ts, value] if time_shaped(ts) => {
+            let (v, unit) = split_unit(value);
+            plain(
+                group_value(v, kind, tz),
+                unit,
+                timestamp(ts, tz).map(|s| s.iso),
+            )
+        }
+        many => {
+            let items = many
+                .iter()
+                .map(|raw| {
+                    let (v, _) = split_unit(raw);
+                    group_value(v, Kind::Number, tz)
+                })
+                .collect();
+            let unit = many.iter().find_map(|raw| split_unit(raw).1);
+            plain(Value::List(items), unit, None)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ams() -> TimeZone {
+        TimeZone::get("Europe/Amsterdam").unwrap_or(TimeZone::UTC)
+    }
+
+    #[test]
+    fn timestamps_with_the_fold() {
+        let tz = ams();
+        assert_eq!(
+            timestamp(b"181028023000S", &tz).unwrap().unix,
+            1_540_686_600
+        );
+        assert_eq!(
+            timestamp(b"181028023000W", &tz).unwrap().unix,
+            1_540_690_200
+        );
+        assert_eq!(
+            timestamp(b"170102192002W", &tz).unwrap().iso,
+            "2017-01-02T19:20:02+01:00"
+        );
+        assert_eq!(timestamp(b"160410130000", &tz).unwrap().unix, 1_460_286_000);
+        assert!(timestamp(b"632525252525S", &tz).is_none());
+        assert!(timestamp(b"12345", &tz).is_none());
+    }
+}

@@ -1,0 +1,388 @@
+//! The P1 telegram grammar (DSMR 5.0.2 §6.2–6.4; DSMR 2.2/3.0 §5):
+//!
+//! ```text
+//! telegram = "/" XXX Z ident CR LF CR LF *(line CR LF) "!" [CRC] CR LF
+//! line     = OBIS 1*("(" [value ["*" unit]] ")")
+//! ```
+//! Lenient where real meters deviate: LF-only captures, a missing blank line,
+//! 1–4 CRC digits in any case, no CRC at all (DSMR 2.2/3.0), a value continued on
+//! the next physical line (DSMR 2.2 gas, long Kamstrup texts), bytes ≥ 0x80.
+//! Lines that are not OBIS lines are kept as unknown lines, never errors.
+
+use std::borrow::Cow;
+
+use super::crc::crc16;
+use crate::error::{DecodeError, ErrorKind, Result};
+
+/// The CRC verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Crc {
+    /// The CRC matches (over the bytes as received, or, for an LF-only
+    /// capture, over its CR LF form).
+    Ok(u16),
+    /// No CRC after `!` (DSMR 2.2 and 3.0 have none).
+    Missing,
+    /// The CRC does not match.
+    Mismatch {
+        /// The CRC in the telegram.
+        given: u16,
+        /// The CRC computed.
+        computed: u16,
+    },
+}
+
+/// An OBIS reference `A-B:C.D.E` (F, when sent, is kept in the text only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Code {
+    /// Value groups A, B, C, D, E.
+    pub groups: [u8; 5],
+}
+
+impl Code {
+    /// Parses `A-B:C.D.E` with an optional `*F` or `.F`.
+    pub fn parse(text: &[u8]) -> Option<Code> {
+        let mut groups = [0u8; 5];
+        let mut i = 0usize;
+        let mut current: Option<u16> = None;
+        for &b in text {
+            match b {
+                b'0'..=b'9' => {
+                    let v = current.unwrap_or(0) * 10 + u16::from(b - b'0');
+                    if v > 255 {
+                        return None;
+                    }
+                    current = Some(v);
+                }
+                b'-' | b':' | b'.' | b'*' => {
+                    let expected = match i {
+                        0 => b == b'-',
+                        1 => b == b':',
+                        2 | 3 => b == b'.',
+                        4 => b == b'*' || b == b'.',
+                        _ => false,
+                    };
+                    let v = current.take()?;
+                    if i < 5 {
+                        *groups.get_mut(i)? = v as u8;
+                    }
+                    if !expected {
+                        return None;
+                    }
+                    i += 1;
+                }
+                _ => return None,
+            }
+        }
+        let v = current?;
+        match i {
+            4 => *groups.get_mut(4)? = v as u8,
+            5 => {} // F group
+            _ => return None,
+        }
+        Some(Code { groups })
+    }
+
+    /// `A-B:C.D.E`.
+    pub fn text(&self) -> String {
+        let [a, b, c, d, e] = self.groups;
+        format!("{a}-{b}:{c}.{d}.{e}")
+    }
+}
+
+/// One COSEM line: its code and the contents of its `(…)` groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line<'a> {
+    /// The OBIS reference.
+    pub code: Code,
+    /// Group contents without the parentheses (continuation lines joined).
+    pub groups: Vec<Cow<'a, [u8]>>,
+    /// Offset of the line in the input.
+    pub offset: usize,
+}
+
+/// A parsed telegram, borrowing from the input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Telegram<'a> {
+    /// The header line without `/` and line end, e.g. `ISK5\2M550T-1013`.
+    pub header: &'a [u8],
+    /// The COSEM lines in order.
+    pub lines: Vec<Line<'a>>,
+    /// Lines that are not COSEM lines (kept as sent, without line end).
+    pub unknown: Vec<&'a [u8]>,
+    /// The CRC verdict.
+    pub crc: Crc,
+    /// The telegram uses LF alone as line end (a re-saved capture; the CRC was
+    /// then checked over its CR LF form).
+    pub lf_only: bool,
+    /// Bytes from `/` through the line end after the CRC.
+    pub len: usize,
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn trim_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// CRC over `bytes` with a CR inserted before every LF (an LF-only capture
+/// checked in its CR LF form).
+fn crc_as_crlf(bytes: &[u8]) -> u16 {
+    let mut crlf = Vec::with_capacity(bytes.len() + bytes.len() / 16);
+    for &b in bytes {
+        if b == b'\n' {
+            crlf.push(b'\r');
+        }
+        crlf.push(b);
+    }
+    crc16(&crlf)
+}
+
+/// Splits `(a)(b*u)…` into group contents; `None` if the text is not groups only.
+fn groups(text: &[u8]) -> Option<Vec<&[u8]>> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let inner = rest.strip_prefix(b"(")?;
+        let close = inner.iter().position(|&b| b == b')')?;
+        out.push(inner.get(..close)?);
+        rest = inner.get(close + 1..)?;
+    }
+    Some(out)
+}
+
+/// Finds the `!` that ends a telegram starting at `buf[0]`: at a line start,
+/// or right after the last group's `)` (as the Aidon 6534 example prints it).
+pub fn find_bang(buf: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    loop {
+        let at = buf.get(from..)?.iter().position(|&b| b == b'!')? + from;
+        let before = at.checked_sub(1).and_then(|i| buf.get(i));
+        if matches!(before, Some(b'\n' | b')')) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+}
+
+/// Finds the end of a telegram that starts at `buf[0] == b'/'`: the index of
+/// the `!` and the index one past the line end after the CRC; when the input
+/// ends right after the CRC digits (many saved captures), the input's end.
+pub fn find_end(buf: &[u8]) -> Option<(usize, usize)> {
+    let bang = find_bang(buf)?;
+    let end = match buf.get(bang..)?.iter().position(|&b| b == b'\n') {
+        Some(eol) => bang + eol + 1,
+        None => buf.len(),
+    };
+    Some((bang, end))
+}
+
+/// Parses the telegram at the start of `input` (which must start with `/`).
+///
+/// # Errors
+/// [`ErrorKind::UnknownFraming`] when `input` does not start with `/`;
+/// [`ErrorKind::Truncated`] when the `!` line or its line end is missing.
+/// A CRC mismatch is not an error here: it is reported in [`Telegram::crc`].
+pub fn parse(input: &[u8]) -> Result<Telegram<'_>> {
+    match input.first() {
+        Some(b'/') => {}
+        Some(&found) => return Err(DecodeError::new(ErrorKind::UnknownFraming { found }, 0)),
+        None => return Err(DecodeError::new(ErrorKind::Empty, 0)),
+    }
+    let (bang, end) = match find_end(input) {
+        Some(found) => found,
+        // DSMR 2.2/3.0 captures without "!": complete lines and no version
+        // line (1-3:0.2.8, DSMR 4 and later, which always end in "!CRC").
+        None if input.ends_with(b"\n") && !contains(input, b"\n1-3:0.2.8(") => {
+            (input.len(), input.len())
+        }
+        None => {
+            return Err(DecodeError::new(
+                ErrorKind::Truncated { needed: 1 },
+                input.len(),
+            ))
+        }
+    };
+    let body = input.get(..bang).unwrap_or_default();
+    let lf_only = !body.contains(&b'\r');
+    // CRC digits after "!": 1 to 4 hex digits in any case (a NUL may follow).
+    let trailer = input.get(bang + 1..end).unwrap_or_default();
+    let digits: Vec<u8> = trailer
+        .iter()
+        .copied()
+        .take_while(|b| b.is_ascii_hexdigit())
+        .collect();
+    let crc = if digits.is_empty() {
+        Crc::Missing
+    } else {
+        let given = digits.iter().take(4).fold(0u16, |v, d| {
+            (v << 4) | u16::from((*d as char).to_digit(16).unwrap_or(0) as u8)
+        });
+        let region = input.get(..=bang).unwrap_or_default();
+        let computed = crc16(region);
+        // An LF-only capture is checked in its CR LF form.
+        if computed == given || (lf_only && crc_as_crlf(region) == given) {
+            Crc::Ok(given)
+        } else {
+            Crc::Mismatch { given, computed }
+        }
+    };
+
+    let header_end = body.iter().position(|&b| b == b'\n').unwrap_or(body.len());
+    let header = trim_cr(body.get(1..header_end).unwrap_or_default());
+    let mut lines: Vec<Line<'_>> = Vec::new();
+    let mut unknown = Vec::new();
+    // A group left open at a line end continues on the next line.
+    let mut open: Option<(Code, usize, Vec<u8>)> = None;
+    let mut pos = header_end + 1;
+    while pos < bang {
+        let nl = body
+            .get(pos..)
+            .and_then(|r| r.iter().position(|&b| b == b'\n'));
+        let line_end = nl.map_or(bang, |n| pos + n);
+        let line = trim_cr(body.get(pos..line_end).unwrap_or_default());
+        let offset = pos;
+        pos = line_end + 1;
+        if let Some((code, at, mut text)) = open.take() {
+            text.extend_from_slice(line);
+            finish(&mut lines, &mut unknown, code, at, text, &mut open);
+            continue;
+        }
+        if line.is_empty() {
+            continue;
+        }
+        if line.first() == Some(&b'(') {
+            // A continuation line: more groups of the previous line.
+            match (groups(line), lines.last_mut()) {
+                (Some(more), Some(prev)) => {
+                    prev.groups.extend(more.into_iter().map(Cow::Borrowed));
+                }
+                _ => unknown.push(line),
+            }
+            continue;
+        }
+        let Some(paren) = line.iter().position(|&b| b == b'(') else {
+            unknown.push(line);
+            continue;
+        };
+        let Some(code) = line.get(..paren).and_then(Code::parse) else {
+            unknown.push(line);
+            continue;
+        };
+        let rest = line.get(paren..).unwrap_or_default();
+        match groups(rest) {
+            Some(g) => lines.push(Line {
+                code,
+                groups: g.into_iter().map(Cow::Borrowed).collect(),
+                offset,
+            }),
+            None if rest.iter().filter(|&&b| b == b'(').count()
+                > rest.iter().filter(|&&b| b == b')').count() =>
+            {
+                open = Some((code, offset, rest.to_vec()));
+            }
+            None => unknown.push(line),
+        }
+    }
+    if let Some((code, at, text)) = open {
+        finish(&mut lines, &mut unknown, code, at, text, &mut None);
+    }
+    Ok(Telegram {
+        header,
+        lines,
+        unknown,
+        crc,
+        lf_only,
+        len: end,
+    })
+}
+
+/// Completes a line whose group spanned physical lines.
+fn finish<'a>(
+    lines: &mut Vec<Line<'a>>,
+    unknown: &mut Vec<&'a [u8]>,
+    code: Code,
+    offset: usize,
+    text: Vec<u8>,
+    open: &mut Option<(Code, usize, Vec<u8>)>,
+) {
+    match groups(&text) {
+        Some(g) => {
+            let owned: Vec<Cow<'a, [u8]>> = g.into_iter().map(|s| Cow::Owned(s.to_vec())).collect();
+            lines.push(Line {
+                code,
+                groups: owned,
+                offset,
+            });
+        }
+        None if text.iter().filter(|&&b| b == b'(').count()
+            > text.iter().filter(|&&b| b == b')').count() =>
+        {
+            *open = Some((code, offset, text));
+        }
+        None => {
+            let _ = unknown;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: &[u8] = b"/ISk5\\2MT382-1000\r\n\r\n1-3:0.2.8(50)\r\n1-0:1.8.1(000001.001*kWh)\r\n0-1:24.2.1(170102161005W)(00000.107*m3)\r\n!";
+
+    #[test]
+    fn grammar() {
+        let mut t = T.to_vec();
+        let crc = crc16(&t);
+        t.extend_from_slice(format!("{crc:04X}\r\n").as_bytes());
+        let p = parse(&t).unwrap();
+        assert_eq!(p.header, b"ISk5\\2MT382-1000");
+        assert_eq!(p.crc, Crc::Ok(crc));
+        assert_eq!(p.lines.len(), 3);
+        assert_eq!(p.lines[1].code.text(), "1-0:1.8.1");
+        assert_eq!(&*p.lines[2].groups[1], b"00000.107*m3");
+        assert_eq!(p.len, t.len());
+        assert!(!p.lf_only);
+        // Lower case, unpadded digits.
+        let mut lower = T.to_vec();
+        lower.extend_from_slice(format!("{crc:x}\r\n").as_bytes());
+        assert_eq!(parse(&lower).unwrap().crc, Crc::Ok(crc));
+    }
+
+    #[test]
+    fn lf_only_is_checked_as_crlf() {
+        let crlf_crc = crc16(T);
+        let lf: Vec<u8> = T.iter().copied().filter(|&b| b != b'\r').collect();
+        let mut t = lf.clone();
+        t.extend_from_slice(format!("{crlf_crc:04X}\n").as_bytes());
+        let p = parse(&t).unwrap();
+        assert!(p.lf_only);
+        assert_eq!(p.crc, Crc::Ok(crlf_crc));
+    }
+
+    #[test]
+    fn continuation_and_unknown_lines() {
+        let text = b"/KMP5 ZABF\r\n\r\n0-1:24.3.0(121030140000)(00)(60)(1)(0-1:24.2.1)(m3)\r\n(00124.477)\r\n0-0:96.13.0(3031\r\n3233)\r\ngarbage\r\n!\r\n";
+        let p = parse(text).unwrap();
+        assert_eq!(p.crc, Crc::Missing);
+        assert_eq!(p.lines[0].groups.len(), 7);
+        assert_eq!(&*p.lines[0].groups[6], b"00124.477");
+        assert_eq!(&*p.lines[1].groups[0], b"30313233");
+        assert_eq!(p.unknown, vec![&b"garbage"[..]]);
+    }
+
+    #[test]
+    fn codes() {
+        assert_eq!(Code::parse(b"1-0:1.8.1").unwrap().groups, [1, 0, 1, 8, 1]);
+        assert_eq!(
+            Code::parse(b"1-0:1.8.0*255").unwrap().groups,
+            [1, 0, 1, 8, 0]
+        );
+        assert!(Code::parse(b"1-0:1.8").is_none());
+        assert!(Code::parse(b"1-0:1:8.1").is_none());
+        assert!(parse(b"/X\r\n\r\n1-0:1.8.1(1)").is_err());
+    }
+}
