@@ -29,7 +29,8 @@ def read_forever(port: str, key: str) -> None:
     """Keep the latest reading as MBusPico JSON."""
     with mbuspico.SerialReader(port, key=key, reconnect=True) as meter:
         for reading in meter:
-            latest["json"] = mbuspico.to_mbuspico_json(reading)
+            if reading["protocol"] == "dlms":
+                latest["json"] = mbuspico.to_mbuspico_json(reading)
 
 
 async def main(args: argparse.Namespace) -> None:

@@ -27,7 +27,8 @@ def read_forever(port: str, key: str) -> None:
     """Keep the latest reading as MBusPico JSON."""
     with mbuspico.SerialReader(port, key=key, reconnect=True) as meter:
         for reading in meter:
-            latest["json"] = mbuspico.to_mbuspico_json(reading).encode()
+            if reading["protocol"] == "dlms":
+                latest["json"] = mbuspico.to_mbuspico_json(reading).encode()
 
 
 def send_udp_forever(host: str, port: int, interval: float) -> None:

@@ -266,3 +266,55 @@ mod tests {
         }
     }
 }
+
+/// The telegram finder of a protocol family: M-Bus long frames (DLMS push and
+/// EN 13757-3) or P1 text telegrams.
+#[derive(Debug, Clone)]
+pub enum Framer {
+    /// M-Bus framing ([`Deframer`]).
+    Mbus(Deframer),
+    /// P1 telegrams ([`crate::dsmr::stream::Framer`]).
+    Dsmr(crate::dsmr::stream::Framer),
+}
+
+impl Framer {
+    /// Appends received bytes.
+    pub fn push(&mut self, data: &[u8]) {
+        match self {
+            Framer::Mbus(f) => f.push(data),
+            Framer::Dsmr(f) => f.push(data),
+        }
+    }
+
+    /// The next complete telegram, or `None` when more bytes are needed.
+    pub fn next_telegram(&mut self) -> Option<Vec<u8>> {
+        match self {
+            Framer::Mbus(f) => f.next_telegram(),
+            Framer::Dsmr(f) => f.next_telegram(),
+        }
+    }
+
+    /// Ends the stream.
+    pub fn finish(&mut self) {
+        match self {
+            Framer::Mbus(f) => f.finish(),
+            Framer::Dsmr(f) => f.finish(),
+        }
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> Stats {
+        match self {
+            Framer::Mbus(f) => f.stats(),
+            Framer::Dsmr(f) => f.stats(),
+        }
+    }
+
+    /// Bytes held back.
+    pub fn buffered(&self) -> usize {
+        match self {
+            Framer::Mbus(f) => f.buffered(),
+            Framer::Dsmr(f) => f.buffered(),
+        }
+    }
+}

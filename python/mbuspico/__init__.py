@@ -28,7 +28,15 @@ from .errors import (
     SerialPortError,
 )
 from .master import MBusMaster
-from .types import DeframerStats, MbusReading, MbusRecord, ObisValue, Reading
+from .types import (
+    DeframerStats,
+    DsmrReading,
+    DsmrValue,
+    MbusReading,
+    MbusRecord,
+    ObisValue,
+    Reading,
+)
 
 __all__ = [
     "ApduError",
@@ -39,6 +47,8 @@ __all__ = [
     "DecryptionError",
     "Deframer",
     "DeframerStats",
+    "DsmrReading",
+    "DsmrValue",
     "FrameError",
     "MBusMaster",
     "MbusPicoError",

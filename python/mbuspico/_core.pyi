@@ -5,7 +5,7 @@ from typing import Any, Literal, final
 
 from typing_extensions import Self
 
-from .types import DeframerStats, MbusReading, ReaderStats, Reading
+from .types import DeframerStats, DsmrReading, MbusReading, ReaderStats, Reading
 
 __all__ = [
     "METERS",
@@ -59,7 +59,10 @@ class Decoder:
         key: str | bytes | bytearray | None = None,
         *,
         auth_key: str | bytes | bytearray | None = None,
-        protocol: Literal["auto", "dlms", "mbus"] = "auto",
+        protocol: Literal["auto", "dlms", "mbus", "dsmr"] = "auto",
+        tz: str = "Europe/Amsterdam",
+        names: Mapping[str, str] | None = None,
+        verify_crc: bool = True,
     ) -> Self:
         """Create a decoder.
 
@@ -71,8 +74,19 @@ class Decoder:
                 bytes; needed only for telegrams with an authentication tag
                 (security control 0x30).
             protocol: ``"auto"`` tells wired M-Bus (EN 13757-3) from DLMS by the
-                CI-field (0x00-0x1F: DLMS transport); ``"dlms"`` or ``"mbus"``
-                forces one.
+                CI-field (0x00-0x1F: DLMS transport) and P1 telegrams by their
+                ``/``; ``"dlms"``, ``"mbus"`` or ``"dsmr"`` forces one.
+            tz: The P1 meter's time zone (IANA name), for its timestamps;
+                Europe/Amsterdam by default (Europe/Brussels, Europe/Luxembourg,
+                Europe/Vilnius, Europe/Stockholm, ...).
+            names: Names for OBIS codes of P1 telegrams (``{"0-1:24.2.3":
+                "gas"}``), over the default table; see :func:`mbuspico.dsmr.load_names`.
+            verify_crc: Raise ``ChecksumError`` on a P1 CRC mismatch (default);
+                with False the reading says ``crc == "mismatch"``.
+
+            Encrypted P1 frames (Luxembourg Smarty, Energienetze Steiermark) need
+            ``key``; without ``auth_key`` the Smarty's public authentication key
+            ``00112233445566778899AABBCCDDEEFF`` is used for the tag.
 
         Raises:
             ValueError: A key is not 32 hex digits or 16 bytes. The message does
@@ -81,7 +95,7 @@ class Decoder:
 
         """
 
-    def decode(self, data: _Bytes, /) -> Reading | MbusReading:
+    def decode(self, data: _Bytes, /) -> Reading | MbusReading | DsmrReading:
         """Decode one telegram.
 
         Args:
@@ -97,7 +111,10 @@ class Decoder:
             code with its unit. See :class:`mbuspico.Reading`. For a wired M-Bus
             RSP_UD frame (no key needed): the header fields and ``records``,
             each with quantity, base unit and scaled value; see
-            :class:`mbuspico.MbusReading` (EN 13757-3).
+            :class:`mbuspico.MbusReading` (EN 13757-3). For a P1 telegram
+            (DSMR 2.2 to 5.0.2, e-MUCS, Smarty): header, CRC verdict, and every
+            line by OBIS code with value, unit, name; see
+            :class:`mbuspico.DsmrReading`.
 
         Raises:
             FrameError: Bad start, length or stop byte, input ending early, a
@@ -135,8 +152,15 @@ class Deframer:
     on bad data.
     """
 
-    def __new__(cls) -> Self:
-        """Create an empty deframer."""
+    def __new__(cls, *, protocol: Literal["auto", "dlms", "mbus", "dsmr"] = "auto") -> Self:
+        """Create an empty deframer.
+
+        Args:
+            protocol: ``"dsmr"`` finds P1 telegrams (``/`` … ``!CRC``, CRC
+                verified) and Smarty ``DB 08`` frames; anything else finds M-Bus
+                long frames (DLMS push telegrams and EN 13757-3 frames).
+
+        """
 
     def feed(self, data: _Bytes, /) -> list[bytes]:
         """Add received bytes.
@@ -184,10 +208,12 @@ class SerialReader:
         *,
         key: str | bytes | bytearray | None,
         auth_key: str | bytes | bytearray | None = None,
-        baudrate: int = 2400,
-        parity: str = "even",
+        protocol: Literal["auto", "dlms", "mbus", "dsmr"] = "auto",
+        baudrate: int | None = None,
+        parity: str | None = None,
         timeout: float | None = None,
         reconnect: bool = False,
+        tz: str = "Europe/Amsterdam",
     ) -> Self:
         """Open ``port``.
 
@@ -197,8 +223,13 @@ class SerialReader:
             key: The meter's encryption key, 32 hex digits or 16 bytes (None only
                 for unencrypted meters).
             auth_key: Authentication key, for telegrams with a tag.
-            baudrate: Baud rate; 2400 for the M-Bus push interfaces.
-            parity: ``"even"`` (8E1, default), ``"none"`` (8N1) or ``"odd"``.
+            protocol: ``"dsmr"`` for a P1 port (DSMR telegrams, Smarty
+                frames); otherwise M-Bus framing (DLMS push, EN 13757-3).
+            baudrate: Baud rate; default 2400 for M-Bus, 115200 for P1 (DSMR
+                2.2/3.0 meters: 9600 with ``parity="even"``, 7E1 read as 8E1).
+            parity: ``"even"`` (default for M-Bus, 8E1), ``"none"`` (default for
+                P1, 8N1) or ``"odd"``.
+            tz: The P1 meter's time zone, for its timestamps.
             timeout: Seconds :meth:`read` and iteration wait for a reading
                 before giving up (``None``: forever).
             reconnect: Retry opening the port when it fails instead of raising.
@@ -209,7 +240,7 @@ class SerialReader:
 
         """
 
-    def read(self, timeout: float | None = None) -> Reading | None:
+    def read(self, timeout: float | None = None) -> Reading | MbusReading | DsmrReading | None:
         """Wait for the next reading.
 
         Args:
@@ -228,7 +259,7 @@ class SerialReader:
     def __iter__(self) -> Self:
         """Iterate over readings; ends when the reader's ``timeout`` passes without one."""
 
-    def __next__(self) -> Reading:
+    def __next__(self) -> Reading | MbusReading | DsmrReading:
         """The next reading (see :meth:`read`)."""
 
     def close(self) -> None:
@@ -483,4 +514,5 @@ def dsmr_encrypt(
 
     Raises:
         ValueError: A key is not 16 bytes or the system title not 8.
+
     """

@@ -160,7 +160,9 @@ class Service:
         )
         with reader:
             while not self._stop.is_set():
-                reading = reader.read()
+                got = reader.read()
+                # MBusPico's JSON is a DLMS push reading.
+                reading = got if got is not None and got["protocol"] == "dlms" else None
                 self.state.update(reading, reader.stats, reader.connected)
 
     # -- HTTP ----------------------------------------------------------------

@@ -6,6 +6,9 @@ from typing import Any, Dict, List, Literal, Optional, TypedDict, Union
 
 __all__ = [
     "DeframerStats",
+    "DsmrMbusDevice",
+    "DsmrReading",
+    "DsmrValue",
     "MbusError",
     "MbusReading",
     "MbusRecord",
@@ -136,6 +139,57 @@ class MbusReading(TypedDict):
     moreRecordsFollow: bool
     """DIF 0x1F ended the telegram: request the next one."""
     error: Optional[MbusError]
+
+
+class DsmrValue(TypedDict):
+    """One line of a P1 telegram (DSMR 5.0.2 §6.12 table 6-3)."""
+
+    value: Any
+    """float for decimals (``1.001``), int for integers and counts, str for
+    octet strings as sent (equipment ids, ``0002`` tariff, hex texts) and ISO
+    8601 timestamps, a list for multi-value lines (power failure log: ``[time,
+    duration, unit]`` entries), or None for ``()`` and placeholders."""
+    unit: Optional[str]
+    """As sent: ``kWh``, ``kW``, ``V``, ``A``, ``m3``, ``GJ``, ``s``, …"""
+    name: Optional[str]
+    """From the name table, e.g. ``electricity_used_tariff_1``; None if unknown."""
+    timestamp: Optional[str]
+    """The line's own time (M-Bus readings, peak demand), ISO 8601 with offset."""
+
+
+class DsmrMbusDevice(TypedDict):
+    """A device on an M-Bus channel of the meter (gas, water, heat)."""
+
+    deviceType: Optional[int]
+    """EN 13757-3 device type: 3 gas, 4 heat, 7 water, …"""
+    equipmentId: Optional[str]
+    value: Any
+    unit: Optional[str]
+    timestamp: Optional[str]
+    valvePosition: Optional[int]
+
+
+class DsmrReading(TypedDict):
+    """A decoded DSMR P1 telegram (``protocol == "dsmr"``)."""
+
+    protocol: Literal["dsmr"]
+    header: str
+    """The identification line without ``/``, e.g. ``ISK5\\2M550T-1013``."""
+    crc: Literal["ok", "missing", "mismatch"]
+    """``missing`` for DSMR 2.2/3.0 (no CRC); ``mismatch`` only with ``verify_crc=False``."""
+    lineEndings: Literal["crlf", "lf"]
+    """``lf`` for a re-saved capture; its CRC was checked over the CR LF form."""
+    timestamp: Optional[str]
+    """0-0:1.0.0, ISO 8601 with the meter's offset."""
+    obis: Dict[str, DsmrValue]
+    """Every line by OBIS code ``A-B:C.D.E``, in telegram order."""
+    mbus: Dict[str, DsmrMbusDevice]
+    """M-Bus devices by channel number (``"1"``, ``"2"``, …)."""
+    unknownLines: List[str]
+    """Lines that are not COSEM lines, kept as sent."""
+    systemTitle: Optional[str]
+    """For encrypted frames (Luxembourg Smarty): the system title, hex."""
+    frameCounter: Optional[int]
 
 
 class DeframerStats(TypedDict):

@@ -7,6 +7,7 @@
 
 pub mod crc;
 pub mod reading;
+pub mod stream;
 pub mod telegram;
 
 use std::collections::HashMap;

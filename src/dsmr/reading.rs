@@ -42,6 +42,11 @@ pub fn timestamp(raw: &[u8], tz: &TimeZone) -> Option<Stamp> {
         let lo = digits.get(i + 1).map_or(0, |d| d - b'0');
         (hi * 10 + lo) as i8
     };
+    // YY is 20YY; 70 and later are placeholders ("700101010000W", the epoch
+    // an empty M-Bus channel reports; "632525252525S" fails as a date anyway).
+    if n(0) >= 70 {
+        return None;
+    }
     let civil = Civil::new(2000 + i16::from(n(0)), n(2), n(4), n(6), n(8), n(10), 0).ok()?;
     let offset = match tz.to_ambiguous_timestamp(civil).offset() {
         AmbiguousOffset::Unambiguous { offset } => offset,
@@ -475,6 +480,29 @@ fn line_value(line: &Line<'_>, kind: Kind, tz: &TimeZone) -> DsmrValue {
                 .collect();
             plain(Value::List(events), None, None)
         }
+        // Belgian 13-month peaks: (count)(1-0:1.6.0)(1-0:1.6.0) then per month
+        // (month start)(time of the peak)(value*kW).
+        [count, id, _, rest @ ..] if a == 0 && c == 98 && d == 1 && Code::parse(id).is_some() => {
+            let n = number(count).and_then(|v| as_int(&v)).unwrap_or(0).max(0) as usize;
+            let stamp = |raw: &[u8]| timestamp(raw, tz).map_or(Value::Null, |s| Value::Text(s.iso));
+            let entries = rest
+                .chunks(3)
+                .take(n)
+                .filter_map(|e| match e {
+                    [month, at, value] => {
+                        let (v, unit) = split_unit(value);
+                        Some(Value::List(vec![
+                            stamp(month),
+                            stamp(at),
+                            number(v).unwrap_or(Value::Null),
+                            unit.map_or(Value::Null, |u| Value::Text(text(u))),
+                        ]))
+                    }
+                    _ => None,
+                })
+                .collect();
+            plain(Value::List(entries), None, None)
+        }
         // (time)(value*unit): M-Bus readings, peak demand.
         [ts, value] if time_shaped(ts) => {
             let (v, unit) = split_unit(value);
@@ -523,6 +551,7 @@ mod tests {
         );
         assert_eq!(timestamp(b"160410130000", &tz).unwrap().unix, 1_460_286_000);
         assert!(timestamp(b"632525252525S", &tz).is_none());
+        assert!(timestamp(b"700101010000W", &tz).is_none());
         assert!(timestamp(b"12345", &tz).is_none());
     }
 }

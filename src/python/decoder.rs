@@ -40,6 +40,42 @@ pub struct Decoder {
 }
 
 impl Decoder {
+    /// Decodes one telegram's bytes into its dict (the body of `decode`).
+    pub(crate) fn decode_bytes<'py>(
+        &self,
+        py: Python<'py>,
+        bytes: &[u8],
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let protocol = self.protocol.unwrap_or_else(|| crate::detect(bytes));
+        if bytes.first() == Some(&dlms::security::TAG) && protocol != crate::Protocol::Mbus {
+            if let Some(d) = self.encrypted_dsmr(py, bytes)? {
+                return Ok(d);
+            }
+            if protocol == crate::Protocol::Dsmr {
+                return Err(PyValueError::new_err(
+                    "the decrypted frame holds no P1 telegram (it does not start with \"/\")",
+                ));
+            }
+        }
+        match protocol {
+            crate::Protocol::Dsmr => {
+                let r = dsmr::decode(bytes, &self.dsmr).map_err(errors::to_py)?;
+                let d = reading::dsmr_to_dict(py, &r)?;
+                d.set_item("systemTitle", py.None())?;
+                d.set_item("frameCounter", py.None())?;
+                Ok(d.into_any())
+            }
+            crate::Protocol::Dlms => {
+                let r = dlms::decode(bytes, &self.keys).map_err(errors::to_py)?;
+                Ok(reading::to_dict(py, &r)?.into_any())
+            }
+            crate::Protocol::Mbus => {
+                let r = crate::mbus::decode(bytes).map_err(errors::to_py)?;
+                Ok(reading::mbus_to_dict(py, &r)?.into_any())
+            }
+        }
+    }
+
     /// A DSMR telegram inside a general-glo-ciphering frame (Luxembourg Smarty,
     /// Energienetze Steiermark): `Ok(Some(..))` when the plaintext is a P1
     /// telegram, `Ok(None)` when it is something else (a DLMS APDU).
@@ -91,7 +127,7 @@ impl Decoder {
 impl Decoder {
     #[new]
     #[pyo3(signature = (key = None, *, auth_key = None, protocol = "auto", tz = "Europe/Amsterdam", names = None, verify_crc = true))]
-    fn new(
+    pub(crate) fn new(
         key: Option<&Bound<'_, PyAny>>,
         auth_key: Option<&Bound<'_, PyAny>>,
         protocol: &str,
@@ -149,34 +185,7 @@ impl Decoder {
         data: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let bytes = convert::input(data)?;
-        let protocol = self.protocol.unwrap_or_else(|| crate::detect(&bytes));
-        if bytes.first() == Some(&dlms::security::TAG) && protocol != crate::Protocol::Mbus {
-            if let Some(d) = self.encrypted_dsmr(py, &bytes)? {
-                return Ok(d);
-            }
-            if protocol == crate::Protocol::Dsmr {
-                return Err(PyValueError::new_err(
-                    "the decrypted frame holds no P1 telegram (it does not start with \"/\")",
-                ));
-            }
-        }
-        match protocol {
-            crate::Protocol::Dsmr => {
-                let r = dsmr::decode(&bytes, &self.dsmr).map_err(errors::to_py)?;
-                let d = reading::dsmr_to_dict(py, &r)?;
-                d.set_item("systemTitle", py.None())?;
-                d.set_item("frameCounter", py.None())?;
-                Ok(d.into_any())
-            }
-            crate::Protocol::Dlms => {
-                let r = dlms::decode(&bytes, &self.keys).map_err(errors::to_py)?;
-                Ok(reading::to_dict(py, &r)?.into_any())
-            }
-            crate::Protocol::Mbus => {
-                let r = crate::mbus::decode(&bytes).map_err(errors::to_py)?;
-                Ok(reading::mbus_to_dict(py, &r)?.into_any())
-            }
-        }
+        self.decode_bytes(py, &bytes)
     }
 
     /// Whether an encryption key is set.

@@ -16,11 +16,9 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::PyDict;
 use serialport::SerialPort;
 
-use super::{convert, reading};
-use crate::dlms::{self, Keys};
-use crate::error::Category;
+use super::decoder::Decoder;
 use crate::serial::{self, Settings};
-use crate::stream::Deframer;
+use crate::stream::{Deframer, Framer};
 
 /// Longest single wait on the port with the GIL released.
 const POLL: Duration = Duration::from_millis(50);
@@ -30,6 +28,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 mod exc {
     pyo3::import_exception!(mbuspico.errors, SerialPortError);
+    pyo3::import_exception!(mbuspico.errors, DecryptionError);
 }
 
 static LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -60,12 +59,14 @@ struct Counters {
 #[pyclass(module = "mbuspico", name = "SerialReader")]
 pub struct SerialReader {
     settings: Settings,
-    keys: Keys,
+    decoder: Decoder,
+    /// Whether the key is set (for the repr; the decoder holds the key).
+    has_key: bool,
     timeout: Option<Duration>,
     reconnect: bool,
     /// In a mutex only to make the class `Sync`; reached through `get_mut`.
     port: Mutex<Option<Box<dyn SerialPort>>>,
-    deframer: Deframer,
+    deframer: Framer,
     pending: VecDeque<Vec<u8>>,
     counters: Counters,
     closed: bool,
@@ -155,18 +156,22 @@ impl SerialReader {
         let mut buf = [0u8; 512];
         loop {
             while let Some(telegram) = self.pending.pop_front() {
-                match dlms::decode(&telegram, &self.keys) {
+                match self.decoder.decode_bytes(py, &telegram) {
                     Ok(r) => {
                         self.counters.readings += 1;
-                        return Ok(Some(reading::to_dict(py, &r)?));
+                        return Ok(Some(r.cast_into::<PyDict>()?));
                     }
                     Err(e) => {
-                        if e.kind.category() == Category::Decryption {
+                        if e.is_instance_of::<exc::DecryptionError>(py) {
                             self.counters.decryption_errors += 1;
                         } else {
                             self.counters.decode_errors += 1;
                         }
-                        log(py, "warning", format!("dropped a telegram: {e}"));
+                        log(
+                            py,
+                            "warning",
+                            format!("dropped a telegram: {}", e.value(py)),
+                        );
                     }
                 }
             }
@@ -213,18 +218,33 @@ impl SerialReader {
 #[pymethods]
 impl SerialReader {
     #[new]
-    #[pyo3(signature = (port, *, key, auth_key = None, baudrate = 2400, parity = "even", timeout = None, reconnect = false))]
+    #[pyo3(signature = (port, *, key, auth_key = None, protocol = "auto", baudrate = None, parity = None, timeout = None, reconnect = false, tz = "Europe/Amsterdam"))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         port: String,
         key: Option<&Bound<'_, PyAny>>,
         auth_key: Option<&Bound<'_, PyAny>>,
-        baudrate: u32,
-        parity: &str,
+        protocol: &str,
+        baudrate: Option<u32>,
+        parity: Option<&str>,
         timeout: Option<f64>,
         reconnect: bool,
+        tz: &str,
     ) -> PyResult<Self> {
+        let p1 = match protocol {
+            "auto" | "dlms" | "mbus" => false,
+            "dsmr" => true,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "protocol must be \"auto\", \"dlms\", \"mbus\" or \"dsmr\", not {other:?}"
+                )))
+            }
+        };
+        // The M-Bus push interfaces run 2400 8E1, P1 ports 115200 8N1.
+        let baudrate = baudrate.unwrap_or(if p1 { 115_200 } else { 2400 });
+        let parity = parity.unwrap_or(if p1 { "none" } else { "even" });
+        let decoder = Decoder::new(key, auth_key, protocol, tz, None, true)?;
         let parity = serial::parse_parity(parity).ok_or_else(|| {
             PyValueError::new_err(format!(
                 "parity must be \"even\", \"odd\" or \"none\", not {parity:?}"
@@ -239,14 +259,16 @@ impl SerialReader {
                 baudrate,
                 parity,
             },
-            keys: Keys {
-                key: key.map(|k| convert::key(k, "key")).transpose()?,
-                auth_key: auth_key.map(|k| convert::key(k, "auth_key")).transpose()?,
-            },
+            has_key: key.is_some(),
+            decoder,
             timeout: seconds(timeout, "timeout")?,
             reconnect,
             port: Mutex::new(None),
-            deframer: Deframer::new(),
+            deframer: if p1 {
+                Framer::Dsmr(crate::dsmr::stream::Framer::new())
+            } else {
+                Framer::Mbus(Deframer::new())
+            },
             pending: VecDeque::new(),
             counters: Counters::default(),
             closed: false,
@@ -344,11 +366,7 @@ impl SerialReader {
             serial::Parity::Odd => "odd",
             serial::Parity::None => "none",
         };
-        let key = if self.keys.key.is_some() {
-            "<redacted>"
-        } else {
-            "None"
-        };
+        let key = if self.has_key { "<redacted>" } else { "None" };
         Ok(format!(
             "SerialReader({port}, baudrate={}, parity='{parity}', key={key})",
             self.settings.baudrate

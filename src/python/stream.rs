@@ -13,16 +13,33 @@ use crate::stream;
 /// Garbage, broken frames and incomplete telegrams are skipped and counted in
 /// .stats; bad data never raises.
 #[pyclass(module = "mbuspico", name = "Deframer")]
-#[derive(Default)]
 pub struct Deframer {
-    inner: stream::Deframer,
+    inner: stream::Framer,
+}
+
+impl Default for Deframer {
+    fn default() -> Self {
+        Deframer {
+            inner: stream::Framer::Mbus(stream::Deframer::new()),
+        }
+    }
 }
 
 #[pymethods]
 impl Deframer {
     #[new]
-    fn new() -> Self {
-        Self::default()
+    #[pyo3(signature = (*, protocol = "auto"))]
+    fn new(protocol: &str) -> PyResult<Self> {
+        let inner = match protocol {
+            "auto" | "dlms" | "mbus" => stream::Framer::Mbus(stream::Deframer::new()),
+            "dsmr" => stream::Framer::Dsmr(crate::dsmr::stream::Framer::new()),
+            other => {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "protocol must be \"auto\", \"dlms\", \"mbus\" or \"dsmr\", not {other:?}"
+                )))
+            }
+        };
+        Ok(Deframer { inner })
     }
 
     /// Add received bytes; returns the telegrams they completed (raw frames, oldest first).

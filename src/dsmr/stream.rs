@@ -1,0 +1,227 @@
+//! Finding P1 telegrams in a byte stream (sans-I/O), as [`crate::stream`] does
+//! for M-Bus.
+//!
+//! A telegram starts with `/` and ends with the line after `!`; it is handed out
+//! when that line end arrives, and only if its CRC verifies (or, DSMR 2.2/3.0,
+//! when it has none). A `/` after the header line and before the `!` means the
+//! previous telegram was cut off: it is dropped and counted. Encrypted frames
+//! (`DB 08 …`, Luxembourg Smarty) are handed out when their length field says
+//! they are complete; their tag is checked by the decoder. Anything else is
+//! skipped and counted.
+
+use super::telegram::{self, find_bang};
+use crate::stream::Stats;
+
+/// Longest telegram accepted (real ones reach 2.3 kB; the spec allows 1,024
+/// characters of text message on top).
+pub const MAX_TELEGRAM: usize = 8192;
+
+/// A streaming P1 telegram finder: push bytes, pull telegrams.
+#[derive(Debug, Clone, Default)]
+pub struct Framer {
+    buf: Vec<u8>,
+    stats: Stats,
+}
+
+fn crc_ok(t: &[u8]) -> Option<bool> {
+    let parsed = telegram::parse(t).ok()?;
+    Some(!matches!(parsed.crc, telegram::Crc::Mismatch { .. }))
+}
+
+impl Framer {
+    /// An empty framer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends received bytes.
+    pub fn push(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Bytes held back waiting for the rest of a telegram.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    fn skip(&mut self, n: usize) {
+        let n = n.min(self.buf.len());
+        self.buf.drain(..n);
+        self.stats.bytes_skipped += n as u64;
+    }
+
+    fn start(&self) -> usize {
+        let slash = self.buf.iter().position(|&b| b == b'/');
+        let db = self.buf.windows(2).position(|w| w == [0xDB, 0x08]);
+        match (slash, db) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) => a,
+            (None, Some(b)) => b,
+            // Keep a trailing 0xDB: its 0x08 may be on the way.
+            (None, None) if self.buf.last() == Some(&0xDB) => self.buf.len() - 1,
+            (None, None) => self.buf.len(),
+        }
+    }
+
+    /// Length of the encrypted frame at the buffer start, if known yet.
+    fn frame_len(&self) -> Option<usize> {
+        let len_at = 10;
+        let first = *self.buf.get(len_at)?;
+        Some(match first {
+            0x00..=0x7F => len_at + 1 + usize::from(first),
+            0x81 => len_at + 2 + usize::from(*self.buf.get(len_at + 1)?),
+            0x82 => {
+                let hi = usize::from(*self.buf.get(len_at + 1)?);
+                let lo = usize::from(*self.buf.get(len_at + 2)?);
+                len_at + 3 + (hi << 8 | lo)
+            }
+            _ => 0,
+        })
+    }
+
+    /// The next complete telegram (or encrypted frame), or `None` when more
+    /// bytes are needed.
+    pub fn next_telegram(&mut self) -> Option<Vec<u8>> {
+        loop {
+            let start = self.start();
+            self.skip(start);
+            match self.buf.first() {
+                None => return None,
+                Some(&0xDB) => match self.frame_len() {
+                    None if self.buf.len() < 13 => return None,
+                    Some(len) if len > 13 && len <= MAX_TELEGRAM => {
+                        if self.buf.len() < len {
+                            return None;
+                        }
+                        self.stats.telegrams += 1;
+                        return Some(self.buf.drain(..len).collect());
+                    }
+                    _ => self.skip(1),
+                },
+                Some(_) => {
+                    // A new telegram start at a line start before this one ended?
+                    // `/` never occurs in a telegram's body (values are digits and
+                    // hex), so any `/` after the header line is a new start.
+                    let header_end = self.buf.iter().position(|&c| c == b'\n');
+                    let restart = header_end.and_then(|h| {
+                        let after = self.buf.get(h..)?;
+                        after.iter().position(|&c| c == b'/').map(|p| h + p)
+                    });
+                    let bang = find_bang(&self.buf);
+                    match (bang, restart) {
+                        (Some(b), Some(r)) if r < b => {
+                            self.stats.incomplete_telegrams += 1;
+                            self.skip(r);
+                        }
+                        (Some(b), _) => {
+                            let Some(eol) = self
+                                .buf
+                                .get(b..)
+                                .and_then(|t| t.iter().position(|&c| c == b'\n'))
+                            else {
+                                if self.buf.len() > MAX_TELEGRAM {
+                                    self.skip(1);
+                                    continue;
+                                }
+                                return None;
+                            };
+                            let end = b + eol + 1;
+                            let t: Vec<u8> = self.buf.drain(..end).collect();
+                            match crc_ok(&t) {
+                                Some(true) => {
+                                    self.stats.telegrams += 1;
+                                    return Some(t);
+                                }
+                                Some(false) => {
+                                    self.stats.bad_checksums += 1;
+                                    self.stats.bytes_skipped += t.len() as u64;
+                                }
+                                None => self.stats.bytes_skipped += t.len() as u64,
+                            }
+                        }
+                        (None, Some(r)) => {
+                            self.stats.incomplete_telegrams += 1;
+                            self.skip(r);
+                        }
+                        (None, None) if self.buf.len() > MAX_TELEGRAM => self.skip(1),
+                        (None, None) => return None,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends the stream: what is buffered can no longer complete.
+    pub fn finish(&mut self) {
+        if !self.buf.is_empty() && self.buf.first() == Some(&b'/') {
+            self.stats.incomplete_telegrams += 1;
+        }
+        let n = self.buf.len();
+        self.skip(n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::crc::crc16;
+    use super::*;
+
+    fn telegram(n: u32) -> Vec<u8> {
+        let mut t =
+            format!("/ISK5\\2M550T-1013\r\n\r\n1-0:1.8.1({n:06}.000*kWh)\r\n!").into_bytes();
+        let crc = crc16(&t);
+        t.extend_from_slice(format!("{crc:04X}\r\n").as_bytes());
+        t
+    }
+
+    #[test]
+    fn stream_with_garbage_and_a_cut_telegram() {
+        let (a, b) = (telegram(1), telegram(2));
+        let mut stream = b"xx!BAD0\r\n".to_vec(); // tail of an earlier telegram
+        stream.extend_from_slice(&a[..20]); // cut off
+        stream.extend_from_slice(&a);
+        stream.extend_from_slice(b"\xff\xff");
+        stream.extend_from_slice(&b);
+        for chunk in [1, 3, 64, 4096] {
+            let mut f = Framer::new();
+            let mut out = Vec::new();
+            for c in stream.chunks(chunk) {
+                f.push(c);
+                while let Some(t) = f.next_telegram() {
+                    out.push(t);
+                }
+            }
+            f.finish();
+            assert_eq!(out, vec![a.clone(), b.clone()], "chunk {chunk}");
+            assert_eq!(f.stats().incomplete_telegrams, 1, "chunk {chunk}");
+        }
+    }
+
+    #[test]
+    fn bad_crc_is_dropped() {
+        let mut bad = telegram(1);
+        bad[25] = b'9';
+        let mut f = Framer::new();
+        f.push(&bad);
+        assert_eq!(f.next_telegram(), None);
+        assert_eq!(f.stats().bad_checksums, 1);
+        assert_eq!(crc_ok(&telegram(3)), Some(true));
+    }
+
+    #[test]
+    fn every_prefix_waits() {
+        let t = telegram(7);
+        for cut in 0..t.len() {
+            let mut f = Framer::new();
+            f.push(&t[..cut]);
+            assert_eq!(f.next_telegram(), None, "prefix {cut}");
+            f.push(&t[cut..]);
+            assert_eq!(f.next_telegram(), Some(t.clone()), "split {cut}");
+        }
+    }
+}
