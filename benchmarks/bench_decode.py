@@ -50,6 +50,29 @@ def main() -> None:
     call = functools.partial(mbuspico.Decoder().decode, frame)
     name = "M-Bus Itron CF Echo II (83 B, 13 rec)"
     print(f"  decode  {name:<34} {best_us(call, number, repeat):8.2f}")
+    dsmr = {
+        v["id"]: v
+        for v in json.loads((VECTORS.parent.parent / "dsmr" / "vectors.json").read_text())[
+            "vectors"
+        ]
+    }
+    v5 = dsmr["dsmr_parser/TELEGRAM_V5"]["text"].encode()
+    call = functools.partial(mbuspico.Decoder(protocol="dsmr").decode, v5)
+    name = f"DSMR 5 telegram ({len(v5)} B)"
+    print(f"  decode  {name:<34} {best_us(call, number, repeat):8.2f}")
+    # The Smarty frame of peers-baseline.md: the real meterlogger telegram,
+    # encrypted with key AAAA..., the public AK, "SYSTEMID", counter 0x10000001.
+    plain = dsmr["meterlogger/luxembourgTelegram"]["text"].encode()
+    smarty = mbuspico._core.dsmr_encrypt(
+        plain,
+        key="AA" * 16,
+        auth_key="00112233445566778899AABBCCDDEEFF",
+        system_title=b"SYSTEMID",
+        frame_counter=0x10000001,
+    )
+    call = functools.partial(mbuspico.Decoder("AA" * 16).decode, smarty)
+    name = f"Smarty encrypted frame ({len(smarty)} B)"
+    print(f"  decode  {name:<34} {best_us(call, number, repeat):8.2f}")
     frame = bytes.fromhex(vectors["fkw9_kaifa_ma309m_real"]["hex"])
     stream = (b"\x00garbage" + frame) * 100
 

@@ -294,6 +294,17 @@ impl Framer {
         }
     }
 
+    /// Gives back a telegram the decoder could not verify, for rescanning
+    /// (P1 encrypted frames, which only the decoder can verify; M-Bus telegrams
+    /// are verified before they are handed out, so nothing happens for them).
+    pub fn reject(&mut self, telegram: &[u8]) {
+        if let Framer::Dsmr(f) = self {
+            if telegram.first() == Some(&0xDB) {
+                f.reject(telegram);
+            }
+        }
+    }
+
     /// Ends the stream.
     pub fn finish(&mut self) {
         match self {

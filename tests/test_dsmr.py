@@ -16,11 +16,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import DATA
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mbuspico
+from conftest import DATA
 from mbuspico import ChecksumError, DecodeError, Decoder, DecryptionError, Deframer, FrameError
 from mbuspico._core import dsmr_crc16
 from mbuspico.dsmr import load_names
@@ -135,7 +135,8 @@ def check_obis_entry(code: str, ours: dict[str, Any] | None, e: Any) -> int:
     for raw_key in ("timestamp_raw", "raw_ts"):
         if raw_key in e:
             assert ours["timestamp"] is not None, (code, ours, e)
-            assert ours["timestamp"][:2] == "20" and ours["timestamp"][2:4] == e[raw_key][:2]
+            assert ours["timestamp"][:2] == "20"
+            assert ours["timestamp"][2:4] == e[raw_key][:2]
             n += 1
     if "buffer" in e:
         events = ours["value"]
@@ -168,7 +169,7 @@ def ascii_of(hex_text: Any) -> str:
 def check_family(key: str, e: Any, r: Any, v: dict[str, Any]) -> int:
     """Assertions keyed by a source's own field names."""
     ov = lambda code: obis_value(r, code)  # noqa: E731
-    kwh_to_wh = lambda x: None if x is None else round(num(x) * 1000)  # noqa: E731
+    lambda x: None if x is None else round(num(x) * 1000)
     if key == "crcValid" or key == "plaintext_crc_valid":
         assert (r["crc"] == "ok") == e
         return 1

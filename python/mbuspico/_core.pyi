@@ -174,6 +174,14 @@ class Deframer:
 
         """
 
+    def reject(self, telegram: bytes, /) -> list[bytes]:
+        """Give back an encrypted P1 frame that did not decrypt.
+
+        Its first byte is skipped and the rest scanned again, so a frame that
+        lost a byte on the line does not take the next frame's start with it.
+        Returns the telegrams that completes. No effect for other telegrams.
+        """
+
     def finish(self) -> None:
         """End the stream: bytes still buffered are counted as skipped."""
 

@@ -3,7 +3,8 @@
 * ``mbuspico decode`` reads binary or hex-text captures (one or many telegrams,
   garbage between them skipped and counted) and prints one reading per telegram.
 * ``mbuspico read`` reads a meter on a serial port and prints its readings.
-* ``mbuspico simulate`` runs a simulated meter on a pseudo-terminal.
+* ``mbuspico simulate`` runs a simulated meter on a pseudo-terminal (a DLMS push
+  meter, or a DSMR P1 meter with ``--meter dsmr5|dsmr4|dsmr22|belgium|...``).
 * ``mbuspico serve`` runs the MBusPico service (HTTP and UDP) next to the meter.
 * ``mbuspico mbus ping|request|scan`` is a wired M-Bus master (EN 13757-2/-3);
   ``mbuspico simulate --meter mbus-slave`` simulates slaves for it.
@@ -25,7 +26,8 @@ from ._core import METERS
 from .compat import to_mbuspico_json
 from .config import SETTINGS
 from .errors import DecodeError, SerialPortError
-from .types import MbusReading, Reading
+from .p1_simulator import ENCRYPTED_METERS, P1_METERS
+from .types import DsmrReading, MbusReading, Reading
 
 __all__ = ["main"]
 
@@ -53,9 +55,9 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     decode.add_argument(
         "--protocol",
-        choices=("auto", "dlms", "mbus"),
+        choices=("auto", "dlms", "mbus", "dsmr"),
         default="auto",
-        help="auto (default) tells M-Bus from DLMS by the CI-field",
+        help="auto (default) tells M-Bus from DLMS by the CI-field and DSMR P1 by its '/'",
     )
     decode.add_argument(
         "files",
@@ -84,13 +86,21 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     read.add_argument("port", help="serial device, e.g. /dev/ttyUSB0 or /dev/ttyAMA0")
     _key_arguments(read)
-    read.add_argument("--baudrate", type=int, default=2400, help="default 2400 (M-Bus)")
+    read.add_argument(
+        "--protocol",
+        choices=("auto", "dlms", "mbus", "dsmr"),
+        default="auto",
+        help="dsmr for a P1 port; otherwise M-Bus framing (DLMS push, EN 13757-3)",
+    )
+    read.add_argument(
+        "--baudrate", type=int, help="default 2400 (M-Bus) or 115200 (P1; 9600 for DSMR 2.2)"
+    )
     read.add_argument(
         "--parity",
         choices=("even", "none", "odd"),
-        default="even",
-        help="default even (8E1, the Netz NÖ interface); some adapters need none",
+        help="default even for M-Bus (8E1, the Netz NÖ interface), none for P1",
     )
+    read.add_argument("--tz", default="Europe/Amsterdam", help="the P1 meter's time zone")
     read.add_argument("--count", type=int, metavar="N", help="stop after N readings")
     read.add_argument(
         "--timeout", type=float, metavar="SECONDS", help="stop when no reading comes for this long"
@@ -106,17 +116,29 @@ def _build_parser() -> argparse.ArgumentParser:
         description=(
             "Open a pseudo-terminal and write real encrypted telegrams to it, as the "
             "chosen meter sends them, with plausible evolving values. Prints the "
-            "port to read."
+            "port to read. DSMR P1 meters (" + ", ".join(P1_METERS) + ") write "
+            "spec-conformant P1 telegrams; only " + " and ".join(sorted(ENCRYPTED_METERS)) + " "
+            "need --key."
         ),
     )
-    sim.add_argument("--meter", choices=(*METERS, "mbus-slave"), default="kaifa-ma309m")
+    sim.add_argument("--meter", choices=(*METERS, *P1_METERS, "mbus-slave"), default="kaifa-ma309m")
     sim.add_argument(
         "--key",
         default=os.environ.get("MBUSPICO_DEVICE_KEY"),
         metavar="HEX",
         help="encryption key (default: $MBUSPICO_DEVICE_KEY)",
     )
-    sim.add_argument("--interval", type=float, default=5.0, help="seconds between telegrams")
+    sim.add_argument(
+        "--auth-key",
+        metavar="HEX",
+        help="encrypted P1 meters: authentication key (default: the Smarty's public one)",
+    )
+    sim.add_argument(
+        "--interval",
+        type=float,
+        metavar="SECONDS",
+        help="seconds between telegrams (default 5; P1 meters: 1 or 10 as the model sends)",
+    )
     sim.add_argument("--link", metavar="PATH", help="also make a symlink to the port at PATH")
     sim.add_argument("--replay", metavar="FILE", help="replay the telegrams of a capture")
     sim.add_argument("--count", type=int, metavar="N", help="stop after N telegrams")
@@ -241,12 +263,13 @@ def _sources(args: argparse.Namespace, stdin: BinaryIO) -> Iterator[tuple[str, b
                 yield name, f.read()
 
 
-def _telegrams(data: bytes, log: TextIO, name: str) -> list[bytes]:
+def _telegrams(data: bytes, log: TextIO, name: str, protocol: str = "auto") -> list[bytes]:
     from ._core import Deframer
 
-    if data[:1] and data[0] in _APDU_TAGS:
+    p1 = protocol == "dsmr" or (protocol == "auto" and b"/" in data and b"\n!" in data)
+    if data[:1] and data[0] in _APDU_TAGS and not p1:
         return [data]  # a bare APDU: no framing to search
-    deframer = Deframer()
+    deframer = Deframer(protocol="dsmr" if p1 else "auto")
     telegrams = deframer.feed(data)
     deframer.finish()
     stats = deframer.stats
@@ -332,7 +355,23 @@ def _mbus_table(reading: MbusReading) -> str:
     return "\n".join([head, *lines]) + "\n"
 
 
-def _print(reading: Reading | MbusReading, fmt: str, out: TextIO, telegram: bytes) -> None:
+def _dsmr_table(reading: DsmrReading) -> str:
+    head = f"{reading['header']}   {reading['timestamp'] or 'no clock'}   crc {reading['crc']}"
+    rows = [
+        (code, _format_value(v["value"]), v["unit"] or "", v["name"] or "")
+        for code, v in reading["obis"].items()
+    ]
+    widths = [max((len(r[i]) for r in rows), default=0) for i in range(3)]
+    lines = [
+        f"  {c:<{widths[0]}}  {v:>{widths[1]}} {u:<{widths[2]}}  {n}".rstrip()
+        for c, v, u, n in rows
+    ]
+    return "\n".join([head, *lines]) + "\n"
+
+
+def _print(
+    reading: Reading | MbusReading | DsmrReading, fmt: str, out: TextIO, telegram: bytes
+) -> None:
     if fmt == "json":
         out.write(json.dumps(reading, ensure_ascii=False) + "\n")
     elif fmt in ("xml", "xml-normalized"):
@@ -342,6 +381,11 @@ def _print(reading: Reading | MbusReading, fmt: str, out: TextIO, telegram: byte
         from .mbus import to_xml
 
         out.write(to_xml(telegram, normalized=fmt == "xml-normalized"))
+    elif reading["protocol"] == "dsmr":
+        if fmt == "mbuspico":
+            msg = "the mbuspico format is for DLMS readings (MBusPico's JSON)"
+            raise DecodeError(msg, 0, "format")
+        out.write(_dsmr_table(reading) + "\n")
     elif reading["protocol"] == "mbus":
         if fmt == "mbuspico":
             msg = "the mbuspico format is for DLMS readings (MBusPico's JSON)"
@@ -364,7 +408,7 @@ def _decode(args: argparse.Namespace, out: TextIO, log: TextIO, stdin: BinaryIO)
     decoded = failed = 0
     for name, content in _sources(args, stdin):
         data = as_bytes(content)
-        telegrams = _telegrams(data, log, name)
+        telegrams = _telegrams(data, log, name, args.protocol)
         if not telegrams:
             print(f"mbuspico: {name}: no telegram found ({len(data)} bytes)", file=log)
         for i, telegram in enumerate(telegrams, 1):
@@ -390,8 +434,10 @@ def _read(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
             args.port,
             key=args.key,
             auth_key=args.auth_key,
+            protocol=args.protocol,
             baudrate=args.baudrate,
             parity=args.parity,
+            tz=args.tz,
             timeout=args.timeout,
             reconnect=args.reconnect,
         )
@@ -421,6 +467,8 @@ def _read(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
 def _simulate(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
     if args.meter == "mbus-slave":
         return _simulate_mbus_slave(args, out, log)
+    if args.meter in P1_METERS:
+        return _simulate_p1(args, out, log)
     from .simulator import Simulator
 
     if not args.key:
@@ -430,7 +478,39 @@ def _simulate(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
         sim = Simulator(
             args.meter,
             key=args.key,
-            interval=args.interval,
+            interval=5.0 if args.interval is None else args.interval,
+            link=args.link,
+            replay=args.replay,
+            garbage=args.garbage,
+            drop_byte=args.drop_byte,
+            flip_bit=args.flip_bit,
+            split=args.split,
+            seed=args.seed,
+        )
+    except (ValueError, TypeError) as e:
+        print(f"mbuspico: {e}", file=log)
+        return 2
+    with sim:
+        print(f"simulated {args.meter} meter on {args.link or sim.port}", file=out, flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            sim.run(args.count)
+    return 0
+
+
+def _simulate_p1(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
+    """``simulate --meter dsmr5|...``: a DSMR P1 meter (a key only for the encrypted ones)."""
+    from .p1_simulator import PROFILES, P1Simulator
+
+    encrypted = args.meter in ENCRYPTED_METERS
+    if encrypted and not args.key:
+        print(f"mbuspico: simulate --meter {args.meter} needs --key", file=log)
+        return 2
+    try:
+        sim = P1Simulator(
+            args.meter,
+            key=args.key if encrypted else None,
+            auth_key=args.auth_key if encrypted else None,
+            interval=PROFILES[args.meter].interval if args.interval is None else args.interval,
             link=args.link,
             replay=args.replay,
             garbage=args.garbage,

@@ -23,14 +23,8 @@ POSIX only (``os.openpty``).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import random
-import select
-import threading
-import time
-import tty
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
@@ -38,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _core
+from ._ptymeter import PtyMeter, check_rates
 
 __all__ = ["METERS", "SimulatedTelegram", "Simulator"]
 
@@ -95,7 +90,7 @@ class _State:
     power_factor: float = 0.95
 
 
-class Simulator:
+class Simulator(PtyMeter[SimulatedTelegram]):
     """A simulated meter writing real telegrams to a pseudo-terminal.
 
     Args:
@@ -143,37 +138,26 @@ class Simulator:
         if meter not in METERS:
             msg = f"unknown meter {meter!r}; one of {', '.join(METERS)}"
             raise ValueError(msg)
-        for name, rate in (("garbage", garbage), ("drop_byte", drop_byte), ("flip_bit", flip_bit)):
-            if not 0.0 <= rate <= 1.0:
-                msg = f"{name} must be a probability between 0 and 1, not {rate}"
-                raise ValueError(msg)
+        check_rates(garbage=garbage, drop_byte=drop_byte, flip_bit=flip_bit)
         _core.Decoder(key)  # validates the key without echoing it
+        super().__init__(
+            interval=interval,
+            link=link,
+            garbage=garbage,
+            drop_byte=drop_byte,
+            flip_bit=flip_bit,
+            split=split,
+            seed=seed,
+        )
         self.meter = meter
         self._key = key
-        self.interval = interval
-        self.link = Path(link) if link is not None else None
-        self.garbage, self.drop_byte, self.flip_bit, self.split = (
-            garbage,
-            drop_byte,
-            flip_bit,
-            split,
-        )
-        self._rng = random.Random(seed)  # noqa: S311 - simulation, not cryptography
         self._tz = tz or _vienna()
         self._clock = (start or datetime.now(self._tz)).astimezone(self._tz).replace(microsecond=0)
         self._serial = serial
         self._system_title = _core.system_title(meter, serial)
-        self._frame_counter = self._rng.randrange(1, 1 << 20)
+        self._frame_counter = self.rng.randrange(1, 1 << 20)
         self._state = _State()
         self._replay = _load_capture(Path(replay)) if replay is not None else None
-        self._master: int | None = None
-        self._slave: int | None = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self.port: str | None = None
-        """Path of the pseudo-terminal to read, once :meth:`open` ran."""
-        self.sent: list[SimulatedTelegram] = []
-        """Every telegram written so far, oldest first (when running)."""
 
     def __repr__(self) -> str:
         """Show meter and port, never the key."""
@@ -182,7 +166,7 @@ class Simulator:
     # -- values --------------------------------------------------------------
 
     def _step(self, seconds: float) -> None:
-        s, rng = self._state, self._rng
+        s, rng = self._state, self.rng
         s.power_plus = min(12_000.0, max(0.0, s.power_plus + rng.gauss(0, 150)))
         s.power_minus = 0.0 if s.power_plus > 200 else max(0.0, rng.gauss(300, 200))
         s.energy_plus += s.power_plus * seconds / 3600
@@ -200,7 +184,7 @@ class Simulator:
         deci = [round(v * 10) for v in s.voltage]
         per_phase = s.power_plus / 3
         centi = [
-            min(65535, round(per_phase / v * 100 * self._rng.uniform(0.9, 1.1))) for v in s.voltage
+            min(65535, round(per_phase / v * 100 * self.rng.uniform(0.9, 1.1))) for v in s.voltage
         ]
         pf = round(s.power_factor * 1000)
         netz_noe = self.meter in _NETZ_NOE
@@ -250,22 +234,6 @@ class Simulator:
         }
         return args, expected
 
-    def _faults(self, telegram: bytes) -> tuple[bytes, bool]:
-        rng = self._rng
-        out = bytearray()
-        if self.garbage and rng.random() < self.garbage:
-            out += bytes(rng.randrange(256) for _ in range(rng.randint(1, 32)))
-        faulted = False
-        for b in telegram:
-            if self.drop_byte and rng.random() < self.drop_byte:
-                faulted = True
-                continue
-            if self.flip_bit and rng.random() < self.flip_bit:
-                b ^= 1 << rng.randrange(8)
-                faulted = True
-            out.append(b)
-        return bytes(out), faulted
-
     def telegrams(self) -> Iterator[SimulatedTelegram]:
         """Generate telegrams forever, the clock advancing by ``interval`` each.
 
@@ -285,120 +253,12 @@ class Simulator:
                     system_title=self._system_title,
                     frame_counter=self._frame_counter,
                 )
-            wire, faulted = self._faults(telegram)
+            wire, faulted = self.faults(telegram)
             yield SimulatedTelegram(self._frame_counter, expected, telegram, wire, faulted)
             i += 1
             self._frame_counter = (self._frame_counter + 1) & 0xFFFFFFFF
             self._clock += timedelta(seconds=max(self.interval, 1.0))
             self._step(max(self.interval, 1.0))
-
-    # -- pseudo-terminal -----------------------------------------------------
-
-    def open(self) -> str:
-        """Open the pseudo-terminal pair; return the path to read (also :attr:`port`)."""
-        if self.port is not None:
-            return self.port
-        master, slave = os.openpty()
-        tty.setraw(slave)  # binary data: no echo, no CR/LF translation
-        self._master, self._slave = master, slave
-        self.port = os.ttyname(slave)
-        if self.link is not None:
-            with contextlib.suppress(FileNotFoundError):
-                self.link.unlink()
-            self.link.symlink_to(self.port)
-        log.info("simulated %s meter on %s", self.meter, self.link or self.port)
-        return self.port
-
-    def write(self, data: bytes, *, timeout: float = 5.0) -> int:
-        """Write raw bytes to the port; returns how many were written.
-
-        Waits at most ``timeout`` seconds for room; bytes nobody reads are
-        dropped after that, as a meter's would be.
-        """
-        master = self._master
-        if master is None:
-            msg = "the simulator is not open"
-            raise ValueError(msg)
-        chunks = [data]
-        if self.split:
-            chunks, pos = [], 0
-            while pos < len(data):
-                n = self._rng.randint(1, 64)
-                chunks.append(data[pos : pos + n])
-                pos += n
-        written = 0
-        for i, chunk in enumerate(chunks):
-            if self.split and i:
-                time.sleep(self._rng.uniform(0, 0.02))
-            view = memoryview(chunk)
-            while view:
-                _, ready, _ = select.select([], [master], [], timeout)
-                if not ready:
-                    return written
-                n = os.write(master, view)
-                written += n
-                view = view[n:]
-        return written
-
-    def run(self, count: int | None = None) -> None:
-        """Write telegrams every ``interval`` seconds until :meth:`stop` or ``count``."""
-        self.open()
-        generated = self.telegrams()
-        sent = 0
-        next_at = time.monotonic()
-        while not self._stop.is_set() and (count is None or sent < count):
-            tg = next(generated)
-            try:
-                self.write(tg.wire)
-            except OSError:
-                if self._stop.is_set():
-                    return
-                raise
-            self.sent.append(tg)
-            sent += 1
-            next_at += self.interval
-            self._stop.wait(max(0.0, next_at - time.monotonic()))
-
-    def start(self, count: int | None = None) -> None:
-        """Run in a background thread (see :meth:`run`)."""
-        self.open()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self.run, args=(count,), daemon=True)
-        self._thread.start()
-
-    def wait(self, timeout: float | None = None) -> None:
-        """Wait for the background thread to finish its ``count`` telegrams."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def stop(self) -> None:
-        """Stop the background thread."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-
-    def close(self) -> None:
-        """Stop and close the pseudo-terminal: readers see the port vanish."""
-        self.stop()
-        for fd in (self._master, self._slave):
-            if fd is not None:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        self._master = self._slave = None
-        if self.link is not None and self.link.is_symlink():
-            with contextlib.suppress(OSError):
-                self.link.unlink()
-        self.port = None
-
-    def __enter__(self) -> Simulator:
-        """Open the port."""
-        self.open()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        """Close the port."""
-        self.close()
 
 
 def _load_capture(path: Path) -> list[bytes]:

@@ -243,6 +243,20 @@ const TABLE: &[(&str, &str, Kind)] = &[
     ("0-1:24.4.0", "mbus_valve_position", Kind::Number),
 ];
 
+/// The default table by value groups, built once.
+fn table() -> &'static HashMap<[u8; 5], (&'static str, Kind)> {
+    static MAP: std::sync::OnceLock<HashMap<[u8; 5], (&'static str, Kind)>> =
+        std::sync::OnceLock::new();
+    MAP.get_or_init(|| {
+        TABLE
+            .iter()
+            .filter_map(|(code, name, kind)| {
+                Code::parse(code.as_bytes()).map(|c| (c.groups, (*name, *kind)))
+            })
+            .collect()
+    })
+}
+
 /// The default table entry of `code` (M-Bus channel codes match any channel).
 fn entry(code: &Code) -> Option<(&'static str, Kind)> {
     let [a, b, c, d, e] = code.groups;
@@ -251,11 +265,7 @@ fn entry(code: &Code) -> Option<(&'static str, Kind)> {
     } else {
         b
     };
-    let key = format!("{a}-{b}:{c}.{d}.{e}");
-    TABLE
-        .iter()
-        .find(|(k, _, _)| *k == key)
-        .map(|(_, name, kind)| (*name, *kind))
+    table().get(&[a, b, c, d, e]).copied()
 }
 
 /// One value of a reading.
@@ -373,10 +383,12 @@ pub fn build(t: &Telegram<'_>, tz: &TimeZone, names: &HashMap<String, String>) -
         let code_text = line.code.text();
         let known = entry(&line.code);
         let kind = known.map_or(Kind::Number, |(_, k)| k);
-        let name = names
-            .get(&code_text)
-            .cloned()
-            .or_else(|| known.map(|(n, _)| n.to_owned()));
+        let custom = if names.is_empty() {
+            None
+        } else {
+            names.get(&code_text).cloned()
+        };
+        let name = custom.or_else(|| known.map(|(n, _)| n.to_owned()));
         let v = line_value(line, kind, tz);
         let [a, b, c, d, _] = line.code.groups;
         if a == 0 && b >= 1 {

@@ -23,9 +23,24 @@ pub struct Framer {
     stats: Stats,
 }
 
+/// Whether a telegram header may start at `i`: `/` and three letters (the
+/// FLAG id, `ISk`, `KFM`, `Ene`, …), or the buffer ends before they arrive.
+fn header_at(buf: &[u8], i: usize) -> bool {
+    buf.get(i) == Some(&b'/') && (1..4).all(|k| buf.get(i + k).is_none_or(u8::is_ascii_alphabetic))
+}
+
+/// Whether a complete candidate verifies: its CRC matches, or, without a CRC
+/// (DSMR 2.2/3.0), it is plain text (printable ASCII and line ends) — so that
+/// binary data between a `/` and a `!` never passes as a telegram.
 fn crc_ok(t: &[u8]) -> Option<bool> {
     let parsed = telegram::parse(t).ok()?;
-    Some(!matches!(parsed.crc, telegram::Crc::Mismatch { .. }))
+    Some(match parsed.crc {
+        telegram::Crc::Ok(_) => true,
+        telegram::Crc::Mismatch { .. } => false,
+        telegram::Crc::Missing => t
+            .iter()
+            .all(|&b| b == b'\r' || b == b'\n' || (0x20..0x7F).contains(&b)),
+    })
 }
 
 impl Framer {
@@ -55,8 +70,10 @@ impl Framer {
         self.stats.bytes_skipped += n as u64;
     }
 
+    /// Where the next candidate starts: a header (`/` and the three letters of
+    /// the manufacturer's FLAG id, or too few bytes yet to tell) or `DB 08`.
     fn start(&self) -> usize {
-        let slash = self.buf.iter().position(|&b| b == b'/');
+        let slash = (0..self.buf.len()).find(|&i| header_at(&self.buf, i));
         let db = self.buf.windows(2).position(|w| w == [0xDB, 0x08]);
         match (slash, db) {
             (Some(a), Some(b)) => a.min(b),
@@ -105,12 +122,14 @@ impl Framer {
                 },
                 Some(_) => {
                     // A new telegram start at a line start before this one ended?
-                    // `/` never occurs in a telegram's body (values are digits and
-                    // hex), so any `/` after the header line is a new start.
-                    let header_end = self.buf.iter().position(|&c| c == b'\n');
-                    let restart = header_end.and_then(|h| {
-                        let after = self.buf.get(h..)?;
-                        after.iter().position(|&c| c == b'/').map(|p| h + p)
+                    // A new header before this telegram's "!" means it was cut
+                    // off (`/` + letters never occurs in a body: values are
+                    // digits and hex).
+                    // A text telegram never holds 0xDB either: `DB 08` restarts too.
+                    let restart = (1..self.buf.len()).find(|&i| {
+                        (header_at(&self.buf, i) && self.buf.get(i + 3).is_some())
+                            || (self.buf.get(i) == Some(&0xDB)
+                                && self.buf.get(i + 1) == Some(&0x08))
                     });
                     let bang = find_bang(&self.buf);
                     match (bang, restart) {
@@ -154,6 +173,20 @@ impl Framer {
                 }
             }
         }
+    }
+
+    /// Gives back an encrypted frame the decoder rejected (its tag did not
+    /// verify): its first byte is skipped and the rest scanned again, so that a
+    /// frame that lost a byte does not take the next frame's start with it.
+    pub fn reject(&mut self, frame: &[u8]) {
+        let Some(rest) = frame.get(1..) else {
+            return;
+        };
+        let mut buf = rest.to_vec();
+        buf.extend_from_slice(&self.buf);
+        self.buf = buf;
+        self.stats.telegrams = self.stats.telegrams.saturating_sub(1);
+        self.stats.bytes_skipped += 1;
     }
 
     /// Ends the stream: what is buffered can no longer complete.

@@ -82,10 +82,22 @@ impl Code {
         Some(Code { groups })
     }
 
-    /// `A-B:C.D.E`.
+    /// `A-B:C.D.E` (written digit by digit: this runs for every line).
     pub fn text(&self) -> String {
-        let [a, b, c, d, e] = self.groups;
-        format!("{a}-{b}:{c}.{d}.{e}")
+        let mut s = String::with_capacity(16);
+        for (i, g) in self.groups.iter().enumerate() {
+            if let Some(sep) = ["", "-", ":", ".", "."].get(i) {
+                s.push_str(sep);
+            }
+            if *g >= 100 {
+                s.push(char::from(b'0' + g / 100));
+            }
+            if *g >= 10 {
+                s.push(char::from(b'0' + g / 10 % 10));
+            }
+            s.push(char::from(b'0' + g % 10));
+        }
+        s
     }
 }
 

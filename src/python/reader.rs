@@ -5,7 +5,6 @@
 //! and the deadline. A telegram is decoded the moment its last byte arrives: the
 //! deframer knows from the L-fields when a telegram is complete.
 
-use std::collections::VecDeque;
 use std::io;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -67,7 +66,6 @@ pub struct SerialReader {
     /// In a mutex only to make the class `Sync`; reached through `get_mut`.
     port: Mutex<Option<Box<dyn SerialPort>>>,
     deframer: Framer,
-    pending: VecDeque<Vec<u8>>,
     counters: Counters,
     closed: bool,
     next_attempt: Instant,
@@ -155,7 +153,9 @@ impl SerialReader {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut buf = [0u8; 512];
         loop {
-            while let Some(telegram) = self.pending.pop_front() {
+            // One telegram at a time, decoded before the framer looks further:
+            // a rejected frame is handed back with the bytes after it unread.
+            while let Some(telegram) = self.deframer.next_telegram() {
                 match self.decoder.decode_bytes(py, &telegram) {
                     Ok(r) => {
                         self.counters.readings += 1;
@@ -167,6 +167,9 @@ impl SerialReader {
                         } else {
                             self.counters.decode_errors += 1;
                         }
+                        // An encrypted P1 frame that failed may hold the next
+                        // frame's start: scan its bytes again.
+                        self.deframer.reject(&telegram);
                         log(
                             py,
                             "warning",
@@ -193,12 +196,7 @@ impl SerialReader {
                             py,
                             io::Error::new(io::ErrorKind::UnexpectedEof, "the device closed"),
                         )?,
-                        Ok(n) => {
-                            self.deframer.push(buf.get(..n).unwrap_or_default());
-                            while let Some(t) = self.deframer.next_telegram() {
-                                self.pending.push_back(t);
-                            }
-                        }
+                        Ok(n) => self.deframer.push(buf.get(..n).unwrap_or_default()),
                         Err(e)
                             if matches!(
                                 e.kind(),
@@ -269,7 +267,6 @@ impl SerialReader {
             } else {
                 Framer::Mbus(Deframer::new())
             },
-            pending: VecDeque::new(),
             counters: Counters::default(),
             closed: false,
             next_attempt: Instant::now(),

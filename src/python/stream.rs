@@ -58,6 +58,18 @@ impl Deframer {
         Ok(out)
     }
 
+    /// Give back an encrypted P1 frame that did not decrypt, to scan its bytes
+    /// again; returns the telegrams that completes.
+    #[pyo3(signature = (telegram, /))]
+    fn reject<'py>(&mut self, py: Python<'py>, telegram: &[u8]) -> Vec<Bound<'py, PyBytes>> {
+        self.inner.reject(telegram);
+        let mut out = Vec::new();
+        while let Some(t) = self.inner.next_telegram() {
+            out.push(PyBytes::new(py, &t));
+        }
+        out
+    }
+
     /// Ends the stream: bytes still buffered are counted as skipped.
     fn finish(&mut self) {
         self.inner.finish();

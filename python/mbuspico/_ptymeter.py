@@ -1,0 +1,251 @@
+"""The pseudo-terminal and fault machinery shared by the simulated meters.
+
+:class:`PtyMeter` opens a pseudo-terminal pair (the slave side raw, so binary
+data passes untouched), optionally links it to a fixed path, and writes the
+telegrams a subclass generates, every ``interval`` seconds, in a background
+thread if asked. It also injects the faults the simulators offer: random
+``garbage`` before a telegram, ``drop_byte`` and ``flip_bit`` per byte, and
+``split`` writes in small chunks with small delays.
+
+Used by :class:`mbuspico.simulator.Simulator` (DLMS push meters) and
+:class:`mbuspico.p1_simulator.P1Simulator` (DSMR P1 meters). POSIX only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import select
+import threading
+import time
+import tty
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Generic, Protocol, TypeVar
+
+__all__ = ["PtyMeter", "check_rates"]
+
+log = logging.getLogger("mbuspico.simulator")
+
+
+class _Telegram(Protocol):
+    """What :meth:`PtyMeter.run` needs of a generated telegram: the bytes to write."""
+
+    @property
+    def wire(self) -> bytes:
+        """The bytes written to the port, faults included."""
+        ...
+
+
+_T = TypeVar("_T", bound=_Telegram)
+_Self = TypeVar("_Self", bound="PtyMeter[Any]")
+
+
+def check_rates(**rates: float) -> None:
+    """Raise ``ValueError`` unless every fault rate is a probability (0..1)."""
+    for name, rate in rates.items():
+        if not 0.0 <= rate <= 1.0:
+            msg = f"{name} must be a probability between 0 and 1, not {rate}"
+            raise ValueError(msg)
+
+
+class PtyMeter(Generic[_T]):
+    """Base of the simulated meters: a pseudo-terminal, a writer thread, faults.
+
+    Subclasses implement :meth:`telegrams` (records with a ``wire`` attribute,
+    the bytes to write) and set :attr:`meter`; every telegram written is
+    appended to :attr:`sent`.
+
+    Args:
+        interval: Seconds between telegrams when running.
+        link: If given, a symlink made at this path to the port.
+        garbage: Probability per telegram of 1 to 32 random bytes before it.
+        drop_byte: Probability per byte of dropping it.
+        flip_bit: Probability per byte of flipping one of its bits.
+        split: Write in random chunks of 1 to 64 bytes with delays up to 20 ms.
+        seed: Seed of :attr:`rng` (values and faults; reproducible runs).
+
+    Raises:
+        ValueError: A rate outside 0..1.
+
+    """
+
+    meter: str = "meter"
+    """The profile name (shown in logs and reprs)."""
+
+    def __init__(
+        self,
+        *,
+        interval: float,
+        link: str | os.PathLike[str] | None = None,
+        garbage: float = 0.0,
+        drop_byte: float = 0.0,
+        flip_bit: float = 0.0,
+        split: bool = False,
+        seed: int | None = None,
+    ) -> None:
+        """Set up the port and fault options; nothing is opened until :meth:`open`."""
+        check_rates(garbage=garbage, drop_byte=drop_byte, flip_bit=flip_bit)
+        self.interval = interval
+        self.link = Path(link) if link is not None else None
+        self.garbage, self.drop_byte, self.flip_bit, self.split = (
+            garbage,
+            drop_byte,
+            flip_bit,
+            split,
+        )
+        self.rng = random.Random(seed)  # noqa: S311 - simulation, not cryptography
+        self._master: int | None = None
+        self._slave: int | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.port: str | None = None
+        """Path of the pseudo-terminal to read, once :meth:`open` ran."""
+        self.sent: list[_T] = []
+        """Every telegram written so far, oldest first (when running)."""
+
+    # -- to implement ----------------------------------------------------------
+
+    def telegrams(self) -> Iterator[_T]:
+        """Generate telegrams forever (implemented by the subclasses)."""
+        raise NotImplementedError
+
+    # -- faults ----------------------------------------------------------------
+
+    def faults(self, telegram: bytes) -> tuple[bytes, bool]:
+        """Apply the fault options to ``telegram``.
+
+        Returns:
+            The bytes to write (random garbage before the telegram, bytes
+            dropped, bits flipped) and whether a dropped or flipped byte
+            touched the telegram itself (garbage before it does not count).
+
+        """
+        rng = self.rng
+        out = bytearray()
+        if self.garbage and rng.random() < self.garbage:
+            out += bytes(rng.randrange(256) for _ in range(rng.randint(1, 32)))
+        faulted = False
+        for b in telegram:
+            if self.drop_byte and rng.random() < self.drop_byte:
+                faulted = True
+                continue
+            if self.flip_bit and rng.random() < self.flip_bit:
+                b ^= 1 << rng.randrange(8)
+                faulted = True
+            out.append(b)
+        return bytes(out), faulted
+
+    # -- pseudo-terminal -------------------------------------------------------
+
+    def open(self) -> str:
+        """Open the pseudo-terminal pair; return the path to read (also :attr:`port`)."""
+        if self.port is not None:
+            return self.port
+        master, slave = os.openpty()
+        tty.setraw(slave)  # binary data: no echo, no CR/LF translation
+        self._master, self._slave = master, slave
+        self.port = os.ttyname(slave)
+        if self.link is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.link.unlink()
+            self.link.symlink_to(self.port)
+        log.info("simulated %s meter on %s", self.meter, self.link or self.port)
+        return self.port
+
+    def write(self, data: bytes, *, timeout: float = 5.0) -> int:
+        """Write raw bytes to the port; returns how many were written.
+
+        Waits at most ``timeout`` seconds for room; bytes nobody reads are
+        dropped after that, as a meter's would be.
+
+        Raises:
+            ValueError: The port is not open.
+
+        """
+        master = self._master
+        if master is None:
+            msg = "the simulator is not open"
+            raise ValueError(msg)
+        chunks = [data]
+        if self.split:
+            chunks, pos = [], 0
+            while pos < len(data):
+                n = self.rng.randint(1, 64)
+                chunks.append(data[pos : pos + n])
+                pos += n
+        written = 0
+        for i, chunk in enumerate(chunks):
+            if self.split and i:
+                time.sleep(self.rng.uniform(0, 0.02))
+            view = memoryview(chunk)
+            while view:
+                _, ready, _ = select.select([], [master], [], timeout)
+                if not ready:
+                    return written
+                n = os.write(master, view)
+                written += n
+                view = view[n:]
+        return written
+
+    def run(self, count: int | None = None) -> None:
+        """Write telegrams every ``interval`` seconds until :meth:`stop` or ``count``."""
+        self.open()
+        generated = self.telegrams()
+        sent = 0
+        next_at = time.monotonic()
+        while not self._stop.is_set() and (count is None or sent < count):
+            tg = next(generated)
+            try:
+                self.write(tg.wire)
+            except OSError:
+                if self._stop.is_set():
+                    return
+                raise
+            self.sent.append(tg)
+            sent += 1
+            next_at += self.interval
+            self._stop.wait(max(0.0, next_at - time.monotonic()))
+
+    def start(self, count: int | None = None) -> None:
+        """Run in a background thread (see :meth:`run`)."""
+        self.open()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self.run, args=(count,), daemon=True)
+        self._thread.start()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait for the background thread to finish its ``count`` telegrams."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def stop(self) -> None:
+        """Stop the background thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def close(self) -> None:
+        """Stop and close the pseudo-terminal: readers see the port vanish."""
+        self.stop()
+        for fd in (self._master, self._slave):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._master = self._slave = None
+        if self.link is not None and self.link.is_symlink():
+            with contextlib.suppress(OSError):
+                self.link.unlink()
+        self.port = None
+
+    def __enter__(self: _Self) -> _Self:
+        """Open the port."""
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Close the port."""
+        self.close()
