@@ -19,7 +19,7 @@ import os
 import string
 import sys
 from collections.abc import Iterator, Sequence
-from typing import BinaryIO, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from . import __version__
 from ._core import METERS
@@ -479,17 +479,29 @@ def _simulate(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
             args.meter,
             key=args.key,
             interval=5.0 if args.interval is None else args.interval,
-            link=args.link,
-            replay=args.replay,
-            garbage=args.garbage,
-            drop_byte=args.drop_byte,
-            flip_bit=args.flip_bit,
-            split=args.split,
-            seed=args.seed,
+            **_faults(args),
         )
     except (ValueError, TypeError) as e:
         print(f"mbuspico: {e}", file=log)
         return 2
+    return _run_simulator(sim, args, out)
+
+
+def _faults(args: argparse.Namespace) -> dict[str, Any]:
+    """The simulators' common options: replay, fault injection, seed."""
+    return {
+        "link": args.link,
+        "replay": args.replay,
+        "garbage": args.garbage,
+        "drop_byte": args.drop_byte,
+        "flip_bit": args.flip_bit,
+        "split": args.split,
+        "seed": args.seed,
+    }
+
+
+def _run_simulator(sim: Any, args: argparse.Namespace, out: TextIO) -> int:
+    """Open the pty, say where, write telegrams until Ctrl-C or ``--count``."""
     with sim:
         print(f"simulated {args.meter} meter on {args.link or sim.port}", file=out, flush=True)
         with contextlib.suppress(KeyboardInterrupt):
@@ -511,22 +523,12 @@ def _simulate_p1(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
             key=args.key if encrypted else None,
             auth_key=args.auth_key if encrypted else None,
             interval=PROFILES[args.meter].interval if args.interval is None else args.interval,
-            link=args.link,
-            replay=args.replay,
-            garbage=args.garbage,
-            drop_byte=args.drop_byte,
-            flip_bit=args.flip_bit,
-            split=args.split,
-            seed=args.seed,
+            **_faults(args),
         )
     except (ValueError, TypeError) as e:
         print(f"mbuspico: {e}", file=log)
         return 2
-    with sim:
-        print(f"simulated {args.meter} meter on {args.link or sim.port}", file=out, flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            sim.run(args.count)
-    return 0
+    return _run_simulator(sim, args, out)
 
 
 def _serve(args: argparse.Namespace, log: TextIO) -> int:

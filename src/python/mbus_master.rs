@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyModule, PyTuple};
 use serialport::{ClearBuffer, SerialPort};
 
@@ -36,19 +35,9 @@ mod exc {
     pyo3::import_exception!(mbuspico.errors, CollisionError);
 }
 
-static LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-
 /// Logs `message` at debug level on the `mbuspico` logger.
 fn debug(py: Python<'_>, message: String) {
-    let logger = LOGGER.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
-        Ok(py
-            .import("logging")?
-            .call_method1("getLogger", ("mbuspico",))?
-            .unbind())
-    });
-    if let Ok(logger) = logger {
-        let _ = logger.bind(py).call_method1("debug", (message,));
-    }
+    super::log::log(py, "debug", message);
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -10,6 +10,8 @@ mod decoder;
 mod dsmr_emit;
 mod errors;
 #[cfg(feature = "serial")]
+mod log;
+#[cfg(feature = "serial")]
 mod mbus_master;
 mod mbus_xml;
 #[cfg(feature = "serial")]

@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 
 use pyo3::exceptions::{PyStopIteration, PyValueError};
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::PyDict;
 use serialport::SerialPort;
 
 use super::decoder::Decoder;
+use super::log::log;
 use crate::serial::{self, Settings};
 use crate::stream::{Deframer, Framer};
 
@@ -28,22 +28,6 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 mod exc {
     pyo3::import_exception!(mbuspico.errors, SerialPortError);
     pyo3::import_exception!(mbuspico.errors, DecryptionError);
-}
-
-static LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-
-/// Logs `message` on the `mbuspico` logger at `level` ("warning", "info", …).
-fn log(py: Python<'_>, level: &str, message: String) {
-    let logger = LOGGER.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
-        Ok(py
-            .import("logging")?
-            .call_method1("getLogger", ("mbuspico",))?
-            .unbind())
-    });
-    if let Ok(logger) = logger {
-        // Logging must never break reading.
-        let _ = logger.bind(py).call_method1(level, (message,));
-    }
 }
 
 #[derive(Debug, Default, Clone, Copy)]
