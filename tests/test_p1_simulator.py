@@ -555,6 +555,7 @@ def reader_for(sim: P1Simulator, **kwargs: Any) -> mbuspico.SerialReader:
         protocol="dsmr",
         baudrate=profile.baudrate,
         parity=profile.parity,
+        bytesize=profile.bytesize,
         **kwargs,
     )
 
@@ -631,3 +632,60 @@ def test_plain_telegrams_decode_with_the_decoder(meter: str) -> None:
     decoder = mbuspico.Decoder(protocol="dsmr")  # type: ignore[arg-type]
     for tg in generate(meter, 3):
         assert_reading_is(decoder.decode(tg.telegram), tg.expected)
+
+
+# -- DSMR 2.2/3.0 ports: 9600 Bd 7E1 ---------------------------------------------
+
+
+def with_even_parity_bit(data: bytes) -> bytes:
+    """Each 7-bit character with its even-parity bit in bit 7, as a 7E1 line
+    looks to an adapter that leaves the parity bit in the byte."""
+    return bytes(b | 0x80 if bin(b).count("1") % 2 else b for b in data)
+
+
+def dsmr3_vector() -> bytes:
+    import json
+
+    doc = json.loads((Path(__file__).parent / "data/dsmr/vectors.json").read_text("utf-8"))
+    vector = next(v for v in doc["vectors"] if v["id"] == "dsmr_parser/TELEGRAM_V3")
+    return str(vector["text"]).encode("ascii")
+
+
+@pytest.mark.parametrize("bytesize", [7, 8])
+def test_seven_bit_p1_port(bytesize: int) -> None:
+    telegram = dsmr3_vector()
+    wire = with_even_parity_bit(telegram)
+    assert wire != telegram  # the vector has characters with an odd number of 1 bits
+    master, slave = os.openpty()
+    try:
+        with mbuspico.SerialReader(
+            os.ttyname(slave),
+            key=None,
+            protocol="dsmr",
+            baudrate=9600,
+            parity="even",
+            bytesize=bytesize,  # type: ignore[arg-type]
+        ) as reader:
+            os.write(master, wire + wire)
+            got = reader.read(timeout=1.0)
+            stats = reader.stats
+    finally:
+        os.close(master)
+        os.close(slave)
+    if bytesize == 8:
+        # Read as 8-bit characters, "/" arrives as 0xAF: no telegram starts.
+        assert got is None
+        assert stats["telegrams"] == 0
+        assert stats["bytes_skipped"] > 0
+        return
+    assert got is not None
+    assert got["header"] == "ISk5\\2MT382-1000"
+    assert got["crc"] == "missing"
+    assert got["obis"]["1-0:1.8.1"]["value"] == 12345.678
+    assert got["obis"]["1-0:1.8.1"]["unit"] == "kWh"
+    assert got["obis"]["1-0:2.8.2"]["value"] == 12345.678
+
+
+def test_bytesize_must_be_seven_or_eight() -> None:
+    with pytest.raises(ValueError, match="bytesize must be 7 or 8, not 6"):
+        mbuspico.SerialReader("/dev/null", key=None, protocol="dsmr", bytesize=6)  # type: ignore[arg-type]

@@ -197,7 +197,7 @@ class Deframer:
 class SerialReader:
     """Reads and decodes DLMS push telegrams from a serial port.
 
-    Opens ``port`` raw with 8 data bits and 1 stop bit (2400 Bd, even parity by
+    Opens ``port`` raw with 1 stop bit (2400 Bd 8E1 by
     default: the Netz NÖ M-Bus customer interface; use an M-Bus *slave* adapter
     such as a TSS721 board). Iterate over it, or call :meth:`read`, to get
     readings, the same dicts as :meth:`Decoder.decode`. A reading is returned as
@@ -219,6 +219,7 @@ class SerialReader:
         protocol: Literal["auto", "dlms", "mbus", "dsmr"] = "auto",
         baudrate: int | None = None,
         parity: str | None = None,
+        bytesize: Literal[7, 8] = 8,
         timeout: float | None = None,
         reconnect: bool = False,
         tz: str = "Europe/Amsterdam",
@@ -234,9 +235,12 @@ class SerialReader:
             protocol: ``"dsmr"`` for a P1 port (DSMR telegrams, Smarty
                 frames); otherwise M-Bus framing (DLMS push, EN 13757-3).
             baudrate: Baud rate; default 2400 for M-Bus, 115200 for P1 (DSMR
-                2.2/3.0 meters: 9600 with ``parity="even"``, 7E1 read as 8E1).
+                2.2/3.0 meters: 9600 with ``parity="even"`` and ``bytesize=7``).
             parity: ``"even"`` (default for M-Bus, 8E1), ``"none"`` (default for
                 P1, 8N1) or ``"odd"``.
+            bytesize: Data bits per character: 8, or 7 for the 9600 Bd 7E1 P1
+                port of DSMR 2.2/3.0 meters (P1 Companion Standard 3.0 §4.2);
+                with 7, bit 7 of every received byte is cleared.
             tz: The P1 meter's time zone, for its timestamps.
             timeout: Seconds :meth:`read` and iteration wait for a reading
                 before giving up (``None``: forever).
@@ -244,7 +248,7 @@ class SerialReader:
 
         Raises:
             SerialPortError: The port cannot be opened (and ``reconnect`` is false).
-            ValueError: Bad key, parity, baud rate or timeout.
+            ValueError: Bad key, parity, byte size, baud rate or timeout.
 
         """
 

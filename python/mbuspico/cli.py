@@ -93,7 +93,14 @@ def _build_parser() -> argparse.ArgumentParser:
         help="dsmr for a P1 port; otherwise M-Bus framing (DLMS push, EN 13757-3)",
     )
     read.add_argument(
-        "--baudrate", type=int, help="default 2400 (M-Bus) or 115200 (P1; 9600 for DSMR 2.2)"
+        "--baudrate", type=int, help="default 2400 (M-Bus) or 115200 (P1; 9600 for DSMR 2.2/3.0)"
+    )
+    read.add_argument(
+        "--bytesize",
+        type=int,
+        choices=(7, 8),
+        default=8,
+        help="data bits; 7 for DSMR 2.2/3.0 P1 ports (9600 7E1)",
     )
     read.add_argument(
         "--parity",
@@ -437,6 +444,7 @@ def _read(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
             protocol=args.protocol,
             baudrate=args.baudrate,
             parity=args.parity,
+            bytesize=args.bytesize,
             tz=args.tz,
             timeout=args.timeout,
             reconnect=args.reconnect,

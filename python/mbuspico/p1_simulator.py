@@ -112,6 +112,11 @@ class P1Profile:
     encrypted: bool
     gas_period: int
 
+    @property
+    def bytesize(self) -> int:
+        """Data bits of its P1 port: 7 for the 7E1 ports of DSMR 2.2/3.0, else 8."""
+        return 7 if self.parity == "even" else 8
+
 
 PROFILES: dict[str, P1Profile] = {
     p.name: p

@@ -234,6 +234,7 @@ impl MBusLink {
                 port,
                 baudrate,
                 parity,
+                data_bits: serial::DataBits::Eight,
             },
             timeout,
             port: Mutex::new(None),

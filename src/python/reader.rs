@@ -180,7 +180,15 @@ impl SerialReader {
                             py,
                             io::Error::new(io::ErrorKind::UnexpectedEof, "the device closed"),
                         )?,
-                        Ok(n) => self.deframer.push(buf.get(..n).unwrap_or_default()),
+                        Ok(n) => {
+                            let chunk = buf.get_mut(..n).unwrap_or_default();
+                            if self.settings.data_bits == serial::DataBits::Seven {
+                                // 7-bit characters: drop a parity bit the adapter
+                                // may have left in bit 7.
+                                chunk.iter_mut().for_each(|b| *b &= 0x7F);
+                            }
+                            self.deframer.push(chunk)
+                        }
                         Err(e)
                             if matches!(
                                 e.kind(),
@@ -200,7 +208,7 @@ impl SerialReader {
 #[pymethods]
 impl SerialReader {
     #[new]
-    #[pyo3(signature = (port, *, key, auth_key = None, protocol = "auto", baudrate = None, parity = None, timeout = None, reconnect = false, tz = "Europe/Amsterdam"))]
+    #[pyo3(signature = (port, *, key, auth_key = None, protocol = "auto", baudrate = None, parity = None, bytesize = 8, timeout = None, reconnect = false, tz = "Europe/Amsterdam"))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -210,6 +218,7 @@ impl SerialReader {
         protocol: &str,
         baudrate: Option<u32>,
         parity: Option<&str>,
+        bytesize: u8,
         timeout: Option<f64>,
         reconnect: bool,
         tz: &str,
@@ -235,11 +244,15 @@ impl SerialReader {
         if baudrate == 0 {
             return Err(PyValueError::new_err("baudrate must be positive"));
         }
+        let data_bits = serial::parse_data_bits(bytesize).ok_or_else(|| {
+            PyValueError::new_err(format!("bytesize must be 7 or 8, not {bytesize}"))
+        })?;
         let mut reader = SerialReader {
             settings: Settings {
                 port,
                 baudrate,
                 parity,
+                data_bits,
             },
             has_key: key.is_some(),
             decoder,
