@@ -1,0 +1,199 @@
+"""Where ``mbuspico serve`` publishes readings besides HTTP and UDP.
+
+Every sink is a :class:`Sink`: :meth:`Sink.publish` only puts the reading on a
+bounded queue and returns at once, so a slow or unreachable broker, database or
+disk never delays reading the meter; a worker thread delivers, reconnecting with
+backoff. When the queue is full the oldest reading is dropped and counted.
+
+:func:`flat_values` turns a reading of any protocol into the flat
+``name -> number`` map the time-series sinks (Graphite, InfluxDB, CSV) store.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["Sink", "flat_values"]
+
+log = logging.getLogger("mbuspico.serve")
+
+_NAME = re.compile(r"[^A-Za-z0-9_]+")
+
+_DLMS_FIELDS = (
+    "activePowerPlus",
+    "activePowerMinus",
+    "activeEnergyPlus",
+    "activeEnergyMinus",
+    "reactiveEnergyPlus",
+    "reactiveEnergyMinus",
+    "voltageL1",
+    "voltageL2",
+    "voltageL3",
+    "currentL1",
+    "currentL2",
+    "currentL3",
+    "powerFactor",
+)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def flat_values(reading: Mapping[str, Any]) -> dict[str, float]:
+    """The numeric values of a reading as ``name -> float``, in a stable order.
+
+    * DLMS push (``protocol == "dlms"``): MBusPico's field names
+      (``activePowerPlus`` W, ``activeEnergyPlus`` Wh, ``voltageL1`` V,
+      ``currentL1`` A, ``powerFactor`` as cos φ, …); values the meter did not
+      send are left out.
+    * DSMR (``"dsmr"``): each OBIS value under its name from the code table
+      (``electricity_used_tariff_1`` kWh, …), or the OBIS code with ``-:.``
+      replaced by ``_`` when it has no name; M-Bus channels as
+      ``mbus_<channel>`` (gas m³, water m³, heat GJ).
+    * Wired M-Bus (``"mbus"``): each numeric record as
+      ``<quantity>_<storage>_<tariff>_<subunit>`` in snake case, scaled to its
+      base unit (``energy_0_0_0`` Wh, ``volume_0_0_0`` m³, …).
+
+    Text values (meter numbers, equipment identifiers) and placeholders (None)
+    are never included. Names contain only ``[A-Za-z0-9_]``.
+
+    Args:
+        reading: A reading from :meth:`mbuspico.Decoder.decode`.
+
+    Returns:
+        A new dict; empty for an M-Bus application error.
+
+    """
+    out: dict[str, float] = {}
+    protocol = reading.get("protocol")
+    if protocol == "dlms":
+        for name in _DLMS_FIELDS:
+            value = _number(reading.get(name))
+            if value is not None:
+                out[name] = value
+    elif protocol == "dsmr":
+        for code, entry in reading.get("obis", {}).items():
+            value = _number(entry.get("value"))
+            if value is not None:
+                out[_NAME.sub("_", entry.get("name") or code).strip("_")] = value
+        for channel, device in reading.get("mbus", {}).items():
+            value = _number(device.get("value"))
+            if value is not None:
+                out[f"mbus_{channel}"] = value
+    elif protocol == "mbus":
+        for record in reading.get("records", []):
+            value = _number(record.get("value"))
+            if value is None:
+                continue
+            quantity = _NAME.sub("_", (record.get("quantity") or "value").lower()).strip("_")
+            key = (
+                f"{quantity}_{record.get('storageNumber', 0)}_{record.get('tariff', 0)}"
+                f"_{record.get('subunit', 0)}"
+            )
+            out.setdefault(key, value)
+    return out
+
+
+class Sink:
+    """Base of the publishing sinks: a bounded queue and one delivery thread.
+
+    Subclasses implement :meth:`deliver` (send one reading; raise ``OSError``
+    or another exception to have it counted as failed and logged) and may
+    override :meth:`connect` and :meth:`disconnect`.
+
+    Args:
+        name: Shown in logs and :meth:`status` (``"mqtt"``, ``"graphite"``, …).
+        maxsize: Readings kept while delivery is slow; the oldest is dropped
+            beyond it.
+
+    """
+
+    def __init__(self, name: str, maxsize: int = 100) -> None:
+        """Create the sink; nothing is opened before :meth:`start`."""
+        self.name = name
+        self._queue: queue.Queue[Mapping[str, Any] | None] = queue.Queue(maxsize)
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.published = 0
+        """Readings delivered."""
+        self.failed = 0
+        """Readings whose delivery raised."""
+        self.dropped = 0
+        """Readings dropped because the queue was full."""
+
+    def start(self) -> None:
+        """Start the delivery thread (idempotent)."""
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name=f"mbuspico-{self.name}", daemon=True)
+        self._thread.start()
+
+    def publish(self, reading: Mapping[str, Any]) -> None:
+        """Queue ``reading`` for delivery; never blocks, never raises."""
+        while True:
+            try:
+                self._queue.put_nowait(reading)
+                return
+            except queue.Full:
+                try:
+                    self._queue.get_nowait()
+                except queue.Empty:
+                    continue
+                with self._lock:
+                    self.dropped += 1
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Deliver what is queued (up to ``timeout`` seconds), then stop."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        while True:
+            try:
+                self._queue.put(None, timeout=timeout)
+                break
+            except queue.Full:  # pragma: no cover - a stuck deliverer
+                break
+        thread.join(timeout)
+        self.disconnect()
+
+    def status(self) -> dict[str, Any]:
+        """Counters for ``/api/status``."""
+        with self._lock:
+            return {"published": self.published, "failed": self.failed, "dropped": self.dropped}
+
+    def connect(self) -> None:
+        """Open connections before the first delivery (default: nothing)."""
+
+    def disconnect(self) -> None:
+        """Close connections (default: nothing)."""
+
+    def deliver(self, reading: Mapping[str, Any]) -> None:
+        """Send one reading; an exception counts it as failed."""
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        try:
+            self.connect()
+        except Exception as e:  # a sink must never stop the service
+            log.warning("%s: %s", self.name, e)
+        while True:
+            reading = self._queue.get()
+            if reading is None:
+                return
+            try:
+                self.deliver(reading)
+            except Exception as e:  # logged and counted, never fatal
+                with self._lock:
+                    self.failed += 1
+                log.warning("%s: could not deliver a reading: %s", self.name, e)
+            else:
+                with self._lock:
+                    self.published += 1
