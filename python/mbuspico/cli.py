@@ -24,7 +24,7 @@ from typing import Any, BinaryIO, TextIO
 from . import __version__
 from ._core import METERS
 from .compat import to_mbuspico_json
-from .config import SETTINGS
+from .config import SETTINGS, _bool
 from .errors import DecodeError, SerialPortError
 from .p1_simulator import ENCRYPTED_METERS, P1_METERS
 from .types import DsmrReading, MbusReading, Reading
@@ -194,7 +194,7 @@ def _build_parser() -> argparse.ArgumentParser:
         help="serve a simulated meter on a pseudo-terminal (HTTP port 8080 unless set)",
     )
     for setting in SETTINGS:
-        if setting.name in ("http_enabled", "udp_enabled"):
+        if setting.parse is _bool:
             serve.add_argument(
                 setting.flag,
                 dest=setting.name,

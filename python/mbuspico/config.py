@@ -109,6 +109,32 @@ def _parity(value: Any) -> str:
     return text
 
 
+def _choice(*choices: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = _text(value).strip().lower()
+        if text not in choices:
+            msg = "must be one of " + ", ".join(f'"{c}"' for c in choices)
+            raise ValueError(msg)
+        return text
+
+    return parse
+
+
+def _optional(value: Any) -> str | None:
+    text = _text(value).strip()
+    return text or None
+
+
+def _address(value: Any) -> str:
+    text = _text(value).strip()
+    if text.isdigit() and 0 <= int(text) <= 250:
+        return text
+    if len(text) == 16 and all(c in string.hexdigits for c in text):
+        return text.upper()
+    msg = "must be a primary address 0..250 or a 16-digit secondary address"
+    raise ValueError(msg)
+
+
 @dataclass(frozen=True)
 class Setting:
     """One setting: its name on :class:`Config` and in each source."""
@@ -135,6 +161,14 @@ SETTINGS: tuple[Setting, ...] = (
         _key,
         "authentication key, for meters with a tag (32 hex)",
         secret=True,
+    ),
+    Setting(
+        "protocol",
+        "MBUSPICO_PROTOCOL",
+        "protocol",
+        "--protocol",
+        _choice("dlms", "dsmr", "mbus"),
+        "dlms push, dsmr (P1 port) or mbus (poll a wired meter)",
     ),
     Setting("serial_port", "MBUSPICO_SERIAL_PORT", "serial.port", "--port", _text, "serial port"),
     Setting(
@@ -186,6 +220,235 @@ SETTINGS: tuple[Setting, ...] = (
         _seconds,
         "seconds between UDP packets",
     ),
+    Setting(
+        "mbus_address",
+        "MBUSPICO_MBUS_ADDRESS",
+        "mbus.address",
+        "--mbus-address",
+        _address,
+        "wired M-Bus meter to poll (primary or secondary address)",
+    ),
+    Setting(
+        "mbus_interval",
+        "MBUSPICO_MBUS_INTERVAL_S",
+        "mbus.interval",
+        "--mbus-interval",
+        _seconds,
+        "seconds between M-Bus polls",
+    ),
+    Setting("mqtt_enabled", "MBUSPICO_MQTT_ENABLED", "mqtt.enabled", "--mqtt", _bool, "MQTT on"),
+    Setting(
+        "mqtt_host",
+        "MBUSPICO_MQTT_BROKER_ADDRESS",
+        "mqtt.host",
+        "--mqtt-host",
+        _text,
+        "MQTT broker",
+    ),
+    Setting(
+        "mqtt_port",
+        "MBUSPICO_MQTT_BROKER_PORT",
+        "mqtt.port",
+        "--mqtt-port",
+        _int(1, 65535),
+        "MQTT broker port",
+    ),
+    Setting(
+        "mqtt_user", "MBUSPICO_MQTT_AUTH_USER", "mqtt.user", "--mqtt-user", _optional, "MQTT user"
+    ),
+    Setting(
+        "mqtt_password",
+        "MBUSPICO_MQTT_AUTH_PWD",
+        "mqtt.password",
+        "--mqtt-password",
+        _optional,
+        "MQTT password",
+        secret=True,
+    ),
+    Setting(
+        "mqtt_prefix",
+        "MBUSPICO_MQTT_TOPIC_PREFIX",
+        "mqtt.topic_prefix",
+        "--mqtt-prefix",
+        _text,
+        "MQTT topic prefix",
+    ),
+    Setting(
+        "mqtt_mode",
+        "MBUSPICO_MQTT_MODE",
+        "mqtt.mode",
+        "--mqtt-mode",
+        # evn-raw needs the decrypted APDU, which readings do not carry yet.
+        _choice("mbuspico", "evn-topics", "evn-json", "obis"),
+        "MQTT topics: mbuspico, evn-topics, evn-json or obis",
+    ),
+    Setting(
+        "mqtt_client_id",
+        "MBUSPICO_MQTT_CLIENT_ID",
+        "mqtt.client_id",
+        "--mqtt-client-id",
+        _optional,
+        "MQTT client id",
+    ),
+    Setting("mqtt_qos", "MBUSPICO_MQTT_QOS", "mqtt.qos", "--mqtt-qos", _int(0, 2), "MQTT QoS"),
+    Setting(
+        "mqtt_retain", "MBUSPICO_MQTT_RETAIN", "mqtt.retain", "--mqtt-retain", _bool, "MQTT retain"
+    ),
+    Setting("mqtt_tls", "MBUSPICO_MQTT_TLS", "mqtt.tls", "--mqtt-tls", _bool, "MQTT over TLS"),
+    Setting(
+        "mqtt_ca_file",
+        "MBUSPICO_MQTT_CA_FILE",
+        "mqtt.ca_file",
+        "--mqtt-ca-file",
+        _optional,
+        "CA certificate file (TLS)",
+    ),
+    Setting(
+        "mqtt_cert_file",
+        "MBUSPICO_MQTT_CERT_FILE",
+        "mqtt.cert_file",
+        "--mqtt-cert-file",
+        _optional,
+        "client certificate file (TLS)",
+    ),
+    Setting(
+        "mqtt_key_file",
+        "MBUSPICO_MQTT_KEY_FILE",
+        "mqtt.key_file",
+        "--mqtt-key-file",
+        _optional,
+        "client key file (TLS)",
+    ),
+    Setting(
+        "mqtt_tls_insecure",
+        "MBUSPICO_MQTT_TLS_INSECURE",
+        "mqtt.tls_insecure",
+        "--mqtt-tls-insecure",
+        _bool,
+        "skip the broker certificate check",
+    ),
+    Setting(
+        "mqtt_discovery",
+        "MBUSPICO_MQTT_DISCOVERY",
+        "mqtt.discovery",
+        "--mqtt-discovery",
+        _bool,
+        "Home Assistant MQTT discovery",
+    ),
+    Setting(
+        "mqtt_discovery_prefix",
+        "MBUSPICO_MQTT_DISCOVERY_PREFIX",
+        "mqtt.discovery_prefix",
+        "--mqtt-discovery-prefix",
+        _text,
+        "discovery prefix",
+    ),
+    Setting(
+        "mqtt_telegram_json",
+        "MBUSPICO_MQTT_TELEGRAM_JSON",
+        "mqtt.telegram_json",
+        "--mqtt-telegram-json",
+        _bool,
+        "obis mode: also the whole reading as JSON",
+    ),
+    Setting(
+        "csv_directory",
+        "MBUSPICO_CSV_DIRECTORY",
+        "csv.directory",
+        "--csv-directory",
+        _optional,
+        "CSV log directory (one file a month; off when empty)",
+    ),
+    Setting(
+        "graphite_host",
+        "MBUSPICO_GRAPHITE_HOST",
+        "graphite.host",
+        "--graphite-host",
+        _optional,
+        "Graphite (carbon) host; off when empty",
+    ),
+    Setting(
+        "graphite_port",
+        "MBUSPICO_GRAPHITE_PORT",
+        "graphite.port",
+        "--graphite-port",
+        _int(1, 65535),
+        "Graphite plaintext port",
+    ),
+    Setting(
+        "graphite_prefix",
+        "MBUSPICO_GRAPHITE_PREFIX",
+        "graphite.prefix",
+        "--graphite-prefix",
+        _text,
+        "Graphite metric prefix",
+    ),
+    Setting(
+        "influx_url",
+        "MBUSPICO_INFLUX_URL",
+        "influx.url",
+        "--influx-url",
+        _optional,
+        "InfluxDB URL, e.g. http://host:8086; off when empty",
+    ),
+    Setting(
+        "influx_version",
+        "MBUSPICO_INFLUX_VERSION",
+        "influx.version",
+        "--influx-version",
+        _int(1, 2),
+        "InfluxDB API version (1 or 2)",
+    ),
+    Setting(
+        "influx_database",
+        "MBUSPICO_INFLUX_DATABASE",
+        "influx.database",
+        "--influx-database",
+        _optional,
+        "InfluxDB 1.x database",
+    ),
+    Setting(
+        "influx_user",
+        "MBUSPICO_INFLUX_USER",
+        "influx.user",
+        "--influx-user",
+        _optional,
+        "InfluxDB 1.x user",
+    ),
+    Setting(
+        "influx_password",
+        "MBUSPICO_INFLUX_PASSWORD",
+        "influx.password",
+        "--influx-password",
+        _optional,
+        "InfluxDB 1.x password",
+        secret=True,
+    ),
+    Setting(
+        "influx_org",
+        "MBUSPICO_INFLUX_ORG",
+        "influx.org",
+        "--influx-org",
+        _optional,
+        "InfluxDB 2 org",
+    ),
+    Setting(
+        "influx_bucket",
+        "MBUSPICO_INFLUX_BUCKET",
+        "influx.bucket",
+        "--influx-bucket",
+        _optional,
+        "InfluxDB 2 bucket",
+    ),
+    Setting(
+        "influx_token",
+        "MBUSPICO_INFLUX_TOKEN",
+        "influx.token",
+        "--influx-token",
+        _optional,
+        "InfluxDB 2 token",
+        secret=True,
+    ),
 )
 """Every setting, in the order of the README table."""
 
@@ -195,6 +458,7 @@ class Config:
     """The settings of ``mbuspico serve`` (defaults as in MBusPico)."""
 
     device: str = "KAIFA_MA309M_NETZNOE"
+    protocol: str = "dlms"
     key: str | None = dataclasses.field(default=None, repr=False)
     auth_key: str | None = dataclasses.field(default=None, repr=False)
     serial_port: str | None = None
@@ -209,7 +473,46 @@ class Config:
     udp_host: str = "127.0.0.1"
     udp_port: int = 0
     udp_interval: float = 30.0
+    mbus_address: str = "0"
+    mbus_interval: float = 60.0
+    mqtt_enabled: bool = False
+    mqtt_host: str = "localhost"
+    mqtt_port: int = 1883
+    mqtt_user: str | None = None
+    mqtt_password: str | None = dataclasses.field(default=None, repr=False)
+    mqtt_prefix: str = "mbuspico"
+    mqtt_mode: str = "mbuspico"
+    mqtt_client_id: str | None = None
+    mqtt_qos: int = 0
+    mqtt_retain: bool = False
+    mqtt_tls: bool = False
+    mqtt_ca_file: str | None = None
+    mqtt_cert_file: str | None = None
+    mqtt_key_file: str | None = None
+    mqtt_tls_insecure: bool = False
+    mqtt_discovery: bool = False
+    mqtt_discovery_prefix: str = "homeassistant"
+    mqtt_telegram_json: bool = False
+    csv_directory: str | None = None
+    graphite_host: str | None = None
+    graphite_port: int = 2003
+    graphite_prefix: str = "mbuspico"
+    influx_url: str | None = None
+    influx_version: int = 1
+    influx_database: str | None = None
+    influx_user: str | None = None
+    influx_password: str | None = dataclasses.field(default=None, repr=False)
+    influx_org: str | None = None
+    influx_bucket: str | None = None
+    influx_token: str | None = dataclasses.field(default=None, repr=False)
     demo: bool = False
+
+    @property
+    def sinks_enabled(self) -> bool:
+        """Whether any sink besides HTTP and UDP is configured."""
+        return bool(
+            self.mqtt_enabled or self.csv_directory or self.graphite_host or self.influx_url
+        )
 
 
 def _lookup(doc: Mapping[str, Any], dotted: str) -> Any:
@@ -290,7 +593,7 @@ def load(
             sources[s.name] = source
     config = dataclasses.replace(Config(), demo=demo, **values)
     if not demo:
-        if config.key is None:
+        if config.key is None and config.protocol == "dlms":
             msg = "missing key: set MBUSPICO_DEVICE_KEY, key in the config file, or --key"
             raise ConfigError(msg)
         if not config.serial_port:
@@ -300,7 +603,20 @@ def load(
         where = sources.get("udp_port", "MBUSPICO_UDP_RECEIVER_PORT")
         msg = f"invalid {where}: UDP is enabled but the receiver port is 0 (not set)"
         raise ConfigError(msg)
-    if not config.http_enabled and not config.udp_enabled:
-        msg = "nothing to serve: both HTTP (MBUSPICO_HTTP_ENABLED) and UDP are off"
+    if demo and config.protocol == "mbus":
+        msg = "--demo simulates a DLMS push or P1 meter, not a wired M-Bus one (protocol mbus)"
+        raise ConfigError(msg)
+    if config.influx_url:
+        if config.influx_version == 1 and not config.influx_database:
+            msg = "missing influx.database: InfluxDB 1.x needs a database"
+            raise ConfigError(msg)
+        if config.influx_version == 2 and not (config.influx_org and config.influx_bucket):
+            msg = "missing influx.org or influx.bucket: InfluxDB 2 needs both"
+            raise ConfigError(msg)
+    if not (config.http_enabled or config.udp_enabled or config.sinks_enabled):
+        msg = (
+            "nothing to serve: HTTP (MBUSPICO_HTTP_ENABLED), UDP, MQTT, CSV, Graphite "
+            "and InfluxDB are all off"
+        )
         raise ConfigError(msg)
     return config

@@ -28,13 +28,16 @@ import threading
 import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Union
 
 from . import __version__
 from ._core import SerialReader
 from .compat import to_mbuspico_json
 from .config import DEMO_KEY, DEVICES, Config
-from .types import Reading
+from .sinks import Sink
+from .types import DsmrReading, MbusReading, Reading
+
+AnyReading = Union[Reading, DsmrReading, MbusReading]
 
 __all__ = ["BurstFilter", "Service"]
 
@@ -81,21 +84,28 @@ class _State:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.reading: Reading | None = None
+        self.reading: AnyReading | None = None
         self.mbuspico_json: str | None = None
         self.reading_at: float | None = None
         self.stats: Mapping[str, object] = {}
         self.connected = False
         self.started = time.time()
 
-    def update(self, reading: Reading | None, stats: Mapping[str, object], connected: bool) -> None:
-        text = to_mbuspico_json(reading) if reading is not None else None
+    def update(
+        self, reading: AnyReading | None, stats: Mapping[str, object], connected: bool
+    ) -> None:
+        if reading is None:
+            text = None
+        elif reading["protocol"] == "dlms":
+            text = to_mbuspico_json(reading)
+        else:  # MBusPico's JSON is a DLMS push reading; other meters get theirs
+            text = json.dumps(reading, ensure_ascii=False)
         with self.lock:
             if reading is not None:
                 self.reading, self.mbuspico_json, self.reading_at = reading, text, time.time()
             self.stats, self.connected = stats, connected
 
-    def snapshot(self) -> tuple[Reading | None, str | None, float | None]:
+    def snapshot(self) -> tuple[AnyReading | None, str | None, float | None]:
         with self.lock:
             return self.reading, self.mbuspico_json, self.reading_at
 
@@ -134,36 +144,147 @@ class Service:
         self._error: BaseException | None = None
         self.port = config.serial_port
         self.key = config.key
+        self.sinks: list[Sink] = []
+        """The publishing sinks (MQTT, CSV, Graphite, InfluxDB) configured."""
 
     # -- reading -------------------------------------------------------------
 
     def _start_demo(self) -> None:
-        from .simulator import Simulator
+        c = self.config
+        if c.protocol == "dsmr":
+            from .p1_simulator import P1Simulator
 
-        profile = DEVICES[self.config.device]
-        self.key = self.config.key or DEMO_KEY
-        self._simulator = Simulator(profile, key=self.key, interval=1.0)
+            self._simulator = P1Simulator("dsmr5", interval=1.0)
+            self.key = None
+        else:
+            from .simulator import Simulator
+
+            self.key = c.key or DEMO_KEY
+            self._simulator = Simulator(DEVICES[c.device], key=self.key, interval=1.0)
         self.port = self._simulator.open()
         self._simulator.start()
 
+    def _publish(self, reading: AnyReading) -> None:
+        for sink in self.sinks:
+            sink.publish(reading)
+
     def _read_loop(self) -> None:
+        if self.config.protocol == "mbus":
+            self._poll_loop()
+            return
         c = self.config
         assert self.port is not None  # noqa: S101 - checked by config.load / demo
+        p1 = c.protocol == "dsmr"
+        # The serial defaults are the M-Bus interface's; a P1 port runs 115200 8N1.
+        p1_defaults = p1 and (c.baudrate, c.parity) == (2400, "even")
         reader = SerialReader(
             self.port,
             key=self.key,
             auth_key=c.auth_key,
-            baudrate=c.baudrate,
-            parity=c.parity,
+            protocol="dsmr" if p1 else "dlms",
+            baudrate=None if p1_defaults else c.baudrate,
+            parity=None if p1_defaults else c.parity,
             timeout=0.5,
             reconnect=True,
         )
         with reader:
             while not self._stop.is_set():
                 got = reader.read()
-                # MBusPico's JSON is a DLMS push reading.
-                reading = got if got is not None and got["protocol"] == "dlms" else None
-                self.state.update(reading, reader.stats, reader.connected)
+                if got is not None and got["protocol"] != c.protocol:
+                    got = None  # a wired M-Bus telegram on a DLMS push port: not ours
+                if got is not None:
+                    self._publish(got)
+                self.state.update(got, reader.stats, reader.connected)
+
+    def _poll_loop(self) -> None:
+        """Wired M-Bus: request the meter's data every ``mbus_interval`` seconds."""
+        from .errors import DecodeError, MbusPicoError, SerialPortError
+        from .master import MBusMaster
+
+        c = self.config
+        assert self.port is not None  # noqa: S101 - checked by config.load / demo
+        address: int | str = int(c.mbus_address) if c.mbus_address.isdigit() else c.mbus_address
+        counters = {"polls": 0, "readings": 0, "no_response": 0, "decode_errors": 0}
+        master: MBusMaster | None = None
+        try:
+            while not self._stop.is_set():
+                counters["polls"] += 1
+                reading = None
+                try:
+                    if master is None:
+                        master = MBusMaster(self.port, c.baudrate, parity=c.parity)
+                    reading = master.request(address)
+                    counters["readings"] += 1
+                except DecodeError as e:
+                    counters["decode_errors"] += 1
+                    log.warning("M-Bus meter %s: %s", c.mbus_address, e)
+                except SerialPortError as e:
+                    log.warning("M-Bus port %s: %s", self.port, e)
+                    if master is not None:
+                        master.close()
+                    master = None
+                except MbusPicoError as e:  # no response, collision
+                    counters["no_response"] += 1
+                    log.warning("M-Bus meter %s: %s", c.mbus_address, e)
+                if reading is not None:
+                    self._publish(reading)  # type: ignore[arg-type]
+                self.state.update(reading, dict(counters), master is not None)  # type: ignore[arg-type]
+                self._stop.wait(c.mbus_interval)
+        finally:
+            if master is not None:
+                master.close()
+
+    def _make_sinks(self) -> list[Sink]:
+        c = self.config
+        sinks: list[Sink] = []
+        if c.mqtt_enabled:
+            from .sinks.mqtt import MqttSink
+
+            sinks.append(
+                MqttSink(
+                    host=c.mqtt_host,
+                    port=c.mqtt_port,
+                    username=c.mqtt_user,
+                    password=c.mqtt_password,
+                    client_id=c.mqtt_client_id,
+                    mode=c.mqtt_mode,
+                    topic_prefix=c.mqtt_prefix,
+                    qos=c.mqtt_qos,
+                    retain=c.mqtt_retain,
+                    tls=c.mqtt_tls,
+                    ca_file=c.mqtt_ca_file,
+                    cert_file=c.mqtt_cert_file,
+                    key_file=c.mqtt_key_file,
+                    tls_insecure=c.mqtt_tls_insecure,
+                    discovery=c.mqtt_discovery,
+                    discovery_prefix=c.mqtt_discovery_prefix,
+                    telegram_json=c.mqtt_telegram_json,
+                )
+            )
+        if c.csv_directory:
+            from .sinks.csvlog import CsvLogSink
+
+            sinks.append(CsvLogSink(c.csv_directory))
+        if c.graphite_host:
+            from .sinks.metrics import GraphiteSink
+
+            sinks.append(GraphiteSink(c.graphite_host, c.graphite_port, prefix=c.graphite_prefix))
+        if c.influx_url:
+            from .sinks.metrics import InfluxSink
+
+            sinks.append(
+                InfluxSink(
+                    c.influx_url,
+                    version=c.influx_version,
+                    database=c.influx_database,
+                    username=c.influx_user,
+                    password=c.influx_password,
+                    org=c.influx_org,
+                    bucket=c.influx_bucket,
+                    token=c.influx_token,
+                )
+            )
+        return sinks
 
     # -- HTTP ----------------------------------------------------------------
 
@@ -232,6 +353,11 @@ class Service:
             ("/update", pico_only),
         ):
             app.route(path)(handler)
+        if self.config.csv_directory:
+            from .sinks.csvlog import add_file_routes
+
+            # Basic authentication is checked by the before_request hook above.
+            add_file_routes(app, self.config.csv_directory, None)
         return app
 
     def status(self) -> dict[str, Any]:
@@ -242,21 +368,29 @@ class Service:
         return {
             "version": __version__,
             "device": self.config.device,
+            "protocol": self.config.protocol,
             "uptimeSeconds": round(time.time() - self.state.started, 1),
             "serialPort": {"path": self.port, "connected": connected},
             "counters": stats,
+            "sinks": {sink.name: sink.status() for sink in self.sinks},
             "lastReadingAt": _iso(reading_at),
-            "lastMeterTime": reading["timestamp"] if reading else None,
+            "lastMeterTime": reading.get("timestamp") if reading else None,
         }
 
     def _status_html(self) -> str:
         reading, _, _ = self.state.snapshot()
         status = self.status()
         esc = html.escape
+        if reading is None:
+            values: list[tuple[str, Any, Any]] = []
+        elif reading["protocol"] == "mbus":
+            values = [(r["quantity"] or "", r["value"], r["unit"]) for r in reading["records"]]
+        else:
+            values = [(code, v["value"], v["unit"]) for code, v in reading["obis"].items()]
         rows = "".join(
-            f"<tr><td>{esc(code)}</td><td class=n>{esc(str(v['value']))}</td>"
-            f"<td>{esc(v['unit'] or '')}</td></tr>"
-            for code, v in (reading["obis"].items() if reading else [])
+            f"<tr><td>{esc(code)}</td><td class=n>{esc(str(value))}</td>"
+            f"<td>{esc(unit or '')}</td></tr>"
+            for code, value, unit in values
         )
         counters = "".join(
             f"<tr><td>{esc(k)}</td><td class=n>{v}</td></tr>" for k, v in status["counters"].items()
@@ -303,6 +437,9 @@ up {status["uptimeSeconds"]:.0f} s; last reading {esc(str(status["lastReadingAt"
         c = self.config
         if c.demo:
             self._start_demo()
+        self.sinks = self._make_sinks()
+        for sink in self.sinks:
+            sink.start()
         self._loop = asyncio.get_running_loop()
         self._reader_thread = threading.Thread(target=self._read_loop, daemon=True)
         self._reader_thread.start()
@@ -317,17 +454,22 @@ up {status["uptimeSeconds"]:.0f} s; last reading {esc(str(status["lastReadingAt"
             )
             self.http_port = server.sockets[0].getsockname()[1]
             await server.start_serving()
+        if c.protocol == "dsmr" and (c.baudrate, c.parity) == (2400, "even"):
+            meter, line = "a P1 meter (DSMR)", "115200 Bd, parity none"
+        else:
+            meter = c.device if c.protocol == "dlms" else f"M-Bus meter {c.mbus_address}"
+            line = f"{c.baudrate} Bd, parity {c.parity}"
         log.info(
-            "mbuspico %s serving %s from %s (%d Bd, parity %s)%s%s",
+            "mbuspico %s serving %s from %s (%s)%s%s%s",
             __version__,
-            c.device,
+            meter,
             self.port,
-            c.baudrate,
-            c.parity,
+            line,
             f"; HTTP on {c.http_host}:{self.http_port}" if server else "",
             f"; UDP to {c.udp_host}:{c.udp_port} every {c.udp_interval:g} s"
             if c.udp_enabled
             else "",
+            f"; publishing to {', '.join(sink.name for sink in self.sinks)}" if self.sinks else "",
         )
         self._ready.set()
         try:
@@ -382,6 +524,9 @@ up {status["uptimeSeconds"]:.0f} s; last reading {esc(str(status["lastReadingAt"
         if self._reader_thread is not None:
             self._reader_thread.join(5)
             self._reader_thread = None
+        for sink in self.sinks:
+            sink.close()
+        self.sinks = []
         if self._simulator is not None:
             self._simulator.close()
             self._simulator = None
