@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 DATA = Path(__file__).parent / "data"
+
+# A shell starts background jobs with Ctrl-C ignored, and ignored signals stay
+# ignored in every child: the Ctrl-C tests (in this process and in the CLI
+# subprocesses) need the normal KeyboardInterrupt behaviour whatever started us.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _vectors() -> list[dict[str, Any]]:

@@ -28,6 +28,9 @@ proptest! {
                 prop_assert!(e.offset <= input.len(), "{e} beyond {} bytes", input.len());
                 prop_assert!(!e.to_string().is_empty());
             }
+            if let Err(e) = dlms::decrypt_apdu(&input, &k) {
+                prop_assert!(e.offset <= input.len(), "{e} beyond {} bytes", input.len());
+            }
         }
     }
 
@@ -42,6 +45,7 @@ proptest! {
             prop_assert_eq!(wire[r.map.to_input(i)], apdu[i]);
         }
         let _ = dlms::decode(&wire, &keys());
+        let _ = dlms::decrypt_apdu(&wire, &keys());
     }
 
     #[test]

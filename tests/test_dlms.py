@@ -189,3 +189,28 @@ def test_auth_key_is_used_for_tagged_apdus() -> None:
 def test_bundled_demo_frame_is_the_documentation_example(kaifa: dict[str, Any]) -> None:
     text = (DATA / "dlms" / "netznoe_kaifa_ma309m_doc.hex").read_text()
     assert bytes.fromhex(text) == bytes.fromhex(kaifa["hex"])
+
+
+@pytest.mark.parametrize("vector", MBUS_KEYED, ids=ids(MBUS_KEYED))
+def test_apdu_is_the_decrypted_plaintext(vector: dict[str, Any]) -> None:
+    """``Decoder.apdu`` gives the plaintext the vector's source logged (EVN raw)."""
+    apdu = Decoder(vector["key"]).apdu(bytes.fromhex(vector["hex"]))
+    assert apdu.hex().upper() == vector["plaintext_hex"].upper()
+    assert apdu[0] == 0x0F  # a data-notification
+    with pytest.raises(DecryptionError) as wrong:
+        Decoder(bytes(16)).apdu(bytes.fromhex(vector["hex"]))
+    assert vector["key"].lower() not in str(wrong.value).lower()
+
+
+def test_apdu_of_tagged_and_clear_apdus() -> None:
+    vector = by_id("pwitab_general_glo_cipher_test")
+    apdu = Decoder(vector["key"], auth_key=vector["auth_key"]).apdu(vector["hex"])
+    assert apdu.hex().upper() == vector["plaintext_hex"].upper()
+    with pytest.raises(DecryptionError, match="tag mismatch"):
+        Decoder(vector["key"], auth_key=bytes(16)).apdu(vector["hex"])
+    # A data-notification sent in the clear comes back as it is.
+    assert Decoder().apdu(apdu) == apdu
+    with pytest.raises(mbuspico.DecodeError) as cut:
+        Decoder().apdu(apdu[:20])
+    assert cut.value.offset is not None
+    assert cut.value.offset <= 20

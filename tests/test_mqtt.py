@@ -656,3 +656,38 @@ def test_serve_publishes_to_mqtt_end_to_end(broker, subscribe):
     assert proc.returncode == 0, out.decode(errors="replace")
     assert b"publishing to mqtt" in out
     sub.wait("home/meter/status", "offline", timeout=10)
+
+
+def test_serve_evn_raw_publishes_the_decrypted_apdu(broker, subscribe):
+    from mbuspico.config import Config
+    from mbuspico.service import Service
+    from mbuspico.simulator import Simulator
+
+    key = "36C66639E48A8CA4D6BC8B282A793BBB"
+    sub = subscribe(broker.port, "evn/#")
+    with Simulator("kaifa-ma309m", key=key, interval=0.1, seed=9) as sim:
+        service = Service(
+            Config(
+                key=key,
+                serial_port=sim.port,
+                http_enabled=False,
+                mqtt_enabled=True,
+                mqtt_host="127.0.0.1",
+                mqtt_port=broker.port,
+                mqtt_prefix="evn",
+                mqtt_mode="evn-raw",
+            )
+        )
+        service.start()
+        try:
+            # Readings are not kept while the broker is unreachable: connect first.
+            wait_for(lambda: service.status()["sinks"]["mqtt"]["connected"], 10, "connected")
+            sim.start(count=3)
+            sim.wait()
+            wait_for(lambda: service.status()["sinks"]["mqtt"]["published"] == 3, 15, "3 published")
+        finally:
+            service.stop()
+    raws = [payload for topic, payload, _ in sub.messages if topic == "evn/raw"]
+    decoder = mbuspico.Decoder(key)
+    assert raws == [decoder.apdu(t.telegram).hex() for t in sim.sent]
+    assert all(raw.startswith("0f") for raw in raws)

@@ -194,3 +194,34 @@ def test_serve_logs_csv_serves_files_and_pushes_graphite(tmp_path: Path) -> None
             assert f"mbuspico.activePowerPlus {float(want['activePowerPlus'])} " in "".join(lines)
     finally:
         carbon.stop()
+
+
+def test_serve_a_p1_meter_with_a_code_table(tmp_path: Path) -> None:
+    table = tmp_path / "codes.toml"
+    table.write_text('[names]\n"1-0:1.8.1" = "total/import_t1"\n"0-1:24.2.1" = "total/gas"\n')
+    with P1Simulator("dsmr5", interval=0.1, seed=4) as sim:
+        config = load(
+            {"MBUSPICO_PROTOCOL": "dsmr", "MBUSPICO_SERIAL_PORT": str(sim.port)},
+            flags={"names_file": str(table), "http_host": "127.0.0.1", "http_port": "0"},
+        )
+        service = Service(config)
+        service.start()
+        try:
+            sim.start()
+            url = f"http://127.0.0.1:{service.http_port}"
+            _, _, body = wait_for(lambda: (r := get(url + "/"))[0] == 200 and r)
+            reading = json.loads(body)
+            assert reading["obis"]["1-0:1.8.1"]["name"] == "total/import_t1"
+            sent = next(t for t in sim.sent if t.expected["timestamp"] == reading["timestamp"])
+            want = sent.expected["obis"]["1-0:1.8.1"]["value"]
+            assert reading["obis"]["1-0:1.8.1"]["value"] == want
+            # Codes the table leaves out keep their default names.
+            assert reading["obis"]["1-0:1.8.2"]["name"] == "electricity_used_tariff_2"
+        finally:
+            service.stop()
+    bad = tmp_path / "bad.toml"
+    bad.write_text('"1-0:1.8" = "x"\n')
+    with pytest.raises(ConfigError, match=r"MBUSPICO_DSMR_NAMES.*code table"):
+        load({"MBUSPICO_DSMR_NAMES": str(bad)}, demo=True)
+    with pytest.raises(ConfigError, match="time zone"):
+        load({"MBUSPICO_TZ": "Mars/Olympus"}, demo=True)

@@ -132,6 +132,27 @@ class Decoder:
 
         """
 
+    def apdu(self, data: _Bytes, /) -> bytes:
+        """The decrypted APDU of a DLMS push telegram.
+
+        The data-notification (tag ``0x0F``) that the general-glo-ciphering
+        APDU (``0xDB``) carries, after its tag is verified (DLMS Green Book
+        §9.3.5), or the APDU itself when the meter sends it in the clear: what
+        "EVN raw" MQTT publishers send.
+
+        Args:
+            data: One DLMS telegram, as :meth:`decode` accepts it.
+
+        Returns:
+            The APDU bytes (for a Kaifa MA309M push, 0x0F, invoke id, date-time
+            and the structure of OBIS values).
+
+        Raises:
+            FrameError, ChecksumError, ApduError, DecryptionError: As
+                :meth:`decode`, with the byte offset.
+
+        """
+
     @property
     def has_key(self) -> bool:
         """Whether an encryption key is set."""
@@ -223,6 +244,8 @@ class SerialReader:
         timeout: float | None = None,
         reconnect: bool = False,
         tz: str = "Europe/Amsterdam",
+        names: Mapping[str, str] | None = None,
+        apdu: bool = False,
     ) -> Self:
         """Open ``port``.
 
@@ -242,6 +265,10 @@ class SerialReader:
                 port of DSMR 2.2/3.0 meters (P1 Companion Standard 3.0 §4.2);
                 with 7, bit 7 of every received byte is cleared.
             tz: The P1 meter's time zone, for its timestamps.
+            names: OBIS code → name entries over the default code table (see
+                :func:`mbuspico.dsmr.load_names`).
+            apdu: Add the decrypted APDU (``bytes``, see :meth:`Decoder.apdu`)
+                to DLMS readings under ``"apdu"``.
             timeout: Seconds :meth:`read` and iteration wait for a reading
                 before giving up (``None``: forever).
             reconnect: Retry opening the port when it fails instead of raising.

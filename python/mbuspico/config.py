@@ -125,6 +125,34 @@ def _optional(value: Any) -> str | None:
     return text or None
 
 
+def _zone(value: Any) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    text = _text(value).strip()
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        msg = 'must be an IANA time zone such as "Europe/Amsterdam"'
+        raise ValueError(msg) from None
+    return text
+
+
+def _code_table(value: Any) -> str | None:
+    from .dsmr import load_names
+
+    text = _optional(value)
+    if text is not None:
+        try:
+            load_names(text)
+        except OSError as e:
+            msg = f"cannot read the code table: {e.strerror}"
+            raise ValueError(msg) from None
+        except ValueError as e:  # bad TOML (TOMLDecodeError) or a bad entry
+            msg = f"not a valid code table: {e}"
+            raise ValueError(msg) from None
+    return text
+
+
 def _address(value: Any) -> str:
     text = _text(value).strip()
     if text.isdigit() and 0 <= int(text) <= 250:
@@ -221,6 +249,22 @@ SETTINGS: tuple[Setting, ...] = (
         "seconds between UDP packets",
     ),
     Setting(
+        "tz",
+        "MBUSPICO_TZ",
+        "dsmr.tz",
+        "--tz",
+        _zone,
+        "the P1 meter's time zone (DSMR timestamps)",
+    ),
+    Setting(
+        "names_file",
+        "MBUSPICO_DSMR_NAMES",
+        "dsmr.names",
+        "--dsmr-names",
+        _code_table,
+        "OBIS code table (TOML) naming P1 values and MQTT topics",
+    ),
+    Setting(
         "mbus_address",
         "MBUSPICO_MBUS_ADDRESS",
         "mbus.address",
@@ -278,9 +322,8 @@ SETTINGS: tuple[Setting, ...] = (
         "MBUSPICO_MQTT_MODE",
         "mqtt.mode",
         "--mqtt-mode",
-        # evn-raw needs the decrypted APDU, which readings do not carry yet.
-        _choice("mbuspico", "evn-topics", "evn-json", "obis"),
-        "MQTT topics: mbuspico, evn-topics, evn-json or obis",
+        _choice("mbuspico", "evn-raw", "evn-topics", "evn-json", "obis"),
+        "MQTT topics: mbuspico, evn-raw, evn-topics, evn-json or obis",
     ),
     Setting(
         "mqtt_client_id",
@@ -473,6 +516,8 @@ class Config:
     udp_host: str = "127.0.0.1"
     udp_port: int = 0
     udp_interval: float = 30.0
+    tz: str = "Europe/Amsterdam"
+    names_file: str | None = None
     mbus_address: str = "0"
     mbus_interval: float = 60.0
     mqtt_enabled: bool = False

@@ -177,6 +177,11 @@ class Service:
         p1 = c.protocol == "dsmr"
         # The serial defaults are the M-Bus interface's; a P1 port runs 115200 8N1.
         p1_defaults = p1 and (c.baudrate, c.parity) == (2400, "even")
+        names = None
+        if c.names_file:
+            from .dsmr import load_names
+
+            names = load_names(c.names_file)
         reader = SerialReader(
             self.port,
             key=self.key,
@@ -186,6 +191,9 @@ class Service:
             parity=None if p1_defaults else c.parity,
             timeout=0.5,
             reconnect=True,
+            tz=c.tz,
+            names=names,
+            apdu=c.mqtt_enabled and c.mqtt_mode == "evn-raw",
         )
         with reader:
             while not self._stop.is_set():

@@ -52,6 +52,43 @@ pub struct Keys {
 /// [`ErrorKind::ImplausiblePlaintext`] (a wrong key on a telegram without tag),
 /// [`ErrorKind::TrailingBytes`] when anything follows the telegram.
 pub fn decode(input: &[u8], keys: &Keys) -> Result<Reading> {
+    let (apdu, map) = unframe(input)?;
+    decode_apdu(apdu, &map, keys)
+}
+
+/// The data-notification APDU of a telegram, decrypted: what the
+/// general-glo-ciphering APDU carries (DLMS Green Book §9.3.5), or the APDU
+/// itself when the meter sends it in the clear. Same input and checks as
+/// [`decode`] (tag verified where there is one; without a tag the plaintext
+/// must parse as a data-notification, the only sign of a wrong key).
+///
+/// # Errors
+/// As [`decode`].
+pub fn decrypt_apdu(input: &[u8], keys: &Keys) -> Result<Vec<u8>> {
+    let (apdu, map) = unframe(input)?;
+    if apdu.first() == Some(&notification::TAG) {
+        notification::parse(&apdu).map_err(|e| DecodeError::new(e.kind, map.to_input(e.offset)))?;
+        return Ok(apdu.into_owned());
+    }
+    let decrypted = decrypt(apdu, &map, keys)?;
+    let start = decrypted.header.ciphertext_start;
+    if let Err(e) = notification::parse(decrypted.plaintext()) {
+        let kind = if decrypted.header.tag.is_some() {
+            e.kind
+        } else {
+            ErrorKind::ImplausiblePlaintext {
+                reason: Box::new(e.kind),
+                plaintext_offset: e.offset,
+            }
+        };
+        return Err(DecodeError::new(kind, map.to_input(start + e.offset)));
+    }
+    Ok(decrypted.plaintext().to_vec())
+}
+
+/// The APDU of a telegram (segments of M-Bus frames reassembled, or the input
+/// itself when it starts with an APDU tag) and where its bytes came from.
+fn unframe(input: &[u8]) -> Result<(Cow<'_, [u8]>, OffsetMap)> {
     let first = *input
         .first()
         .ok_or_else(|| DecodeError::new(ErrorKind::Empty, 0))?;
@@ -75,7 +112,7 @@ pub fn decode(input: &[u8], keys: &Keys) -> Result<Reading> {
             return Err(DecodeError::new(ErrorKind::UnknownFraming { found }, 0));
         }
     };
-    decode_apdu(apdu, &map, keys)
+    Ok((apdu, map))
 }
 
 /// A decrypted general-glo-ciphering APDU.

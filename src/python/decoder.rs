@@ -40,6 +40,11 @@ pub struct Decoder {
 }
 
 impl Decoder {
+    /// The decrypted data-notification APDU of a DLMS telegram's bytes.
+    pub(crate) fn apdu_bytes(&self, bytes: &[u8]) -> PyResult<Vec<u8>> {
+        dlms::decrypt_apdu(bytes, &self.keys).map_err(errors::to_py)
+    }
+
     /// Decodes one telegram's bytes into its dict (the body of `decode`).
     pub(crate) fn decode_bytes<'py>(
         &self,
@@ -186,6 +191,25 @@ impl Decoder {
     ) -> PyResult<Bound<'py, PyAny>> {
         let bytes = convert::input(data)?;
         self.decode_bytes(py, &bytes)
+    }
+
+    /// The decrypted APDU of a DLMS push telegram, as bytes.
+    ///
+    /// The data-notification (tag 0x0F) the general-glo-ciphering APDU (0xDB)
+    /// carries, after the tag is verified (DLMS Green Book §9.3.5), or the
+    /// APDU itself when the meter sends it in the clear: what "EVN raw" MQTT
+    /// publishers send. Accepts what `decode` accepts.
+    ///
+    /// Raises the same errors as `decode` (FrameError, ChecksumError,
+    /// ApduError, DecryptionError), with the byte offset.
+    #[pyo3(signature = (data, /))]
+    fn apdu<'py>(
+        &self,
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+        let bytes = convert::input(data)?;
+        Ok(pyo3::types::PyBytes::new(py, &self.apdu_bytes(&bytes)?))
     }
 
     /// Whether an encryption key is set.

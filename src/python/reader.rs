@@ -45,6 +45,8 @@ pub struct SerialReader {
     decoder: Decoder,
     /// Whether the key is set (for the repr; the decoder holds the key).
     has_key: bool,
+    /// Whether DLMS readings get their decrypted APDU under "apdu".
+    with_apdu: bool,
     timeout: Option<Duration>,
     reconnect: bool,
     /// In a mutex only to make the class `Sync`; reached through `get_mut`.
@@ -143,7 +145,17 @@ impl SerialReader {
                 match self.decoder.decode_bytes(py, &telegram) {
                     Ok(r) => {
                         self.counters.readings += 1;
-                        return Ok(Some(r.cast_into::<PyDict>()?));
+                        let r = r.cast_into::<PyDict>()?;
+                        if self.with_apdu
+                            && r.get_item("protocol")?
+                                .is_some_and(|p| p.eq("dlms").unwrap_or(false))
+                        {
+                            // Decoded, so the telegram decrypts: this cannot fail.
+                            if let Ok(apdu) = self.decoder.apdu_bytes(&telegram) {
+                                r.set_item("apdu", pyo3::types::PyBytes::new(py, &apdu))?;
+                            }
+                        }
+                        return Ok(Some(r));
                     }
                     Err(e) => {
                         if e.is_instance_of::<exc::DecryptionError>(py) {
@@ -208,7 +220,7 @@ impl SerialReader {
 #[pymethods]
 impl SerialReader {
     #[new]
-    #[pyo3(signature = (port, *, key, auth_key = None, protocol = "auto", baudrate = None, parity = None, bytesize = 8, timeout = None, reconnect = false, tz = "Europe/Amsterdam"))]
+    #[pyo3(signature = (port, *, key, auth_key = None, protocol = "auto", baudrate = None, parity = None, bytesize = 8, timeout = None, reconnect = false, tz = "Europe/Amsterdam", names = None, apdu = false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -222,6 +234,8 @@ impl SerialReader {
         timeout: Option<f64>,
         reconnect: bool,
         tz: &str,
+        names: Option<std::collections::HashMap<String, String>>,
+        apdu: bool,
     ) -> PyResult<Self> {
         let p1 = match protocol {
             "auto" | "dlms" | "mbus" => false,
@@ -235,7 +249,7 @@ impl SerialReader {
         // The M-Bus push interfaces run 2400 8E1, P1 ports 115200 8N1.
         let baudrate = baudrate.unwrap_or(if p1 { 115_200 } else { 2400 });
         let parity = parity.unwrap_or(if p1 { "none" } else { "even" });
-        let decoder = Decoder::new(key, auth_key, protocol, tz, None, true)?;
+        let decoder = Decoder::new(key, auth_key, protocol, tz, names, true)?;
         let parity = serial::parse_parity(parity).ok_or_else(|| {
             PyValueError::new_err(format!(
                 "parity must be \"even\", \"odd\" or \"none\", not {parity:?}"
@@ -255,6 +269,7 @@ impl SerialReader {
                 data_bits,
             },
             has_key: key.is_some(),
+            with_apdu: apdu,
             decoder,
             timeout: seconds(timeout, "timeout")?,
             reconnect,
