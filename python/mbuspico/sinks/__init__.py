@@ -18,26 +18,20 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from ..compat import MBUSPICO_FIELDS
+
 __all__ = ["Sink", "flat_values"]
 
 log = logging.getLogger("mbuspico.serve")
 
 _NAME = re.compile(r"[^A-Za-z0-9_]+")
 
+# MBusPico's numeric fields with the reactive energies after the active ones.
 _DLMS_FIELDS = (
-    "activePowerPlus",
-    "activePowerMinus",
-    "activeEnergyPlus",
-    "activeEnergyMinus",
+    *MBUSPICO_FIELDS[:4],
     "reactiveEnergyPlus",
     "reactiveEnergyMinus",
-    "voltageL1",
-    "voltageL2",
-    "voltageL3",
-    "currentL1",
-    "currentL2",
-    "currentL3",
-    "powerFactor",
+    *MBUSPICO_FIELDS[4:],
 )
 
 
