@@ -11,6 +11,7 @@ backoff. When the queue is full the oldest reading is dropped and counted.
 
 from __future__ import annotations
 
+import abc
 import logging
 import queue
 import re
@@ -96,7 +97,7 @@ def flat_values(reading: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
-class Sink:
+class Sink(abc.ABC):
     """Base of the publishing sinks: a bounded queue and one delivery thread.
 
     Subclasses implement :meth:`deliver` (send one reading; raise ``OSError``
@@ -165,13 +166,15 @@ class Sink:
 
     def connect(self) -> None:
         """Open connections before the first delivery (default: nothing)."""
+        return
 
     def disconnect(self) -> None:
         """Close connections (default: nothing)."""
+        return
 
+    @abc.abstractmethod
     def deliver(self, reading: Mapping[str, Any]) -> None:
         """Send one reading; an exception counts it as failed."""
-        raise NotImplementedError
 
     def _run(self) -> None:
         try:
