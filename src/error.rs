@@ -189,6 +189,47 @@ pub enum ErrorKind {
         /// The length byte.
         len: usize,
     },
+    /// An HDLC frame does not start or end with the flag `0x7E`.
+    InvalidHdlcFlag {
+        /// The byte found where `0x7E` was expected.
+        found: u8,
+    },
+    /// The HDLC frame format field is not type 3 (`0xA` in the upper four bits).
+    InvalidHdlcFormat {
+        /// The first byte of the frame format field.
+        found: u8,
+    },
+    /// An HDLC address is not 1, 2 or 4 bytes long (its last byte has the LSB set).
+    InvalidHdlcAddress {
+        /// Its length; 5 means no byte with the LSB set among the first 4.
+        len: usize,
+    },
+    /// The HDLC frame length field is too small for the frame's header and FCS.
+    HdlcLengthTooShort {
+        /// The length field.
+        length: usize,
+        /// The smallest length this header allows.
+        minimum: usize,
+    },
+    /// An HDLC header check sequence (HCS) or frame check sequence (FCS), CRC-16/X.25, does not match.
+    HdlcCrc {
+        /// "HCS" or "FCS".
+        field: &'static str,
+        /// The CRC in the frame.
+        given: u16,
+        /// The CRC computed over the frame.
+        computed: u16,
+    },
+    /// The first HDLC information field does not start with the LLC header `E6 E7 00` (or `E6 E6 00`).
+    InvalidLlc {
+        /// The first (up to 3) bytes of the information field.
+        found: Vec<u8>,
+    },
+    /// The APDU is a general-block-transfer (tag 0xE0), which this decoder does not handle yet.
+    GeneralBlockTransferUnsupported,
+    /// The data-notification holds numbers but none under an OBIS code: a
+    /// positional layout (Wiener Netze, Netz Burgenland) not supported yet.
+    UnsupportedLayout,
 }
 
 impl ErrorKind {
@@ -196,7 +237,7 @@ impl ErrorKind {
     pub fn category(&self) -> Category {
         use ErrorKind::*;
         match self {
-            Checksum { .. } | Crc16 { .. } => Category::Checksum,
+            Checksum { .. } | Crc16 { .. } | HdlcCrc { .. } => Category::Checksum,
             Empty
             | Truncated { .. }
             | UnknownFraming { .. }
@@ -206,7 +247,12 @@ impl ErrorKind {
             | NotDlmsTransport { .. }
             | SegmentOutOfOrder { .. }
             | MissingSegment { .. }
-            | TrailingBytes { .. } => Category::Frame,
+            | TrailingBytes { .. }
+            | InvalidHdlcFlag { .. }
+            | InvalidHdlcFormat { .. }
+            | InvalidHdlcAddress { .. }
+            | HdlcLengthTooShort { .. }
+            | InvalidLlc { .. } => Category::Frame,
             UnknownApduTag { .. }
             | InvalidLength { .. }
             | LengthOverrun { .. }
@@ -214,7 +260,9 @@ impl ErrorKind {
             | UnknownDataType { .. }
             | NestingTooDeep { .. }
             | InvalidDateTimeLength { .. }
-            | TrailingApduBytes { .. } => Category::Apdu,
+            | TrailingApduBytes { .. }
+            | GeneralBlockTransferUnsupported
+            | UnsupportedLayout => Category::Apdu,
             MissingKey
             | MissingAuthKey
             | AuthenticationFailed
@@ -264,6 +312,14 @@ impl ErrorKind {
             PrematureEnd { .. } => "premature_end",
             TooManyExtensions { .. } => "too_many_extensions",
             PlainTextTooLong { .. } => "plain_text_too_long",
+            InvalidHdlcFlag { .. } => "invalid_hdlc_flag",
+            InvalidHdlcFormat { .. } => "invalid_hdlc_format",
+            InvalidHdlcAddress { .. } => "invalid_hdlc_address",
+            HdlcLengthTooShort { .. } => "hdlc_length_too_short",
+            HdlcCrc { .. } => "hdlc_crc",
+            InvalidLlc { .. } => "invalid_llc",
+            GeneralBlockTransferUnsupported => "general_block_transfer_unsupported",
+            UnsupportedLayout => "unsupported_layout",
         }
     }
 }
@@ -276,7 +332,7 @@ impl fmt::Display for ErrorKind {
             Truncated { needed } => write!(f, "input ends early: {needed} more byte(s) needed"),
             UnknownFraming { found } => write!(
                 f,
-                "unknown framing: 0x{found:02x} starts neither an M-Bus long frame (0x68) nor a DLMS APDU (0xdb, 0x0f)"
+                "unknown framing: 0x{found:02x} starts neither an M-Bus long frame (0x68), an HDLC frame (0x7e) nor a DLMS APDU (0xdb, 0x0f)"
             ),
             InvalidStart { found } => {
                 write!(f, "invalid M-Bus long frame start: found 0x{found:02x}, expected 0x68")
@@ -369,6 +425,52 @@ impl fmt::Display for ErrorKind {
             PlainTextTooLong { len } => write!(
                 f,
                 "M-Bus plain-text VIF of {len} characters, at most 128 allowed"
+            ),
+            InvalidHdlcFlag { found } => {
+                write!(f, "invalid HDLC flag: found 0x{found:02x}, expected 0x7e")
+            }
+            InvalidHdlcFormat { found } => write!(
+                f,
+                "HDLC frame format 0x{found:02x} is not type 3 (0xa in the upper four bits)"
+            ),
+            InvalidHdlcAddress { len } if *len > 4 => write!(
+                f,
+                "HDLC address longer than 4 bytes (no byte with the LSB set), only 1, 2 or 4 allowed"
+            ),
+            InvalidHdlcAddress { len } => write!(
+                f,
+                "HDLC address of {len} byte(s), only 1, 2 or 4 allowed"
+            ),
+            HdlcLengthTooShort { length, minimum } => write!(
+                f,
+                "HDLC frame length {length} is too small: its header and FCS need at least {minimum}"
+            ),
+            HdlcCrc {
+                field,
+                given,
+                computed,
+            } => write!(
+                f,
+                "HDLC {field} mismatch: frame says 0x{given:04x}, computed 0x{computed:04x}"
+            ),
+            InvalidLlc { found } => {
+                write!(f, "HDLC information field starts with")?;
+                if found.is_empty() {
+                    write!(f, " nothing")?;
+                }
+                for b in found {
+                    write!(f, " {b:02x}")?;
+                }
+                write!(f, ", expected the LLC header e6 e7 00 (or e6 e6 00)")
+            }
+            GeneralBlockTransferUnsupported => write!(
+                f,
+                "general block transfer (APDU tag 0xe0) not supported yet"
+            ),
+            UnsupportedLayout => write!(
+                f,
+                "the data-notification's values carry no OBIS codes (a positional layout, \
+                 e.g. Wiener Netze or Netz Burgenland), which is not supported yet"
             ),
         }
     }

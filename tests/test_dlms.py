@@ -214,3 +214,23 @@ def test_apdu_of_tagged_and_clear_apdus() -> None:
         Decoder().apdu(apdu[:20])
     assert cut.value.offset is not None
     assert cut.value.offset <= 20
+
+
+HDLC_KEYED = [v for v in VECTORS if v["framing"] == "hdlc" and v.get("key")]
+
+
+@pytest.mark.parametrize("vector", HDLC_KEYED, ids=ids(HDLC_KEYED))
+def test_hdlc_frames_verify_and_decrypt(vector: dict[str, Any]) -> None:
+    """HDLC (Wiener Netze, Netz Burgenland): HCS/FCS, tag and decryption verified;
+    their positional value layout is refused rather than read as a meter of zeros."""
+    decoder = Decoder(vector["key"], auth_key=vector.get("auth_key"))
+    frame = bytes.fromhex(vector["hex"])
+    assert decoder.apdu(frame).hex().upper() == vector["plaintext_hex"].upper()
+    with pytest.raises(mbuspico.ApduError, match="positional layout") as refused:
+        decoder.decode(frame)
+    assert refused.value.kind == "unsupported_layout"
+    bad = bytearray(frame)
+    bad[len(bad) - 4] ^= 0x01  # last information byte: the FCS no longer matches
+    with pytest.raises(mbuspico.ChecksumError) as crc:
+        decoder.decode(bytes(bad))
+    assert crc.value.offset == len(bad) - 3

@@ -2,7 +2,8 @@
 //!
 //! Layers, outside in (sources in each module; byte layouts in `shared/notes/dlms.md`):
 //! 1. [`transport`]: M-Bus long frames (EN 13757-2) carrying DLMS transport segments
-//!    (IEC 62056-7-6), reassembled into one APDU;
+//!    (IEC 62056-7-6), reassembled into one APDU; or [`hdlc`]: HDLC type 3 frames
+//!    (IEC 62056-46) carrying it;
 //! 2. [`security`]: the general-glo-ciphering APDU (IEC 62056-5-3, Blue Book);
 //! 3. [`cipher`]: AES-128-GCM with or without tag;
 //! 4. [`notification`] and [`axdr`]: the data-notification and its A-XDR data;
@@ -13,6 +14,7 @@
 pub mod axdr;
 pub mod cipher;
 pub mod datetime;
+pub mod hdlc;
 pub mod notification;
 pub mod obis;
 pub mod offsets;
@@ -42,6 +44,9 @@ pub struct Keys {
 /// `input` is one of:
 /// * M-Bus long frames carrying DLMS transport segments (starts with `0x68`),
 ///   e.g. the 282-byte Netz NÖ push;
+/// * HDLC type 3 frames carrying the APDU after the LLC header (starts with `0x7E`),
+///   e.g. the Wiener Netze and Netz Burgenland pushes (general block transfer is
+///   not supported yet: [`ErrorKind::GeneralBlockTransferUnsupported`]);
 /// * a bare general-glo-ciphering APDU (starts with `0xDB`);
 /// * an unencrypted data-notification (starts with `0x0F`).
 ///
@@ -50,10 +55,17 @@ pub struct Keys {
 /// framing and checksum errors, APDU and A-XDR errors, [`ErrorKind::MissingKey`],
 /// [`ErrorKind::MissingAuthKey`], [`ErrorKind::AuthenticationFailed`],
 /// [`ErrorKind::ImplausiblePlaintext`] (a wrong key on a telegram without tag),
-/// [`ErrorKind::TrailingBytes`] when anything follows the telegram.
+/// [`ErrorKind::TrailingBytes`] when anything follows the telegram,
+/// [`ErrorKind::UnsupportedLayout`] for an HDLC push without OBIS-labelled numbers.
 pub fn decode(input: &[u8], keys: &Keys) -> Result<Reading> {
     let (apdu, map) = unframe(input)?;
-    decode_apdu(apdu, &map, keys)
+    let apdu_at = map.to_input(0);
+    let reading = decode_apdu(apdu, &map, keys)?;
+    if input.first() == Some(&hdlc::FLAG) {
+        // The HDLC meters we know push positional lists (dlms.md §2.4).
+        return labelled(reading, apdu_at);
+    }
+    Ok(reading)
 }
 
 /// The data-notification APDU of a telegram, decrypted: what the
@@ -86,24 +98,23 @@ pub fn decrypt_apdu(input: &[u8], keys: &Keys) -> Result<Vec<u8>> {
     Ok(decrypted.plaintext().to_vec())
 }
 
-/// The APDU of a telegram (segments of M-Bus frames reassembled, or the input
-/// itself when it starts with an APDU tag) and where its bytes came from.
+/// The APDU of a telegram (segments of M-Bus or HDLC frames reassembled, or the
+/// input itself when it starts with an APDU tag) and where its bytes came from.
 fn unframe(input: &[u8]) -> Result<(Cow<'_, [u8]>, OffsetMap)> {
     let first = *input
         .first()
         .ok_or_else(|| DecodeError::new(ErrorKind::Empty, 0))?;
     let (apdu, map): (Cow<'_, [u8]>, OffsetMap) = match first {
-        crate::mbus::frame::START => {
-            let r = transport::reassemble(input)?;
-            if r.consumed < input.len() {
+        crate::mbus::frame::START => whole(input, transport::reassemble(input)?)?,
+        hdlc::FLAG => {
+            let r = hdlc::reassemble(input)?;
+            if r.apdu.first() == Some(&hdlc::GENERAL_BLOCK_TRANSFER) {
                 return Err(DecodeError::new(
-                    ErrorKind::TrailingBytes {
-                        count: input.len() - r.consumed,
-                    },
-                    r.consumed,
+                    ErrorKind::GeneralBlockTransferUnsupported,
+                    r.map.to_input(0),
                 ));
             }
-            (Cow::Owned(r.apdu), r.map)
+            whole(input, r)?
         }
         security::TAG | notification::TAG => {
             (Cow::Borrowed(input), OffsetMap::identity(0, input.len()))
@@ -113,6 +124,19 @@ fn unframe(input: &[u8]) -> Result<(Cow<'_, [u8]>, OffsetMap)> {
         }
     };
     Ok((apdu, map))
+}
+
+/// The reassembled APDU, unless bytes follow the frames.
+fn whole(input: &[u8], r: transport::Reassembled) -> Result<(Cow<'_, [u8]>, OffsetMap)> {
+    if r.consumed < input.len() {
+        return Err(DecodeError::new(
+            ErrorKind::TrailingBytes {
+                count: input.len() - r.consumed,
+            },
+            r.consumed,
+        ));
+    }
+    Ok((Cow::Owned(r.apdu), r.map))
 }
 
 /// A decrypted general-glo-ciphering APDU.
@@ -214,5 +238,22 @@ pub fn decode_apdu(apdu: Cow<'_, [u8]>, map: &OffsetMap, keys: &Keys) -> Result<
                 Some(header.frame_counter),
             ))
         }
+    }
+}
+
+/// The reading, unless none of its numbers came under an OBIS code: then the
+/// meter uses a positional layout we cannot label yet, and a reading of nothing
+/// but its clock and meter number would look like a meter reporting zeros.
+fn labelled(reading: Reading, body_at: usize) -> Result<Reading> {
+    let numeric = |v: &reading::Value| {
+        matches!(
+            v,
+            reading::Value::Int(_) | reading::Value::UInt(_) | reading::Value::Float(_)
+        )
+    };
+    if reading.obis.0.iter().any(|(_, v)| numeric(&v.value)) {
+        Ok(reading)
+    } else {
+        Err(DecodeError::new(ErrorKind::UnsupportedLayout, body_at))
     }
 }
