@@ -405,3 +405,21 @@ proptest! {
         let _ = dlms::decrypt_apdu(&wire, &keys_any());
     }
 }
+
+#[test]
+fn unknown_positional_layout_is_refused_not_read_as_zeros() {
+    // A clear data-notification (no date-time) whose structure holds three
+    // numbers without OBIS codes: no known layout, so no reading.
+    let apdu = [
+        0x0F, 0, 0, 0, 1, 0x00, 0x02, 0x03, 0x06, 0, 0, 0, 1, 0x06, 0, 0, 0, 2, 0x06, 0, 0, 0, 3,
+    ];
+    let frame = hdlc::emit(&apdu, &[0xCF], &[0x02, 0x23], hdlc::CONTROL_UI, 200);
+    let e = dlms::decode(&frame, &Keys::default()).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::UnsupportedLayout);
+    assert_eq!(
+        e.offset, 12,
+        "the APDU's first byte, after flag, header, HCS and LLC"
+    );
+    // The same body without HDLC framing is generic data and decodes.
+    assert!(dlms::decode(&apdu, &Keys::default()).is_ok());
+}

@@ -315,6 +315,104 @@ impl<'t, 'a> Collector<'t, 'a> {
     }
 }
 
+/// What a positional element must be.
+#[derive(Clone, Copy)]
+enum Shape {
+    /// A printable octet-string (meter number).
+    Text,
+    /// A 12-byte date-time octet-string.
+    Clock,
+    /// long-unsigned.
+    U16,
+    /// double-long-unsigned.
+    U32,
+}
+
+/// One element of a positional layout: its shape and, unless skipped, its
+/// OBIS code, scaler and COSEM unit.
+type Slot = (Shape, Option<(Obis, i8, u8)>);
+
+const fn e(c: u8, d: u8) -> Obis {
+    Obis([1, 0, c, d, 0, 255])
+}
+
+/// Wiener Netze (Siemens IM350, Iskraemeco AM550, L+G E450 on the optical
+/// customer interface): meter number (Siemens only), clock, +A −A +R −R (Wh, varh),
+/// +P −P +Q −Q (W, var). Source: `shared/notes/dlms.md` §2.4 (Wiener Netze
+/// "Kundenschnittstelle" description as implemented by rddl-network/EnergyAgent).
+const WIENER_NETZE: [Slot; 10] = [
+    (Shape::Text, Some((Obis::METER_SERIAL, 0, 255))),
+    (Shape::Clock, Some((Obis::CLOCK, 0, 255))),
+    (Shape::U32, Some((e(1, 8), 0, 30))),
+    (Shape::U32, Some((e(2, 8), 0, 30))),
+    (Shape::U32, Some((e(3, 8), 0, 32))),
+    (Shape::U32, Some((e(4, 8), 0, 32))),
+    (Shape::U32, Some((e(1, 7), 0, 27))),
+    (Shape::U32, Some((e(2, 7), 0, 27))),
+    (Shape::U32, Some((e(3, 7), 0, 29))),
+    (Shape::U32, Some((e(4, 7), 0, 29))),
+];
+
+/// Netz Burgenland (L+G E450): U1..U3 (V), I1..I3 (0.01 A), +P −P (W),
+/// +A −A (Wh), three phase angles (not exposed: their unit is not documented),
+/// meter number. Source: `shared/notes/dlms.md` §2.4 (the BGLD reader's layout).
+const BURGENLAND: [Slot; 14] = [
+    (Shape::U16, Some((e(32, 7), 0, 35))),
+    (Shape::U16, Some((e(52, 7), 0, 35))),
+    (Shape::U16, Some((e(72, 7), 0, 35))),
+    (Shape::U16, Some((e(31, 7), -2, 33))),
+    (Shape::U16, Some((e(51, 7), -2, 33))),
+    (Shape::U16, Some((e(71, 7), -2, 33))),
+    (Shape::U32, Some((e(1, 7), 0, 27))),
+    (Shape::U32, Some((e(2, 7), 0, 27))),
+    (Shape::U32, Some((e(1, 8), 0, 30))),
+    (Shape::U32, Some((e(2, 8), 0, 30))),
+    (Shape::U16, None),
+    (Shape::U16, None),
+    (Shape::U16, None),
+    (Shape::Text, Some((Obis::METER_SERIAL, 0, 255))),
+];
+
+/// The values of a structure without OBIS codes whose elements match one of the
+/// known positional layouts exactly (count and type of every element).
+fn positional(root: NodeRef<'_, '_>) -> Option<(ObisMap, Option<DateTime>)> {
+    let items = root.structure()?;
+    let layout: &[Slot] = match items.len() {
+        10 => &WIENER_NETZE,
+        // Iskraemeco and L+G send no meter number.
+        9 => WIENER_NETZE.get(1..)?,
+        14 => &BURGENLAND,
+        _ => return None,
+    };
+    let fits = |shape: Shape, node: NodeRef<'_, '_>| match (shape, node.data()) {
+        (Shape::U16, Data::LongUnsigned(_)) | (Shape::U32, Data::DoubleLongUnsigned(_)) => true,
+        (Shape::Clock, data) => date_time_of(data).is_some(),
+        (Shape::Text, data) => data.as_bytes().and_then(printable).is_some(),
+        _ => false,
+    };
+    let mut obis = ObisMap(Vec::with_capacity(layout.len()));
+    let mut clock = None;
+    for ((shape, slot), node) in layout.iter().zip(items) {
+        if !fits(*shape, node) {
+            return None;
+        }
+        if let Some((code, scaler, unit)) = slot {
+            if *code == Obis::CLOCK {
+                clock = date_time_of(node.data());
+            }
+            obis.0.push((
+                *code,
+                ObisValue {
+                    value: convert(node, *scaler, Some(code)),
+                    unit: unit_symbol(*unit),
+                    unit_code: *unit,
+                },
+            ));
+        }
+    }
+    Some((obis, clock))
+}
+
 /// Builds the reading of a notification `body`; `notification_time` is used as
 /// the timestamp when the body carries no clock.
 pub fn build(
@@ -358,6 +456,15 @@ pub fn build(
         }
     }
 
+    // No number came with an OBIS code: a known positional layout, if it is one.
+    let numeric =
+        |v: &ObisValue| matches!(v.value, Value::Int(_) | Value::UInt(_) | Value::Float(_));
+    if !obis.0.iter().any(|(_, v)| numeric(v)) {
+        if let Some((values, clock)) = body.root().and_then(positional) {
+            obis = values;
+            c.clock = clock;
+        }
+    }
     let clock = c.clock.or(notification_time.copied());
     let mut r = Reading {
         protocol: "dlms",
