@@ -3,7 +3,9 @@
 //! [`Deframer`] takes bytes in any chunking and hands out complete telegrams whose
 //! every frame passed its length, stop-byte and checksum checks: DLMS push
 //! telegrams whose transport segments (CI 0x00–0x1F) arrived complete and in
-//! order, and single M-Bus long frames with any other CI-field (EN 13757-3 data). Input that ends inside a
+//! order, single M-Bus long frames with any other CI-field (EN 13757-3 data), and
+//! DLMS pushes in HDLC type 3 frames (`7E A0 …`, HCS and FCS verified; Wiener
+//! Netze, Netz Burgenland). Input that ends inside a
 //! frame is "need more bytes" ([`Deframer::next_telegram`] returns `None`), never an
 //! error. Anything else is skipped one byte at a time until the next verified frame
 //! start, and counted in [`Stats`].
@@ -11,7 +13,7 @@
 //! Invariant: every byte pushed is either part of a telegram handed out, counted in
 //! [`Stats::bytes_skipped`], or still buffered ([`Deframer::buffered`]).
 
-use crate::dlms::transport;
+use crate::dlms::{hdlc, transport};
 use crate::error::ErrorKind;
 use crate::mbus::frame::{LongFrame, START};
 
@@ -97,11 +99,18 @@ impl Deframer {
             let start = self
                 .buf
                 .iter()
-                .position(|&b| b == START)
+                .position(|&b| b == START || b == hdlc::FLAG)
                 .unwrap_or(self.buf.len());
             self.skip(start);
             if self.buf.is_empty() {
                 return None;
+            }
+            if self.buf.first() == Some(&hdlc::FLAG) {
+                match self.next_hdlc() {
+                    Some(Some(telegram)) => return Some(telegram),
+                    Some(None) => continue,
+                    None => return None,
+                }
             }
             if let Ok(frame) = LongFrame::parse(&self.buf, 0) {
                 if transport::segment_info(&frame).is_err() {
@@ -133,6 +142,38 @@ impl Deframer {
                         self.skip(1);
                     }
                 },
+            }
+        }
+    }
+
+    /// The HDLC telegram (IEC 62056-46 frames of one push) at the start of the
+    /// buffer: `Some(Some(..))` handed out, `Some(None)` something was skipped
+    /// (try again), `None` more bytes are needed. The HCS is checked as soon as
+    /// a frame's header is in, so a stray 0x7E never holds the stream for long.
+    fn next_hdlc(&mut self) -> Option<Option<Vec<u8>>> {
+        match hdlc::reassemble(&self.buf) {
+            Ok(r) => {
+                let telegram: Vec<u8> = self.buf.drain(..r.consumed).collect();
+                self.stats.telegrams += 1;
+                self.last_dropped = None;
+                Some(Some(telegram))
+            }
+            Err(e) if needs_more(&e.kind, e.offset, self.buf.len()) => None,
+            Err(_) => {
+                match hdlc::HdlcFrame::parse(&self.buf, 0) {
+                    // A verified frame that does not start a telegram.
+                    Ok(frame) => {
+                        self.stats.incomplete_telegrams += 1;
+                        self.skip(frame.frame_len);
+                    }
+                    Err(first) => {
+                        if first.kind.category() == crate::error::Category::Checksum {
+                            self.stats.bad_checksums += 1;
+                        }
+                        self.skip(1);
+                    }
+                }
+                Some(None)
             }
         }
     }
@@ -182,6 +223,36 @@ mod tests {
             let s = d.stats();
             assert_eq!(s.telegrams, 2);
             assert_eq!(s.bytes_skipped, 7, "chunk {chunk}");
+        }
+    }
+
+    #[test]
+    fn hdlc_and_mbus_telegrams_mixed_with_garbage() {
+        let apdu: Vec<u8> = (0..150u8).map(|i| i.wrapping_mul(13)).collect();
+        let h = hdlc::emit(&apdu, &[0xCF], &[0x02, 0x23], hdlc::CONTROL_UI, 64);
+        let a = telegram(3, 100);
+        let mut stream = vec![0x7E, 0xA0, 0x11, 0x7E, 0x00];
+        stream.extend_from_slice(&h);
+        stream.extend_from_slice(&a);
+        let mut corrupt = h.clone();
+        corrupt[20] ^= 0x40; // a flipped bit: the FCS of the first frame fails
+        stream.extend_from_slice(&corrupt);
+        stream.extend_from_slice(&h);
+        for chunk in [1, 3, 64, 4096] {
+            let mut d = Deframer::new();
+            let mut out = Vec::new();
+            for c in stream.chunks(chunk) {
+                d.push(c);
+                while let Some(t) = d.next_telegram() {
+                    out.push(t);
+                }
+            }
+            d.finish();
+            assert_eq!(out, vec![h.clone(), a.clone(), h.clone()], "chunk {chunk}");
+            let s = d.stats();
+            assert_eq!(s.telegrams, 3);
+            assert_eq!(s.bytes_skipped, (5 + corrupt.len()) as u64, "chunk {chunk}");
+            assert!(s.bad_checksums >= 1);
         }
     }
 

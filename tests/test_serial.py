@@ -292,3 +292,35 @@ def test_replay_of_a_capture(tmp_path: Path) -> None:
             sim.start(count=3)
             readings = read_all(reader, timeout=1)
     assert [r["activePowerPlus"] for r in readings] == [1055, 1055, 1055]
+
+
+def test_hdlc_meter_on_a_serial_port() -> None:
+    """A Wiener Netze push (HDLC, optical port 9600 8N1) read from a port between
+    garbage and a corrupted copy: one reading per intact frame, nothing else."""
+    from conftest import by_id
+
+    vector = by_id("wienernetze_siemens_im350")
+    frame = bytes.fromhex(vector["hex"])
+    corrupt = bytearray(frame)
+    corrupt[40] ^= 0x04
+    master, slave = os.openpty()
+    try:
+        with SerialReader(
+            os.ttyname(slave), key=vector["key"], baudrate=9600, parity="none"
+        ) as reader:
+            os.write(master, b"\x7e\x00garbage" + frame + bytes(corrupt) + frame)
+            readings = [reader.read(timeout=1.0), reader.read(timeout=1.0)]
+            assert reader.read(timeout=0.3) is None
+            stats = reader.stats
+    finally:
+        os.close(master)
+        os.close(slave)
+    for reading in readings:
+        assert reading is not None
+        assert reading["meterNumber"] == "SMS1030788000020"
+        assert reading["activeEnergyPlus"] == 1465
+        assert reading["reactiveEnergyMinus"] == 5521
+        assert reading["timestamp"] == "2021-10-21T05:40:34+02:00"
+    assert stats["telegrams"] == 2
+    assert stats["bad_checksums"] >= 1
+    assert stats["bytes_skipped"] == 9 + len(corrupt)
