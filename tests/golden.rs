@@ -13,26 +13,8 @@ use mbuspico::dlms::{self, Key, Keys, Reading};
 use mbuspico::{Category, ErrorKind};
 use serde_json::Value as Json;
 
-fn vectors() -> Vec<Json> {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/dlms/vectors.json"
-    ))
-    .unwrap();
-    let doc: Json = serde_json::from_str(&text).unwrap();
-    doc["vectors"].as_array().unwrap().clone()
-}
-
-fn bytes(v: &Json, field: &str) -> Vec<u8> {
-    mbuspico::hex::decode(v[field].as_str().unwrap()).unwrap()
-}
-
-fn keys(v: &Json) -> Keys {
-    Keys {
-        key: v["key"].as_str().map(|k| Key::from_hex(k).unwrap()),
-        auth_key: v["auth_key"].as_str().map(|k| Key::from_hex(k).unwrap()),
-    }
-}
+mod common;
+use common::{bytes, keys, vectors};
 
 /// "1.0.32.7.0.255" → "1-0:32.7.0"
 fn obis_name(dotted: &str) -> String {

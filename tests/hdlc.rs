@@ -15,15 +15,8 @@ use mbuspico::{Category, DecodeError, ErrorKind};
 use proptest::prelude::*;
 use serde_json::Value as Json;
 
-fn vectors() -> Vec<Json> {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/dlms/vectors.json"
-    ))
-    .unwrap();
-    let doc: Json = serde_json::from_str(&text).unwrap();
-    doc["vectors"].as_array().unwrap().clone()
-}
+mod common;
+use common::{any_keys as keys_any, bytes, keys, vectors};
 
 fn hdlc_vectors() -> Vec<Json> {
     let v: Vec<Json> = vectors()
@@ -44,17 +37,6 @@ fn hdlc_vectors() -> Vec<Json> {
 
 fn is_gbt(v: &Json) -> bool {
     v["framing"] == "hdlc+gbt"
-}
-
-fn bytes(v: &Json, field: &str) -> Vec<u8> {
-    mbuspico::hex::decode(v[field].as_str().unwrap()).unwrap()
-}
-
-fn keys(v: &Json) -> Keys {
-    Keys {
-        key: v["key"].as_str().map(|k| Key::from_hex(k).unwrap()),
-        auth_key: v["auth_key"].as_str().map(|k| Key::from_hex(k).unwrap()),
-    }
 }
 
 /// All frames of a vector, back to back.
@@ -350,13 +332,6 @@ fn address() -> impl Strategy<Value = Vec<u8>> {
             a
         }),
     ]
-}
-
-fn keys_any() -> Keys {
-    Keys {
-        key: Some(Key::new([7; 16])),
-        auth_key: Some(Key::new([9; 16])),
-    }
 }
 
 proptest! {

@@ -3,17 +3,13 @@
 //! verified telegrams whatever the chunking.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 
-use mbuspico::dlms::{self, transport, Key, Keys};
+use mbuspico::dlms::{self, transport, Keys};
 use mbuspico::mbus::LongFrame;
 use mbuspico::stream::Deframer;
 use proptest::prelude::*;
 
-fn keys() -> Keys {
-    Keys {
-        key: Some(Key::new([7; 16])),
-        auth_key: Some(Key::new([9; 16])),
-    }
-}
+mod common;
+use common::any_keys as keys;
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
