@@ -13,6 +13,7 @@ Used by :class:`mbuspico.simulator.Simulator` (DLMS push meters) and
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import logging
 import os
@@ -51,7 +52,7 @@ def check_rates(**rates: float) -> None:
             raise ValueError(msg)
 
 
-class PtyMeter(Generic[_T]):
+class PtyMeter(abc.ABC, Generic[_T]):
     """Base of the simulated meters: a pseudo-terminal, a writer thread, faults.
 
     Subclasses implement :meth:`telegrams` (records with a ``wire`` attribute,
@@ -108,9 +109,9 @@ class PtyMeter(Generic[_T]):
 
     # -- to implement ----------------------------------------------------------
 
+    @abc.abstractmethod
     def telegrams(self) -> Iterator[_T]:
         """Generate telegrams forever (implemented by the subclasses)."""
-        raise NotImplementedError
 
     # -- faults ----------------------------------------------------------------
 
