@@ -225,8 +225,25 @@ pub enum ErrorKind {
         /// The first (up to 3) bytes of the information field.
         found: Vec<u8>,
     },
-    /// The APDU is a general-block-transfer (tag 0xE0), which this decoder does not handle yet.
-    GeneralBlockTransferUnsupported,
+    /// A general-block-transfer block does not carry the next block number.
+    GbtBlockOutOfOrder {
+        /// The block number expected next (blocks count from 1).
+        expected: u16,
+        /// The block number found.
+        found: u16,
+    },
+    /// A general-block-transfer block announces more block data than its APDU holds.
+    GbtBlockOverrun {
+        /// Bytes announced.
+        declared: usize,
+        /// Bytes present.
+        available: usize,
+    },
+    /// The frames ended before the general-block-transfer block with the last-block bit.
+    GbtIncomplete {
+        /// The block number that is missing.
+        expected: u16,
+    },
     /// The data-notification holds numbers but none under an OBIS code: a
     /// positional layout (Wiener Netze, Netz Burgenland) not supported yet.
     UnsupportedLayout,
@@ -252,7 +269,8 @@ impl ErrorKind {
             | InvalidHdlcFormat { .. }
             | InvalidHdlcAddress { .. }
             | HdlcLengthTooShort { .. }
-            | InvalidLlc { .. } => Category::Frame,
+            | InvalidLlc { .. }
+            | GbtIncomplete { .. } => Category::Frame,
             UnknownApduTag { .. }
             | InvalidLength { .. }
             | LengthOverrun { .. }
@@ -261,7 +279,8 @@ impl ErrorKind {
             | NestingTooDeep { .. }
             | InvalidDateTimeLength { .. }
             | TrailingApduBytes { .. }
-            | GeneralBlockTransferUnsupported
+            | GbtBlockOutOfOrder { .. }
+            | GbtBlockOverrun { .. }
             | UnsupportedLayout => Category::Apdu,
             MissingKey
             | MissingAuthKey
@@ -318,7 +337,9 @@ impl ErrorKind {
             HdlcLengthTooShort { .. } => "hdlc_length_too_short",
             HdlcCrc { .. } => "hdlc_crc",
             InvalidLlc { .. } => "invalid_llc",
-            GeneralBlockTransferUnsupported => "general_block_transfer_unsupported",
+            GbtBlockOutOfOrder { .. } => "gbt_block_out_of_order",
+            GbtBlockOverrun { .. } => "gbt_block_overrun",
+            GbtIncomplete { .. } => "gbt_incomplete",
             UnsupportedLayout => "unsupported_layout",
         }
     }
@@ -463,9 +484,20 @@ impl fmt::Display for ErrorKind {
                 }
                 write!(f, ", expected the LLC header e6 e7 00 (or e6 e6 00)")
             }
-            GeneralBlockTransferUnsupported => write!(
+            GbtBlockOutOfOrder { expected, found } => write!(
                 f,
-                "general block transfer (APDU tag 0xe0) not supported yet"
+                "general block transfer block out of order: expected block {expected}, found {found}"
+            ),
+            GbtBlockOverrun {
+                declared,
+                available,
+            } => write!(
+                f,
+                "general block transfer block announces {declared} byte(s) of data, {available} present"
+            ),
+            GbtIncomplete { expected } => write!(
+                f,
+                "general block transfer incomplete: the frames end before block {expected} (no block with the last-block bit)"
             ),
             UnsupportedLayout => write!(
                 f,

@@ -274,3 +274,18 @@ def test_hdlc_frames_decode_their_positional_values(vector: dict[str, Any]) -> N
     with pytest.raises(mbuspico.ChecksumError) as crc:
         decoder.decode(bytes(bad))
     assert crc.value.offset == len(bad) - 3
+
+
+def test_general_block_transfer_push_decrypts() -> None:
+    """L+G E570 (5 HDLC frames, one GBT block each): blocks joined, tag verified,
+    plaintext as its source logged; the object-list layout is refused, not guessed."""
+    vector = by_id("sdc_lg_e570_encrypted")
+    decoder = Decoder(vector["key"], auth_key=vector.get("auth_key"))
+    frame = bytes.fromhex(vector["hex"])
+    assert decoder.apdu(frame).hex().upper() == vector["plaintext_hex"].upper()
+    with pytest.raises(mbuspico.ApduError) as refused:
+        decoder.decode(frame)
+    assert refused.value.kind == "unsupported_layout"
+    with pytest.raises(mbuspico.FrameError) as cut:
+        decoder.apdu(frame[:138])  # the first frame (block 1 of 5) alone
+    assert cut.value.kind == "gbt_incomplete"

@@ -35,7 +35,7 @@ pub const CONTROL_UI: u8 = 0x13;
 pub const LLC: [u8; 3] = [0xE6, 0xE7, 0x00];
 /// LLC header of a command, also accepted on pushes.
 pub const LLC_COMMAND: [u8; 3] = [0xE6, 0xE6, 0x00];
-/// APDU tag of general-block-transfer (not handled yet).
+/// APDU tag of general-block-transfer (reassembled by [`super::gbt`]).
 pub const GENERAL_BLOCK_TRANSFER: u8 = 0xE0;
 /// Largest value of the 11-bit length field.
 pub const MAX_LENGTH: usize = 0x7FF;
@@ -234,9 +234,26 @@ impl<'a> HdlcFrame<'a> {
 /// Any [`HdlcFrame::parse`] error; [`ErrorKind::Truncated`] when the input ends
 /// after a frame with the segmentation bit; [`ErrorKind::InvalidLlc`].
 pub fn reassemble(input: &[u8]) -> Result<Reassembled> {
-    let mut apdu = Vec::with_capacity(input.len());
+    reassemble_from(input, 0, true)
+}
+
+/// Like [`reassemble`], but from the frame at `start` (which may share its
+/// opening flag with the closing flag before it), and with the LLC header
+/// optional: the frames after the first of a general block transfer
+/// (Landis+Gyr E450/E570) carry the next block without one. An LLC header at the
+/// start of the first information field is still stripped.
+/// [`Reassembled::consumed`] is the input offset where the frames end.
+///
+/// # Errors
+/// As [`reassemble`], without [`ErrorKind::InvalidLlc`].
+pub fn reassemble_continuation(input: &[u8], start: usize) -> Result<Reassembled> {
+    reassemble_from(input, start, false)
+}
+
+fn reassemble_from(input: &[u8], start: usize, require_llc: bool) -> Result<Reassembled> {
+    let mut apdu = Vec::with_capacity(input.len().saturating_sub(start));
     let mut map = OffsetMap::default();
-    let mut pos = 0usize;
+    let mut pos = start;
     let mut frames = 0usize;
     loop {
         if frames > 0 && pos >= input.len() {
@@ -247,24 +264,28 @@ pub fn reassemble(input: &[u8]) -> Result<Reassembled> {
             input.get(pos),
             pos.checked_sub(1).and_then(|p| input.get(p)),
         ) {
-            (Some(&b), Some(&FLAG)) if frames > 0 && b & 0xF0 == FORMAT_TYPE_3 => pos - 1,
+            (Some(&b), Some(&FLAG)) if pos > 0 && b & 0xF0 == FORMAT_TYPE_3 => pos - 1,
             _ => pos,
         };
         let frame = HdlcFrame::parse(input, at)?;
         let (info, info_offset) = if frames == 0 {
             let llc = frame.info.get(..LLC.len()).unwrap_or(frame.info);
-            if llc != LLC && llc != LLC_COMMAND {
+            let has_llc = llc == LLC || llc == LLC_COMMAND;
+            if !has_llc && !require_llc {
+                (frame.info, frame.info_offset)
+            } else if !has_llc {
                 return Err(DecodeError::new(
                     ErrorKind::InvalidLlc {
                         found: llc.to_vec(),
                     },
                     frame.info_offset,
                 ));
+            } else {
+                (
+                    frame.info.get(LLC.len()..).unwrap_or_default(),
+                    frame.info_offset + LLC.len(),
+                )
             }
-            (
-                frame.info.get(LLC.len()..).unwrap_or_default(),
-                frame.info_offset + LLC.len(),
-            )
         } else {
             (frame.info, frame.info_offset)
         };

@@ -3,7 +3,7 @@
 //! Layers, outside in (sources in each module; byte layouts in `shared/notes/dlms.md`):
 //! 1. [`transport`]: M-Bus long frames (EN 13757-2) carrying DLMS transport segments
 //!    (IEC 62056-7-6), reassembled into one APDU; or [`hdlc`]: HDLC type 3 frames
-//!    (IEC 62056-46) carrying it;
+//!    (IEC 62056-46) carrying it, possibly as general block transfer blocks ([`gbt`]);
 //! 2. [`security`]: the general-glo-ciphering APDU (IEC 62056-5-3, Blue Book);
 //! 3. [`cipher`]: AES-128-GCM with or without tag;
 //! 4. [`notification`] and [`axdr`]: the data-notification and its A-XDR data;
@@ -14,6 +14,7 @@
 pub mod axdr;
 pub mod cipher;
 pub mod datetime;
+pub mod gbt;
 pub mod hdlc;
 pub mod notification;
 pub mod obis;
@@ -45,8 +46,8 @@ pub struct Keys {
 /// * M-Bus long frames carrying DLMS transport segments (starts with `0x68`),
 ///   e.g. the 282-byte Netz NÖ push;
 /// * HDLC type 3 frames carrying the APDU after the LLC header (starts with `0x7E`),
-///   e.g. the Wiener Netze and Netz Burgenland pushes (general block transfer is
-///   not supported yet: [`ErrorKind::GeneralBlockTransferUnsupported`]);
+///   e.g. the Wiener Netze and Netz Burgenland pushes; a general block transfer
+///   (one block per HDLC frame, Landis+Gyr E450/E570) is reassembled by [`gbt`];
 /// * a bare general-glo-ciphering APDU (starts with `0xDB`);
 /// * an unencrypted data-notification (starts with `0x0F`).
 ///
@@ -109,12 +110,10 @@ fn unframe(input: &[u8]) -> Result<(Cow<'_, [u8]>, OffsetMap)> {
         hdlc::FLAG => {
             let r = hdlc::reassemble(input)?;
             if r.apdu.first() == Some(&hdlc::GENERAL_BLOCK_TRANSFER) {
-                return Err(DecodeError::new(
-                    ErrorKind::GeneralBlockTransferUnsupported,
-                    r.map.to_input(0),
-                ));
+                whole(input, gbt::reassemble(input, r)?)?
+            } else {
+                whole(input, r)?
             }
-            whole(input, r)?
         }
         security::TAG | notification::TAG => {
             (Cow::Borrowed(input), OffsetMap::identity(0, input.len()))

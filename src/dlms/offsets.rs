@@ -21,6 +21,21 @@ impl OffsetMap {
         self.runs.push((apdu_start, input_start, len));
     }
 
+    /// Records that APDU bytes `apdu_start..apdu_start+len` are bytes
+    /// `from..from+len` of another APDU whose bytes came from the input as
+    /// `source` says (one run per run of `source` they span).
+    pub fn push_from(&mut self, apdu_start: usize, source: &OffsetMap, from: usize, len: usize) {
+        let end = from.saturating_add(len);
+        for &(start, input, run_len) in &source.runs {
+            let lo = start.max(from);
+            let hi = start.saturating_add(run_len).min(end);
+            if lo < hi {
+                self.runs
+                    .push((apdu_start + (lo - from), input + (lo - start), hi - lo));
+            }
+        }
+    }
+
     /// The input offset of APDU byte `apdu_offset`; offsets past the end map past
     /// the end of the last run.
     pub fn to_input(&self, apdu_offset: usize) -> usize {
