@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
-__all__ = ["PtyMeter", "check_rates"]
+__all__ = ["PtyMeter", "PtyPort", "check_rates"]
 
 log = logging.getLogger("mbuspico.simulator")
 
@@ -41,7 +41,7 @@ class _Telegram(Protocol):
 
 
 _T = TypeVar("_T", bound=_Telegram)
-_Self = TypeVar("_Self", bound="PtyMeter[Any]")
+_Self = TypeVar("_Self", bound="PtyPort")
 
 
 def check_rates(**rates: float) -> None:
@@ -52,7 +52,115 @@ def check_rates(**rates: float) -> None:
             raise ValueError(msg)
 
 
-class PtyMeter(abc.ABC, Generic[_T]):
+class PtyPort(abc.ABC):
+    """A pseudo-terminal served by a simulated device, in a background thread.
+
+    The slave side is raw, so binary data passes untouched; the port may be
+    linked to a fixed path.
+
+    Subclasses implement :meth:`run` (the thread body, which ends when
+    :attr:`_stop` is set) and :meth:`describe` (the log line on opening).
+
+    Args:
+        link: If given, a symlink made at this path to the port.
+
+    """
+
+    def __init__(self, link: str | os.PathLike[str] | None = None) -> None:
+        """Nothing is opened until :meth:`open`."""
+        self.link = Path(link) if link is not None else None
+        self._master: int | None = None
+        self._slave: int | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.port: str | None = None
+        """Path of the pseudo-terminal to open, once :meth:`open` ran."""
+
+    def describe(self) -> str:
+        """What is simulated, for the log line on opening."""
+        return "device"
+
+    def open(self) -> str:
+        """Open the pseudo-terminal pair; return the path to open (also :attr:`port`)."""
+        if self.port is not None:
+            return self.port
+        master, slave = os.openpty()
+        tty.setraw(slave)  # binary data: no echo, no CR/LF translation
+        self._master, self._slave = master, slave
+        self.port = os.ttyname(slave)
+        if self.link is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.link.unlink()
+            self.link.symlink_to(self.port)
+        log.info("simulated %s on %s", self.describe(), self.link or self.port)
+        return self.port
+
+    def write_all(self, data: bytes, timeout: float) -> int:
+        """Write ``data``; returns how many bytes went out (0 when not open).
+
+        Waits at most ``timeout`` seconds for room each time; bytes nobody
+        reads are dropped after that, as a device's would be.
+        """
+        master = self._master
+        if master is None:
+            return 0
+        view = memoryview(data)
+        written = 0
+        while view:
+            _, ready, _ = select.select([], [master], [], timeout)
+            if not ready:
+                break
+            n = os.write(master, view)
+            written += n
+            view = view[n:]
+        return written
+
+    def _start_thread(self, *args: object) -> None:
+        self.open()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self.run, args=args, daemon=True)
+        self._thread.start()
+
+    @abc.abstractmethod
+    def run(self, *args: Any) -> None:
+        """The background thread's body (implemented by the subclasses)."""
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait for the background thread to finish."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def stop(self) -> None:
+        """Stop the background thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def close(self) -> None:
+        """Stop and close the pseudo-terminal: whoever has it open sees it vanish."""
+        self.stop()
+        for fd in (self._master, self._slave):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._master = self._slave = None
+        if self.link is not None and self.link.is_symlink():
+            with contextlib.suppress(OSError):
+                self.link.unlink()
+        self.port = None
+
+    def __enter__(self: _Self) -> _Self:
+        """Open the port."""
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Close the port."""
+        self.close()
+
+
+class PtyMeter(PtyPort, Generic[_T]):
     """Base of the simulated meters: a pseudo-terminal, a writer thread, faults.
 
     Subclasses implement :meth:`telegrams` (records with a ``wire`` attribute,
@@ -89,8 +197,8 @@ class PtyMeter(abc.ABC, Generic[_T]):
     ) -> None:
         """Set up the port and fault options; nothing is opened until :meth:`open`."""
         check_rates(garbage=garbage, drop_byte=drop_byte, flip_bit=flip_bit)
+        super().__init__(link)
         self.interval = interval
-        self.link = Path(link) if link is not None else None
         self.garbage, self.drop_byte, self.flip_bit, self.split = (
             garbage,
             drop_byte,
@@ -98,12 +206,6 @@ class PtyMeter(abc.ABC, Generic[_T]):
             split,
         )
         self.rng = random.Random(seed)  # noqa: S311 - simulation, not cryptography
-        self._master: int | None = None
-        self._slave: int | None = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self.port: str | None = None
-        """Path of the pseudo-terminal to read, once :meth:`open` ran."""
         self.sent: list[_T] = []
         """Every telegram written so far, oldest first (when running)."""
 
@@ -141,20 +243,9 @@ class PtyMeter(abc.ABC, Generic[_T]):
 
     # -- pseudo-terminal -------------------------------------------------------
 
-    def open(self) -> str:
-        """Open the pseudo-terminal pair; return the path to read (also :attr:`port`)."""
-        if self.port is not None:
-            return self.port
-        master, slave = os.openpty()
-        tty.setraw(slave)  # binary data: no echo, no CR/LF translation
-        self._master, self._slave = master, slave
-        self.port = os.ttyname(slave)
-        if self.link is not None:
-            with contextlib.suppress(FileNotFoundError):
-                self.link.unlink()
-            self.link.symlink_to(self.port)
-        log.info("simulated %s meter on %s", self.meter, self.link or self.port)
-        return self.port
+    def describe(self) -> str:
+        """The meter profile, for the log line on opening."""
+        return f"{self.meter} meter"
 
     def write(self, data: bytes, *, timeout: float = 5.0) -> int:
         """Write raw bytes to the port; returns how many were written.
@@ -181,14 +272,10 @@ class PtyMeter(abc.ABC, Generic[_T]):
         for i, chunk in enumerate(chunks):
             if self.split and i:
                 time.sleep(self.rng.uniform(0, 0.02))
-            view = memoryview(chunk)
-            while view:
-                _, ready, _ = select.select([], [master], [], timeout)
-                if not ready:
-                    return written
-                n = os.write(master, view)
-                written += n
-                view = view[n:]
+            n = self.write_all(chunk, timeout)
+            written += n
+            if n < len(chunk):
+                break
         return written
 
     def run(self, count: int | None = None) -> None:
@@ -212,41 +299,4 @@ class PtyMeter(abc.ABC, Generic[_T]):
 
     def start(self, count: int | None = None) -> None:
         """Run in a background thread (see :meth:`run`)."""
-        self.open()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self.run, args=(count,), daemon=True)
-        self._thread.start()
-
-    def wait(self, timeout: float | None = None) -> None:
-        """Wait for the background thread to finish its ``count`` telegrams."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def stop(self) -> None:
-        """Stop the background thread."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-
-    def close(self) -> None:
-        """Stop and close the pseudo-terminal: readers see the port vanish."""
-        self.stop()
-        for fd in (self._master, self._slave):
-            if fd is not None:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        self._master = self._slave = None
-        if self.link is not None and self.link.is_symlink():
-            with contextlib.suppress(OSError):
-                self.link.unlink()
-        self.port = None
-
-    def __enter__(self: _Self) -> _Self:
-        """Open the port."""
-        self.open()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        """Close the port."""
-        self.close()
+        self._start_thread(count)

@@ -47,12 +47,12 @@ import sys
 import termios
 import threading
 import time
-import tty
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Union
 
 from . import _core
+from ._ptymeter import PtyPort
 
 __all__ = ["FrameSource", "MBusSlave", "SlaveMeter", "load_frames"]
 
@@ -256,7 +256,7 @@ def line_speed(fd: int) -> int | None:
     return _SPEEDS.get(speed) if isinstance(speed, int) else None
 
 
-class MBusSlave:
+class MBusSlave(PtyPort):
     """Simulated M-Bus slaves on a pseudo-terminal (see the module docstring).
 
     Args:
@@ -282,19 +282,14 @@ class MBusSlave:
         response_delay: float = 0.0,
     ) -> None:
         """Create the bus; nothing is opened until :meth:`open`."""
+        super().__init__(link)
         self.meters: list[SlaveMeter] = [meters] if isinstance(meters, SlaveMeter) else list(meters)
         self.baudrate = baudrate
         self.echo = echo
-        self.link = Path(link) if link is not None else None
         self.response_delay = response_delay
-        self.port: str | None = None
         self.requests: list[bytes] = []
         self._mute = 0
         self._garble = 0
-        self._master: int | None = None
-        self._slave: int | None = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -382,31 +377,12 @@ class MBusSlave:
 
     # -- pseudo-terminal -------------------------------------------------------
 
-    def open(self) -> str:
-        """Open the pseudo-terminal pair; return the path a master opens."""
-        if self.port is not None:
-            return self.port
-        master, slave = os.openpty()
-        tty.setraw(slave)
-        self._master, self._slave = master, slave
-        self.port = os.ttyname(slave)
-        if self.link is not None:
-            with contextlib.suppress(FileNotFoundError):
-                self.link.unlink()
-            self.link.symlink_to(self.port)
-        log.info("simulated M-Bus with %d slave(s) on %s", len(self.meters), self.link or self.port)
-        return self.port
+    def describe(self) -> str:
+        """The slaves on the bus, for the log line on opening."""
+        return f"M-Bus with {len(self.meters)} slave(s)"
 
     def _write(self, data: bytes) -> None:
-        master = self._master
-        if master is None:
-            return
-        view = memoryview(data)
-        while view:
-            _, ready, _ = select.select([], [master], [], 1.0)
-            if not ready:
-                return
-            view = view[os.write(master, view) :]
+        self.write_all(data, 1.0)
 
     def _handle(self, request: bytes) -> None:
         self.requests.append(request)
@@ -460,36 +436,4 @@ class MBusSlave:
 
     def start(self) -> None:
         """Run in a background thread (see :meth:`run`)."""
-        self.open()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self.run, daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop the background thread."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-
-    def close(self) -> None:
-        """Stop and close the pseudo-terminal: masters see the port vanish."""
-        self.stop()
-        for fd in (self._master, self._slave):
-            if fd is not None:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        self._master = self._slave = None
-        if self.link is not None and self.link.is_symlink():
-            with contextlib.suppress(OSError):
-                self.link.unlink()
-        self.port = None
-
-    def __enter__(self) -> MBusSlave:
-        """Open the port."""
-        self.open()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        """Close the port."""
-        self.close()
+        self._start_thread()

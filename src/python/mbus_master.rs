@@ -46,15 +46,7 @@ fn hex(bytes: &[u8]) -> String {
     format!("{}{more}", shown.join(" "))
 }
 
-fn seconds(value: Option<f64>, name: &str) -> PyResult<Option<Duration>> {
-    value
-        .map(|s| {
-            Duration::try_from_secs_f64(s).map_err(|_| {
-                PyValueError::new_err(format!("{name} must be a number of seconds >= 0"))
-            })
-        })
-        .transpose()
-}
+use super::port::seconds;
 
 fn is_wait(e: &io::Error) -> bool {
     matches!(
@@ -220,22 +212,10 @@ impl MBusLink {
     #[new]
     #[pyo3(signature = (port, *, baudrate = 2400, parity = "even", timeout = None))]
     fn new(port: String, baudrate: u32, parity: &str, timeout: Option<f64>) -> PyResult<Self> {
-        let parity = serial::parse_parity(parity).ok_or_else(|| {
-            PyValueError::new_err(format!(
-                "parity must be \"even\", \"odd\" or \"none\", not {parity:?}"
-            ))
-        })?;
-        if baudrate == 0 {
-            return Err(PyValueError::new_err("baudrate must be positive"));
-        }
+        let settings = super::port::settings(port, baudrate, parity, 8)?;
         let timeout = seconds(timeout, "timeout")?;
         let link = MBusLink {
-            settings: Settings {
-                port,
-                baudrate,
-                parity,
-                data_bits: serial::DataBits::Eight,
-            },
+            settings,
             timeout,
             port: Mutex::new(None),
             sent: 0,

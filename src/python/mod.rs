@@ -15,6 +15,8 @@ mod log;
 mod mbus_master;
 mod mbus_xml;
 #[cfg(feature = "serial")]
+mod port;
+#[cfg(feature = "serial")]
 mod reader;
 mod reading;
 mod simulate;

@@ -58,15 +58,7 @@ pub struct SerialReader {
     backoff: Duration,
 }
 
-fn seconds(value: Option<f64>, name: &str) -> PyResult<Option<Duration>> {
-    value
-        .map(|s| {
-            Duration::try_from_secs_f64(s).map_err(|_| {
-                PyValueError::new_err(format!("{name} must be a number of seconds >= 0"))
-            })
-        })
-        .transpose()
-}
+use super::port::seconds;
 
 impl SerialReader {
     fn port_mut(&mut self) -> &mut Option<Box<dyn SerialPort>> {
@@ -250,24 +242,9 @@ impl SerialReader {
         let baudrate = baudrate.unwrap_or(if p1 { 115_200 } else { 2400 });
         let parity = parity.unwrap_or(if p1 { "none" } else { "even" });
         let decoder = Decoder::new(key, auth_key, protocol, tz, names, true)?;
-        let parity = serial::parse_parity(parity).ok_or_else(|| {
-            PyValueError::new_err(format!(
-                "parity must be \"even\", \"odd\" or \"none\", not {parity:?}"
-            ))
-        })?;
-        if baudrate == 0 {
-            return Err(PyValueError::new_err("baudrate must be positive"));
-        }
-        let data_bits = serial::parse_data_bits(bytesize).ok_or_else(|| {
-            PyValueError::new_err(format!("bytesize must be 7 or 8, not {bytesize}"))
-        })?;
+        let settings = super::port::settings(port, baudrate, parity, bytesize)?;
         let mut reader = SerialReader {
-            settings: Settings {
-                port,
-                baudrate,
-                parity,
-                data_bits,
-            },
+            settings,
             has_key: key.is_some(),
             with_apdu: apdu,
             decoder,
