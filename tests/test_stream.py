@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import MBUS, MBUS_KEYED
+from conftest import MBUS, MBUS_KEYED, by_id
 from mbuspico import Decoder, Deframer
 
 TELEGRAMS = [bytes.fromhex(v["hex"]) for v in MBUS]
@@ -68,3 +68,19 @@ def test_missing_second_frame_is_counted_as_dropped() -> None:
 def test_hex_text_input() -> None:
     t = TELEGRAMS[0]
     assert Deframer().feed(t.hex(" ")) == [t]
+
+
+def test_general_block_transfer_push_is_one_telegram() -> None:
+    # Landis+Gyr E570: one push as five HDLC frames, one GBT block each.
+    vector = by_id("sdc_lg_e570_encrypted")
+    push = bytes.fromhex(vector["hex"])
+    deframer = Deframer()
+    assert deframer.feed(b"\x00\x7e" + push + push) == [push, push]
+    out = []
+    for b in push:
+        out += deframer.feed(bytes([b]))
+    deframer.finish()
+    assert out == [push]
+    assert deframer.stats["telegrams"] == 3
+    assert deframer.stats["bytes_skipped"] == 2
+    assert Decoder(vector["key"]).apdu(out[0])[0] == 0x0F
