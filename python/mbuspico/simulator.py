@@ -1,15 +1,30 @@
 """A simulated meter on a pseudo-terminal: real encrypted telegrams, evolving values.
 
-:class:`Simulator` plays one meter profile (``kaifa-ma309m``, ``sagemcom-t210d``,
-``sagemcom-t210d-old-fw``, ``ksm-west``): every interval it builds a push with
+:class:`Simulator` plays one meter profile: every interval it builds a push with
 plausible values (energy counters only grow, voltages around 230 V), encrypts and
-frames it with mbuspico's own Rust encoder exactly as that meter does (including
-the 257-byte first frame of the old Sagemcom firmware), and writes it to the
-master side of a pseudo-terminal. Read the other side like a real port::
+frames it with mbuspico's own Rust encoder exactly as that meter does, and writes
+it to the master side of a pseudo-terminal. The profiles (``shared/notes/dlms.md``):
+
+* M-Bus framed (§2.1-2.3, §4.1-4.2): ``kaifa-ma309m``, ``sagemcom-t210d``,
+  ``sagemcom-t210d-old-fw`` (the 257-byte first frame of the old firmware) of
+  Netz NÖ, ``ksm-west`` (TINETZ, IKB, Salzburg Netz, VKW);
+* HDLC framed (§2.4, §4.3): ``wienernetze-im350`` and ``wienernetze-am550``
+  (Wiener Netze, positional lists without OBIS codes, security control 0x20),
+  ``burgenland-e450`` (Netz Burgenland, positional, 0x30: GCM tag, needs
+  ``auth_key``);
+* HDLC with general block transfer (§4.4): ``steiermark-e450`` (Landis+Gyr push
+  with object list, 0x30, needs ``auth_key``).
+
+Read the other side like a real port::
 
     with Simulator("kaifa-ma309m", key=KEY, interval=1) as sim:
         sim.start()
         with mbuspico.SerialReader(sim.port, key=KEY) as reader:
+            print(reader.read())
+
+    with Simulator("burgenland-e450", key=KEY, auth_key=AUTH_KEY) as sim:
+        sim.start()
+        with mbuspico.SerialReader(sim.port, key=KEY, auth_key=AUTH_KEY) as reader:
             print(reader.read())
 
 Faults for tests and demos: ``garbage`` (probability per telegram of random bytes
@@ -24,6 +39,7 @@ POSIX only (``os.openpty``).
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,15 +50,22 @@ from typing import Any
 from . import _core
 from ._ptymeter import PtyMeter, check_rates
 
-__all__ = ["METERS", "SimulatedTelegram", "Simulator"]
+__all__ = ["AUTHENTICATED", "METERS", "SimulatedTelegram", "Simulator"]
 
 log = logging.getLogger("mbuspico.simulator")
 
 METERS: tuple[str, ...] = tuple(_core.METERS)
 """The meter profiles: ``kaifa-ma309m``, ``sagemcom-t210d``,
-``sagemcom-t210d-old-fw``, ``ksm-west``."""
+``sagemcom-t210d-old-fw``, ``ksm-west`` (M-Bus), ``wienernetze-im350``,
+``wienernetze-am550``, ``burgenland-e450`` (HDLC), ``steiermark-e450`` (HDLC with
+general block transfer). The last two need an authentication key."""
 
 _NETZ_NOE = ("kaifa-ma309m", "sagemcom-t210d", "sagemcom-t210d-old-fw")
+_WIENER_NETZE = ("wienernetze-im350", "wienernetze-am550")
+_LANDIS_GYR = ("burgenland-e450", "steiermark-e450")
+AUTHENTICATED: frozenset[str] = frozenset(_LANDIS_GYR)
+"""The profiles whose telegrams carry a GCM tag (security control 0x30): the
+simulator and the reader need the authentication key."""
 
 
 def _vienna() -> tzinfo:
@@ -97,8 +120,12 @@ class Simulator(PtyMeter[SimulatedTelegram]):
         meter: One of :data:`METERS`.
         key: The encryption key (32 hex digits or 16 bytes) the telegrams are
             encrypted with; read them with the same key.
+        auth_key: The authentication key (32 hex digits or 16 bytes) of the
+            GCM tag; required for the meters in :data:`AUTHENTICATED`
+            (``burgenland-e450``, ``steiermark-e450``), ignored by the others.
         interval: Seconds between telegrams when running (Netz NÖ and KSM-West
-            meters push every 5 s; 1 s on some firmware).
+            meters push every 5 s, 1 s on some firmware; the Wiener Netze and
+            Burgenland meters every 1 to 5 s, the Steiermark E450 every 5 s).
         link: If given, a symlink made at this path to the port, so readers can
             use a fixed name across restarts.
         replay: A capture file (binary or hex text) whose telegrams are sent
@@ -113,7 +140,8 @@ class Simulator(PtyMeter[SimulatedTelegram]):
         serial: Meter serial number used in the meter number and system title.
 
     Raises:
-        ValueError: Unknown meter, bad key, or a rate outside 0..1.
+        ValueError: Unknown meter, bad key, missing or bad ``auth_key`` for a
+            meter that authenticates, or a rate outside 0..1.
 
     """
 
@@ -122,6 +150,7 @@ class Simulator(PtyMeter[SimulatedTelegram]):
         meter: str = "kaifa-ma309m",
         *,
         key: str | bytes,
+        auth_key: str | bytes | None = None,
         interval: float = 5.0,
         link: str | os.PathLike[str] | None = None,
         replay: str | os.PathLike[str] | None = None,
@@ -139,7 +168,12 @@ class Simulator(PtyMeter[SimulatedTelegram]):
             msg = f"unknown meter {meter!r}; one of {', '.join(METERS)}"
             raise ValueError(msg)
         check_rates(garbage=garbage, drop_byte=drop_byte, flip_bit=flip_bit)
-        _core.Decoder(key)  # validates the key without echoing it
+        if meter in AUTHENTICATED and auth_key is None:
+            msg = f"meter {meter!r} authenticates its telegrams (GCM tag): auth_key is required"
+            raise ValueError(msg)
+        if meter not in AUTHENTICATED:
+            auth_key = None
+        _core.Decoder(key, auth_key=auth_key)  # validates the keys without echoing them
         super().__init__(
             interval=interval,
             link=link,
@@ -151,6 +185,7 @@ class Simulator(PtyMeter[SimulatedTelegram]):
         )
         self.meter = meter
         self._key = key
+        self._auth_key = auth_key
         self._tz = tz or _vienna()
         self._clock = (start or datetime.now(self._tz)).astimezone(self._tz).replace(microsecond=0)
         self._serial = serial
@@ -160,7 +195,7 @@ class Simulator(PtyMeter[SimulatedTelegram]):
         self._replay = _load_capture(Path(replay)) if replay is not None else None
 
     def __repr__(self) -> str:
-        """Show meter and port, never the key."""
+        """Show meter and port, never the keys."""
         return f"Simulator({self.meter!r}, port={self.port!r})"
 
     # -- values --------------------------------------------------------------
@@ -176,8 +211,31 @@ class Simulator(PtyMeter[SimulatedTelegram]):
         s.voltage = [min(245.0, max(215.0, v + rng.gauss(0, 0.4))) for v in s.voltage]
         s.power_factor = min(1.0, max(0.8, s.power_factor + rng.gauss(0, 0.01)))
 
+    def _meter_number(self) -> str | None:
+        """The meter number as the layout carries it (``None``: not sent)."""
+        serial = self._serial
+        if self.meter in _NETZ_NOE:
+            return f"1812200{serial:05d}"
+        if self.meter == "ksm-west":
+            return f"1KFM02{serial:08d}"
+        if self.meter == "wienernetze-im350":
+            return f"SMS10307{serial % 10**8:08d}"  # 16 characters, like SMS1030788000020
+        if self.meter == "burgenland-e450":
+            return f"3013{serial % 10**4:04d}"  # 8 characters, like 30137181
+        if self.meter == "steiermark-e450":
+            return f"5681{serial % 10**4:04d}"  # 8 characters, like 56815930
+        return None  # wienernetze-am550
+
     def _push(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The encoder's arguments and the reading a decoder must return."""
+        """The encoder's arguments and the reading a decoder must return.
+
+        Which fields a layout carries, and in which unit (dlms.md §4.1-4.4):
+        Netz NÖ and KSM-West send voltages in 0.1 V; the Landis+Gyr E450 in whole
+        volts (the encoder truncates ``voltageDecivolt / 10``) and its clock
+        without UTC offset, so its timestamp is naive local time; Wiener Netze
+        sends no voltages, currents or power factor; only Netz NÖ sends the
+        power factor.
+        """
         s, clock = self._state, self._clock
         offset = clock.utcoffset() or timedelta(0)
         dst = bool(clock.dst())
@@ -187,10 +245,16 @@ class Simulator(PtyMeter[SimulatedTelegram]):
             min(65535, round(per_phase / v * 100 * self.rng.uniform(0.9, 1.1))) for v in s.voltage
         ]
         pf = round(s.power_factor * 1000)
-        netz_noe = self.meter in _NETZ_NOE
-        meter_number = f"1812200{self._serial:05d}" if netz_noe else f"1KFM02{self._serial:08d}"
+        angle = math.acos(s.power_factor)
+        meter = self.meter
+        netz_noe = meter in _NETZ_NOE
+        hdlc = meter in _WIENER_NETZE or meter in _LANDIS_GYR
+        meter_number = self._meter_number()
         args = {
-            "longInvokeId": 0x80000000 | (self._frame_counter & 0xFFFFFF),
+            # The HDLC meters send no priority bit (vectors in tests/data/dlms).
+            "longInvokeId": (self._frame_counter + 1) & 0xFFFFFFFF
+            if hdlc
+            else 0x80000000 | (self._frame_counter & 0xFFFFFF),
             "localTime": (
                 clock.year,
                 clock.month,
@@ -207,27 +271,44 @@ class Simulator(PtyMeter[SimulatedTelegram]):
             "activePowerMinus": round(s.power_minus),
             "reactiveEnergyPlus": int(s.reactive_plus),
             "reactiveEnergyMinus": int(s.reactive_minus),
+            "reactivePowerPlus": round(s.power_plus * math.tan(angle)),
+            "reactivePowerMinus": round(s.power_minus * 0.05),
             "voltageDecivolt": deci,
             "currentCentiampere": centi,
             "powerFactorMilli": pf,
-            "meterNumber": meter_number,
+            "phaseAngle": [round(math.degrees(angle))] * 3,
+            "meterNumber": meter_number or "",
             "deviceName": f"KFM12002{self._serial:08d}",
         }
+        if meter in _LANDIS_GYR:
+            volts: list[float | None] = [d // 10 for d in deci]
+        elif meter in _WIENER_NETZE:
+            volts = [None, None, None]
+        else:
+            volts = [d / 10 for d in deci]
+        amps: list[float | None] = (
+            [None, None, None] if meter in _WIENER_NETZE else [c / 100 for c in centi]
+        )
+        reactive = meter not in _NETZ_NOE and meter != "burgenland-e450"
         expected: dict[str, Any] = {
-            "timestamp": clock.isoformat(),
+            "timestamp": (
+                clock.replace(tzinfo=None).isoformat()
+                if meter in _LANDIS_GYR
+                else clock.isoformat()
+            ),
             "meterNumber": meter_number,
             "activeEnergyPlus": args["activeEnergyPlus"],
             "activeEnergyMinus": args["activeEnergyMinus"],
             "activePowerPlus": args["activePowerPlus"],
             "activePowerMinus": args["activePowerMinus"],
-            "reactiveEnergyPlus": None if netz_noe else args["reactiveEnergyPlus"],
-            "reactiveEnergyMinus": None if netz_noe else args["reactiveEnergyMinus"],
-            "voltageL1": deci[0] / 10,
-            "voltageL2": deci[1] / 10,
-            "voltageL3": deci[2] / 10,
-            "currentL1": centi[0] / 100,
-            "currentL2": centi[1] / 100,
-            "currentL3": centi[2] / 100,
+            "reactiveEnergyPlus": args["reactiveEnergyPlus"] if reactive else None,
+            "reactiveEnergyMinus": args["reactiveEnergyMinus"] if reactive else None,
+            "voltageL1": volts[0],
+            "voltageL2": volts[1],
+            "voltageL3": volts[2],
+            "currentL1": amps[0],
+            "currentL2": amps[1],
+            "currentL3": amps[2],
             "powerFactor": pf / 1000 if netz_noe else None,
             "frameCounter": self._frame_counter,
             "systemTitle": self._system_title.hex(),
@@ -252,6 +333,7 @@ class Simulator(PtyMeter[SimulatedTelegram]):
                     key=self._key,
                     system_title=self._system_title,
                     frame_counter=self._frame_counter,
+                    auth_key=self._auth_key,
                 )
             wire, faulted = self.faults(telegram)
             yield SimulatedTelegram(self._frame_counter, expected, telegram, wire, faulted)

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::convert;
 use crate::dlms::datetime::DateTime;
-use crate::dlms::push::{Meter, PushValues};
+use crate::dlms::push::{ExtraValues, Meter, PushValues};
 
 /// The values of one push as the simulator passes them (raw meter units).
 #[derive(Deserialize)]
@@ -28,6 +28,12 @@ struct PushArgs {
     power_factor_milli: i16,
     meter_number: String,
     device_name: String,
+    #[serde(default)]
+    reactive_power_plus: u32,
+    #[serde(default)]
+    reactive_power_minus: u32,
+    #[serde(default)]
+    phase_angle: [u16; 3],
 }
 
 fn meter(name: &str) -> PyResult<Meter> {
@@ -40,9 +46,11 @@ fn meter(name: &str) -> PyResult<Meter> {
     })
 }
 
-/// The wire bytes of one push of `meter` with `values`, encrypted with `key`.
+/// The wire bytes of one push of `meter` with `values`, encrypted with `key`;
+/// `auth_key` (required for meters whose security control is 0x30) goes into
+/// the GCM tag.
 #[pyfunction]
-#[pyo3(signature = (meter_name, values, *, key, system_title, frame_counter))]
+#[pyo3(signature = (meter_name, values, *, key, system_title, frame_counter, auth_key = None))]
 pub fn encode_push<'py>(
     py: Python<'py>,
     meter_name: &str,
@@ -50,8 +58,18 @@ pub fn encode_push<'py>(
     key: &Bound<'py, PyAny>,
     system_title: &[u8],
     frame_counter: u32,
+    auth_key: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let m = meter(meter_name)?;
+    let auth_key = auth_key
+        .filter(|k| !k.is_none())
+        .map(|k| convert::key(k, "auth_key"))
+        .transpose()?;
+    if m.needs_auth_key() && auth_key.is_none() {
+        return Err(PyValueError::new_err(format!(
+            "meter {meter_name:?} authenticates its telegrams: auth_key is required"
+        )));
+    }
     let a: PushArgs = pythonize::depythonize(values)
         .map_err(|e| PyValueError::new_err(format!("push values: {e}")))?;
     let (y, mo, d, h, mi, s) = a.local_time;
@@ -76,13 +94,25 @@ pub fn encode_push<'py>(
         meter_number: a.meter_number,
         device_name: a.device_name,
     };
+    let extra = ExtraValues {
+        reactive_power_plus: a.reactive_power_plus,
+        reactive_power_minus: a.reactive_power_minus,
+        phase_angle: a.phase_angle,
+    };
     let title: [u8; 8] = system_title
         .try_into()
         .map_err(|_| PyValueError::new_err("system_title must be 8 bytes"))?;
     let key = convert::key(key, "key")?;
     Ok(PyBytes::new(
         py,
-        &m.telegram(&values, &key, &title, frame_counter),
+        &m.telegram_with(
+            &values,
+            &extra,
+            &key,
+            auth_key.as_ref(),
+            &title,
+            frame_counter,
+        ),
     ))
 }
 
