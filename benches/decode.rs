@@ -32,6 +32,7 @@ fn vector(id: &str) -> (Vec<u8>, Keys) {
     let keys = Keys {
         key: Key::from_hex(v["key"].as_str().unwrap()),
         auth_key: None,
+        skip_tag_check: false,
     };
     (frame, keys)
 }

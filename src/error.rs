@@ -244,9 +244,27 @@ pub enum ErrorKind {
         /// The block number that is missing.
         expected: u16,
     },
-    /// The data-notification holds numbers but none under an OBIS code: a
-    /// positional layout (Wiener Netze, Netz Burgenland) not supported yet.
+    /// The data-notification holds numbers but none under an OBIS code, and
+    /// they fit none of the known positional layouts or an object list.
     UnsupportedLayout,
+    /// The telegram is not framed the way the selected meter profile sends.
+    ProfileFraming {
+        /// The profile's name.
+        profile: &'static str,
+        /// The framing it expects (`"M-Bus (0x68)"`, `"HDLC (0x7e)"`, …).
+        expected: &'static str,
+        /// The first byte found.
+        found: u8,
+    },
+    /// The data-notification's layout is not the one of the selected meter profile.
+    ProfileLayout {
+        /// The profile's name.
+        profile: &'static str,
+        /// The layout it expects.
+        expected: &'static str,
+        /// The layout found.
+        found: &'static str,
+    },
 }
 
 impl ErrorKind {
@@ -258,6 +276,7 @@ impl ErrorKind {
             Empty
             | Truncated { .. }
             | UnknownFraming { .. }
+            | ProfileFraming { .. }
             | InvalidStart { .. }
             | LengthMismatch { .. }
             | InvalidStop { .. }
@@ -281,7 +300,8 @@ impl ErrorKind {
             | TrailingApduBytes { .. }
             | GbtBlockOutOfOrder { .. }
             | GbtBlockOverrun { .. }
-            | UnsupportedLayout => Category::Apdu,
+            | UnsupportedLayout
+            | ProfileLayout { .. } => Category::Apdu,
             MissingKey
             | MissingAuthKey
             | AuthenticationFailed
@@ -341,6 +361,8 @@ impl ErrorKind {
             GbtBlockOverrun { .. } => "gbt_block_overrun",
             GbtIncomplete { .. } => "gbt_incomplete",
             UnsupportedLayout => "unsupported_layout",
+            ProfileFraming { .. } => "profile_framing",
+            ProfileLayout { .. } => "profile_layout",
         }
     }
 }
@@ -501,8 +523,24 @@ impl fmt::Display for ErrorKind {
             ),
             UnsupportedLayout => write!(
                 f,
-                "the data-notification's values carry no OBIS codes (a positional layout, \
-                 e.g. Wiener Netze or Netz Burgenland), which is not supported yet"
+                "the data-notification's values carry no OBIS codes and fit none of the \
+                 known positional layouts (Wiener Netze, Netz Burgenland) nor an object list"
+            ),
+            ProfileFraming {
+                profile,
+                expected,
+                found,
+            } => write!(
+                f,
+                "meter profile {profile:?} sends {expected} frames, but the telegram starts with 0x{found:02x}"
+            ),
+            ProfileLayout {
+                profile,
+                expected,
+                found,
+            } => write!(
+                f,
+                "meter profile {profile:?} sends the {expected} layout, but the data-notification has the {found} layout"
             ),
         }
     }

@@ -13,7 +13,7 @@
 //! use mbuspico::dlms::{decode, Key, Keys};
 //! # fn main() -> Result<(), mbuspico::DecodeError> {
 //! let frame = mbuspico::hex::decode(include_str!("../tests/data/dlms/netznoe_kaifa_ma309m_doc.hex")).unwrap();
-//! let keys = Keys { key: Key::from_hex("36C66639E48A8CA4D6BC8B282A793BBB"), auth_key: None };
+//! let keys = Keys { key: Key::from_hex("36C66639E48A8CA4D6BC8B282A793BBB"), ..Keys::default() };
 //! let reading = decode(&frame, &keys)?;
 //! assert_eq!(reading.meter_number.as_deref(), Some("181220000009"));
 //! assert_eq!(reading.timestamp.as_deref(), Some("2021-09-27T09:47:15+02:00"));
@@ -31,6 +31,7 @@ pub mod dsmr;
 pub mod error;
 pub mod hex;
 pub mod mbus;
+pub mod profile;
 #[cfg(feature = "serial")]
 pub mod serial;
 pub mod stream;

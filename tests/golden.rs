@@ -201,6 +201,7 @@ fn wrong_key_is_a_decryption_error() {
         let wrong = Keys {
             key: Some(Key::new([0x42; 16])),
             auth_key: None,
+            skip_tag_check: false,
         };
         let e = dlms::decode(&bytes(&v, "hex"), &wrong).unwrap_err();
         assert_eq!(e.kind.category(), Category::Decryption, "{}: {e}", v["id"]);

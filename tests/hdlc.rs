@@ -11,7 +11,10 @@
 
 use mbuspico::dlms::gbt;
 use mbuspico::dlms::hdlc::{self, HdlcFrame};
+use mbuspico::dlms::obis::Obis;
+use mbuspico::dlms::reading::Value;
 use mbuspico::dlms::{self, Key, Keys};
+use mbuspico::stream::{Deframer, Stats};
 use mbuspico::{Category, DecodeError, ErrorKind};
 use proptest::prelude::*;
 use serde_json::Value as Json;
@@ -438,10 +441,20 @@ fn gbt_vectors_reassemble_and_decrypt() {
     let wire = bytes(&v, "hex");
     let plain = dlms::decrypt_apdu(&wire, &keys(&v)).unwrap();
     assert_eq!(plain, bytes(&v, "plaintext_hex"));
-    println!(
-        "sdc_lg_e570_encrypted: {} bytes = plaintext_hex; decode: {:?}",
-        plain.len(),
-        dlms::decode(&wire, &keys(&v)).map(|r| r.obis.0.len())
+    // The push with object list, value by value (dlms.md §4.4; the vector's `decoded`).
+    let r = dlms::decode(&wire, &keys(&v)).unwrap();
+    assert_eq!(r.layout, dlms::reading::Layout::ObjectList);
+    assert_eq!(r.active_energy_plus, Some(Value::Int(862_055)));
+    assert_eq!(r.active_energy_minus, Some(Value::Int(641_361)));
+    assert_eq!(r.power_factor, Some(Value::Float(1.0)));
+    assert_eq!(r.timestamp.as_deref(), Some("2024-03-13T09:02:45"));
+    let device = r.obis.get(&Obis([0, 0, 42, 0, 0, 255])).unwrap();
+    assert_eq!(device.value, Value::Text("LGZ1030769231253".into()));
+    // 18 objects less the push setup's two attributes: 16 values.
+    assert_eq!(r.obis.0.len(), 16);
+    assert_eq!(
+        r.obis.get(&Obis([1, 1, 7, 8, 0, 255])).unwrap().value,
+        Value::Int(287_389)
     );
 
     // Klagenfurt E450: all-zero EK and AK.
@@ -470,9 +483,31 @@ fn gbt_vectors_reassemble_and_decrypt() {
             println!("klagenfurt: {e} at {}", e.offset);
         }
     }
-    println!(
-        "klagenfurt decode: {:?}",
-        dlms::decode(&wire, &k).map(|r| r.obis.0.len())
+    // With the tag check off (the operator hands out no usable AK), it decodes.
+    let e = dlms::decode(&wire, &k).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::AuthenticationFailed);
+    let unchecked = Keys {
+        skip_tag_check: true,
+        ..k.clone()
+    };
+    let r = dlms::decode(&wire, &unchecked).unwrap();
+    assert_eq!(r.layout, dlms::reading::Layout::ObjectList);
+    assert_eq!(r.meter_number.as_deref(), Some("56815930"));
+    assert_eq!(r.active_energy_plus, Some(Value::Int(49_805)));
+    assert_eq!(r.reactive_energy_plus, Some(Value::Int(4_697)));
+    assert_eq!(r.reactive_energy_minus, Some(Value::Int(58_267)));
+    assert_eq!(r.voltage_l1, Some(Value::Int(234)));
+    assert_eq!(r.timestamp.as_deref(), Some("2023-10-12T14:05:40"));
+    assert_eq!(r.frame_counter, Some(0x00B1_CDB5));
+    // A wrong key without tag check: the plaintext does not parse.
+    let wrong = Keys {
+        key: Some(Key::new([1; 16])),
+        ..unchecked
+    };
+    let e = dlms::decode(&wire, &wrong).unwrap_err();
+    assert!(
+        matches!(e.kind, ErrorKind::ImplausiblePlaintext { .. }),
+        "{e}"
     );
 
     // Steiermark E450 (no key): reassembly reaches decryption.
@@ -717,5 +752,333 @@ proptest! {
         for (i, b) in r.apdu.iter().enumerate() {
             prop_assert_eq!(w[r.map.to_input(i)], *b);
         }
+    }
+}
+
+// ---- The stream deframer on GBT pushes -------------------------------------
+
+/// The GBT vectors with more than one frame (a whole push each).
+fn multi_frame_gbt_vectors() -> Vec<(String, Vec<u8>)> {
+    let out: Vec<(String, Vec<u8>)> = hdlc_vectors()
+        .into_iter()
+        .filter(is_gbt)
+        .map(|v| (v["id"].as_str().unwrap().to_string(), bytes(&v, "hex")))
+        .filter(|(_, wire)| frames(wire).len() > 1)
+        .collect();
+    let ids: Vec<&str> = out.iter().map(|(id, _)| id.as_str()).collect();
+    for id in [
+        "sdc_lg_e570_encrypted",
+        "klagenfurt_lg_e450_gbt_zero_key",
+        "amsreader_em_ct623_lg_e450_steiermark_nokey",
+    ] {
+        assert!(ids.contains(&id), "{id} missing from {ids:?}");
+    }
+    out
+}
+
+/// Byte offsets where each frame of a vector starts, and the end.
+fn frame_starts(wire: &[u8]) -> Vec<usize> {
+    let mut starts: Vec<usize> = frames(wire).iter().map(|f| f.start).collect();
+    starts.push(wire.len());
+    starts
+}
+
+/// Feeds `stream` in chunks of the given sizes (cycled), collects the telegrams,
+/// finishes, and checks that every byte is in a telegram or counted skipped.
+fn deframe(stream: &[u8], chunks: &[usize]) -> (Vec<Vec<u8>>, Stats) {
+    let mut d = Deframer::new();
+    let mut out = Vec::new();
+    let mut pos = 0;
+    let mut i = 0;
+    while pos < stream.len() {
+        let n = chunks[i % chunks.len()].clamp(1, stream.len() - pos);
+        d.push(&stream[pos..pos + n]);
+        pos += n;
+        i += 1;
+        while let Some(t) = d.next_telegram() {
+            out.push(t);
+        }
+    }
+    d.finish();
+    assert_eq!(d.buffered(), 0);
+    let s = d.stats();
+    let handed: usize = out.iter().map(Vec::len).sum();
+    assert_eq!(
+        handed as u64 + s.bytes_skipped,
+        stream.len() as u64,
+        "bytes out + skipped = bytes in"
+    );
+    assert_eq!(s.telegrams, out.len() as u64);
+    (out, s)
+}
+
+/// Chunk sizes from a fixed xorshift sequence, 1..=max.
+fn random_chunks(seed: u64, max: usize) -> Vec<usize> {
+    let mut x = seed | 1;
+    (0..97)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % max as u64) as usize + 1
+        })
+        .collect()
+}
+
+/// Every chunking the stream tests use: whole, byte by byte, random.
+fn chunkings() -> Vec<Vec<usize>> {
+    let mut c = vec![vec![usize::MAX], vec![1], vec![2], vec![13]];
+    for seed in 1..6 {
+        c.push(random_chunks(seed, 200));
+    }
+    c
+}
+
+#[test]
+fn deframer_hands_out_each_gbt_push_whole() {
+    let garbage: &[&[u8]] = &[
+        &[0x00, 0x7E, 0xA0, 0x11, 0x68, 0x16, 0xE5],
+        &[0x7E],
+        &[0x7E, 0x7E],
+        &[0xE6, 0xE7, 0x00, 0xE0, 0xC0, 0x00, 0x01],
+    ];
+    for (id, wire) in multi_frame_gbt_vectors() {
+        let mut stream = Vec::new();
+        for g in garbage {
+            stream.extend_from_slice(g);
+            stream.extend_from_slice(&wire);
+        }
+        // Back to back as well, and garbage at the end.
+        stream.extend_from_slice(&wire);
+        stream.extend_from_slice(&[0x7E, 0xA0]);
+        let skipped: usize = garbage.iter().map(|g| g.len()).sum::<usize>() + 2;
+        for chunks in chunkings() {
+            let (out, s) = deframe(&stream, &chunks);
+            assert_eq!(out.len(), garbage.len() + 1, "{id} chunks {chunks:?}");
+            for t in &out {
+                assert!(t == &wire, "{id}: a telegram is not the vector's bytes");
+            }
+            assert_eq!(s.bytes_skipped, skipped as u64, "{id}");
+            assert_eq!(s.incomplete_telegrams, 0, "{id}");
+        }
+        // The telegram is what the decoder takes whole.
+        let (out, _) = deframe(&wire, &[1]);
+        assert_eq!(out, vec![wire.clone()], "{id}");
+        let r = hdlc::reassemble(&out[0]).unwrap();
+        let inner = gbt::reassemble(&out[0], r).unwrap();
+        assert_eq!(inner.consumed, wire.len(), "{id}");
+        assert_eq!(inner.segments, frames(&wire).len(), "{id}");
+        println!(
+            "{id}: {} bytes, {} frames, one telegram in every chunking",
+            wire.len(),
+            inner.segments
+        );
+    }
+}
+
+#[test]
+fn deframed_sdc_e570_push_decrypts() {
+    let v = gbt_vector("sdc_lg_e570_encrypted");
+    let wire = bytes(&v, "hex");
+    let mut stream = vec![0x55, 0x7E];
+    stream.extend_from_slice(&wire);
+    let (out, _) = deframe(&stream, &random_chunks(42, 64));
+    assert_eq!(out, vec![wire.clone()]);
+    let plain = dlms::decrypt_apdu(&out[0], &keys(&v)).unwrap();
+    assert_eq!(plain, bytes(&v, "plaintext_hex"));
+    assert_eq!(plain[0], 0x0F);
+    let r = dlms::decode(&out[0], &keys(&v)).unwrap();
+    assert_eq!(r.active_energy_plus, Some(Value::Int(862_055)));
+}
+
+#[test]
+fn deframer_drops_block1_only_push_and_decodes_the_next() {
+    let partial = bytes(&gbt_vector("energyagent_lg_e450_gbt_block1"), "hex");
+    assert_eq!(frames(&partial).len(), 1);
+    for (id, wire) in multi_frame_gbt_vectors() {
+        // The block-1-only capture, then a whole push.
+        let mut stream = partial.clone();
+        stream.extend_from_slice(&wire);
+        // The push's own first frame, the rest of it lost, then the push again.
+        let first = frame_starts(&wire)[1];
+        stream.extend_from_slice(&wire[..first]);
+        stream.extend_from_slice(&wire);
+        for chunks in chunkings() {
+            let (out, s) = deframe(&stream, &chunks);
+            assert_eq!(out, vec![wire.clone(), wire.clone()], "{id} {chunks:?}");
+            assert_eq!(s.incomplete_telegrams, 2, "{id}");
+            assert_eq!(s.bytes_skipped, (partial.len() + first) as u64, "{id}");
+        }
+    }
+}
+
+#[test]
+fn deframer_skips_the_rest_of_a_push_it_joined_late() {
+    for (id, wire) in multi_frame_gbt_vectors() {
+        let starts = frame_starts(&wire);
+        for &from in &starts[1..starts.len() - 1] {
+            let mut stream = wire[from..].to_vec();
+            stream.extend_from_slice(&wire);
+            for chunks in chunkings() {
+                let (out, s) = deframe(&stream, &chunks);
+                assert_eq!(out, vec![wire.clone()], "{id} from {from}");
+                assert_eq!(s.bytes_skipped, (wire.len() - from) as u64, "{id}");
+                // The lost push is counted once, however many of its blocks came.
+                assert_eq!(s.incomplete_telegrams, 1, "{id} from {from}");
+            }
+        }
+    }
+}
+
+#[test]
+fn deframer_drops_a_push_with_a_damaged_frame() {
+    for (id, wire) in multi_frame_gbt_vectors() {
+        let starts = frame_starts(&wire);
+        // Every byte of the second frame flipped in turn, and a few of the others.
+        let positions = (starts[1]..starts[2]).chain((0..wire.len()).step_by(7));
+        for i in positions {
+            for flip in [0x01u8, 0x80, 0xFF] {
+                let mut stream = wire.clone();
+                stream[i] ^= flip;
+                stream.extend_from_slice(&wire);
+                for chunks in [vec![usize::MAX], vec![1]] {
+                    let (out, s) = deframe(&stream, &chunks);
+                    assert_eq!(
+                        out,
+                        vec![wire.clone()],
+                        "{id}: byte {i} ^ {flip:02X}, chunks {chunks:?}"
+                    );
+                    assert_eq!(s.bytes_skipped, wire.len() as u64);
+                }
+            }
+        }
+        // A later frame replaced by a plain (non-GBT) HDLC push: that one comes out,
+        // the broken GBT push does not.
+        let plain = hdlc::emit(&[0xDB, 1, 2], &[0xCE, 0xFF], &[0x03], hdlc::CONTROL_UI, 200);
+        let mut stream = wire[..starts[1]].to_vec();
+        stream.extend_from_slice(&plain);
+        stream.extend_from_slice(&wire);
+        let (out, s) = deframe(&stream, &[3]);
+        assert_eq!(out, vec![plain.clone(), wire.clone()], "{id}");
+        assert_eq!(s.incomplete_telegrams, 1);
+    }
+}
+
+#[test]
+fn deframer_gbt_blocks_out_of_order_or_too_many() {
+    let a = vec![0xDB, 1, 2];
+    // Block 2 missing.
+    let w = gbt_wire(&[(0x40, 1, a.clone()), (0xC0, 3, a.clone())]);
+    let (out, s) = deframe(&w, &[usize::MAX]);
+    assert!(out.is_empty());
+    assert_eq!(s.incomplete_telegrams, 2);
+    // A first frame whose block number is not 1.
+    let w = gbt_wire(&[(0xC0, 2, a.clone())]);
+    let (out, s) = deframe(&w, &[1]);
+    assert!(out.is_empty());
+    assert_eq!(s.incomplete_telegrams, 1);
+    // More blocks than a push may have: dropped, and the stream goes on.
+    let n = mbuspico::stream::MAX_GBT_BLOCKS + 1;
+    let blocks: Vec<(u8, u16, Vec<u8>)> = (1..=n)
+        .map(|i| {
+            let control = if i == n { 0xC0 } else { 0x40 };
+            (control, u16::try_from(i).unwrap(), vec![i as u8; 20])
+        })
+        .collect();
+    let long = gbt_wire(&blocks);
+    let ok = gbt_wire(
+        &blocks[n - 3..]
+            .iter()
+            .enumerate()
+            .map(|(i, (c, _, d))| (*c, u16::try_from(i + 1).unwrap(), d.clone()))
+            .collect::<Vec<_>>(),
+    );
+    let mut stream = long.clone();
+    stream.extend_from_slice(&ok);
+    for chunks in [vec![usize::MAX], vec![1], vec![50]] {
+        let (out, s) = deframe(&stream, &chunks);
+        assert_eq!(out, vec![ok.clone()], "{chunks:?}");
+        assert_eq!(s.bytes_skipped, long.len() as u64);
+    }
+}
+
+/// A piece of a test stream: arbitrary bytes, or one frame of a GBT vector.
+#[derive(Debug, Clone)]
+enum Piece {
+    Bytes(Vec<u8>),
+    Frame(usize, usize),
+}
+
+fn piece() -> impl Strategy<Value = Piece> {
+    prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..40).prop_map(Piece::Bytes),
+        prop::collection::vec(
+            prop_oneof![Just(0x7Eu8), Just(0xA0), Just(0xE0), any::<u8>()],
+            0..20
+        )
+        .prop_map(Piece::Bytes),
+        (0usize..8, 0usize..8).prop_map(|(v, f)| Piece::Frame(v, f)),
+    ]
+}
+
+/// The multi-frame GBT vectors, and those plus the block-1-only capture with
+/// their frame offsets, loaded once.
+#[allow(clippy::type_complexity)]
+fn mixed_stream_vectors() -> &'static (Vec<(String, Vec<u8>)>, Vec<(Vec<u8>, Vec<usize>)>) {
+    static V: std::sync::OnceLock<(Vec<(String, Vec<u8>)>, Vec<(Vec<u8>, Vec<usize>)>)> =
+        std::sync::OnceLock::new();
+    V.get_or_init(|| {
+        let vectors = multi_frame_gbt_vectors();
+        let mut all: Vec<(Vec<u8>, Vec<usize>)> = vectors
+            .iter()
+            .map(|(_, w)| (w.clone(), frame_starts(w)))
+            .collect();
+        let block1 = bytes(&gbt_vector("energyagent_lg_e450_gbt_block1"), "hex");
+        all.push((block1.clone(), vec![0, block1.len()]));
+        (vectors, all)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    /// Arbitrary bytes mixed with the frames of the GBT vectors, in any order and
+    /// chunking: no panic, every byte out or counted skipped, every telegram
+    /// handed out a verified HDLC telegram, and a whole push at the end comes out.
+    #[test]
+    fn deframer_gbt_frames_mixed_with_any_bytes(
+        pieces in prop::collection::vec(piece(), 0..12),
+        last in 0usize..3,
+        chunks in prop::collection::vec(1usize..300, 1..10),
+    ) {
+        let (vectors, all) = mixed_stream_vectors();
+        let mut stream = Vec::new();
+        for p in &pieces {
+            match p {
+                Piece::Bytes(b) => stream.extend_from_slice(b),
+                Piece::Frame(v, f) => {
+                    let (w, starts) = &all[v % all.len()];
+                    let f = f % (starts.len() - 1);
+                    stream.extend_from_slice(&w[starts[f]..starts[f + 1]]);
+                }
+            }
+        }
+        let whole = &vectors[last % vectors.len()].1;
+        stream.extend_from_slice(whole);
+        let (out, _) = deframe(&stream, &chunks);
+        for t in &out {
+            let r = hdlc::reassemble(t);
+            prop_assert!(r.is_ok(), "{:?}", r);
+            let r = r.unwrap();
+            let consumed = if r.apdu.first() == Some(&gbt::TAG) {
+                let g = gbt::reassemble(t, r);
+                prop_assert!(g.is_ok(), "{:?}", g);
+                g.unwrap().consumed
+            } else {
+                r.consumed
+            };
+            prop_assert_eq!(consumed, t.len());
+        }
+        prop_assert_eq!(out.last(), Some(whole));
     }
 }

@@ -263,7 +263,11 @@ def test_influx_line_dlms():
 
 
 def test_influx_line_dsmr():
-    assert line_of(dsmr_reading())[:2] == ("meter", {"meter": "dsmr", "protocol": "dsmr"})
+    # The equipment identifier 0-0:96.1.1, hex-decoded, tags the meter.
+    assert line_of(dsmr_reading())[:2] == (
+        "meter",
+        {"meter": "K8EG004046395507", "protocol": "dsmr"},
+    )
     _, _, fields, stamp = line_of(dsmr_reading())
     assert stamp == DSMR_EPOCH * 10**9
     assert fields["electricity_used_tariff_1"] == 4.426
@@ -386,7 +390,7 @@ def test_influx_v1_query_params_basic_auth_and_real_vectors(influx, caplog):
     lines = [parse_line(line) for line in request["lines"]]
     assert [(m, t["meter"], t["protocol"]) for m, t, _, _ in lines] == [
         ("meter", "181220002177", "dlms"),
-        ("meter", "dsmr", "dsmr"),
+        ("meter", "K8EG004046395507", "dsmr"),
         ("meter", "mbus", "mbus"),
     ]
     assert lines[0][2]["activePowerPlus"] == 1055.0

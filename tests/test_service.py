@@ -335,6 +335,80 @@ def test_serve_demo_command() -> None:
             proc.stderr.close()
 
 
+def test_device_profile_sets_protocol_and_interface() -> None:
+    base = {"MBUSPICO_DEVICE_KEY": KEY, "MBUSPICO_SERIAL_PORT": "/dev/ttyAMA0"}
+    c = load({**base, "MBUSPICO_DEVICE": "wienernetze-im350"})
+    assert (c.device, c.protocol, c.baudrate, c.parity, c.tz) == (
+        "wienernetze-im350",
+        "dlms",
+        9600,
+        "none",
+        "Europe/Vienna",
+    )
+    assert c.profile is not None
+    assert c.profile.framing == "hdlc"
+    # A setting given wins over the profile's.
+    c = load({**base, "MBUSPICO_DEVICE": "wienernetze-im350", "MBUSPICO_SERIAL_BAUDRATE": "2400"})
+    assert (c.baudrate, c.parity) == (2400, "none")
+    c = load({**base, "MBUSPICO_DEVICE": "dsmr22"})
+    assert (c.protocol, c.baudrate, c.parity) == ("dsmr", 9600, "even")
+    assert load({**base, "MBUSPICO_DEVICE": "KAIFA_MA309M_NETZNOE"}).profile.name == (  # type: ignore[union-attr]
+        "kaifa-ma309m-netznoe"
+    )
+    # No device: decode whatever comes, M-Bus interface defaults.
+    c = load(base)
+    assert (c.device, c.profile, c.baudrate, c.parity) == ("auto", None, 2400, "even")
+    with pytest.raises(ConfigError, match="is a dlms meter, not dsmr"):
+        load({**base, "MBUSPICO_DEVICE": "KSM_WEST", "MBUSPICO_PROTOCOL": "dsmr"})
+
+
+@pytest.mark.parametrize(
+    ("device", "title", "meter_number"),
+    [
+        ("burgenland-e450", "4c475a67", r"\d{8}"),
+        ("steiermark-e450", "4c475a67", r"\d{8}"),
+        ("wienernetze-im350", "534d5367", r"SMS\d{13}"),
+        ("steiermark-t210d", "", r".*"),
+    ],
+)
+def test_serve_demo_plays_the_device(device: str, title: str, meter_number: str) -> None:
+    """``MBUSPICO_DEVICE=<profile> mbuspico serve --demo``: the simulated meter of
+    that profile (HDLC, tags, general block transfer) through the service."""
+    exe = str(Path(sys.executable).with_name("mbuspico"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MBUSPICO_")}
+    proc = subprocess.Popen(
+        [exe, "serve", "--demo", "--http-host", "127.0.0.1", "--http-port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**env, "MBUSPICO_DEVICE": device},
+    )
+    try:
+        assert proc.stderr is not None
+        port = None
+        for _ in range(20):
+            line = proc.stderr.readline()
+            if m := re.search(r"HTTP on 127\.0\.0\.1:(\d+)", line):
+                port = int(m.group(1))
+                break
+        assert port, "no start line"
+        _, _, body = wait_for(
+            lambda: (r := get(f"http://127.0.0.1:{port}/api/reading"))[0] == 200 and r
+        )
+        reading = json.loads(body)
+        assert reading["systemTitle"].startswith(title)
+        assert re.fullmatch(meter_number, reading["meterNumber"] or "")
+        assert reading["activeEnergyPlus"] > 0
+        _, _, body = get(f"http://127.0.0.1:{port}/")
+        assert json.loads(body)["meterNumber"] == reading["meterNumber"]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if proc.stderr:
+            proc.stderr.close()
+
+
 def test_serve_rejects_bad_configuration_in_one_line() -> None:
     exe = str(Path(sys.executable).with_name("mbuspico"))
     env = {**os.environ, "MBUSPICO_DEVICE_KEY": "not-a-key", "MBUSPICO_SERIAL_PORT": "/dev/null"}

@@ -5,7 +5,14 @@ from typing import Any, Literal, final
 
 from typing_extensions import Self
 
-from .types import DeframerStats, DsmrReading, MbusReading, ReaderStats, Reading
+from .types import (
+    DeframerStats,
+    DsmrReading,
+    Identified,
+    MbusReading,
+    ReaderStats,
+    Reading,
+)
 
 __all__ = [
     "METERS",
@@ -29,6 +36,7 @@ __all__ = [
     "mbus_set_primary_address",
     "mbus_snd_nke",
     "mbus_to_xml",
+    "profiles",
     "system_title",
 ]
 __version__: str
@@ -38,17 +46,20 @@ _Bytes = bytes | bytearray | memoryview | str
 
 @final
 class Decoder:
-    """Decodes DLMS push telegrams with the keys of one meter.
+    """Decodes the telegrams of one meter: DLMS push, DSMR P1 or wired M-Bus.
 
     Accepts the Austrian M-Bus customer-interface push (Kaifa MA309M and Sagemcom
     T210-D of Netz NÖ, including the old Sagemcom firmware whose first frame says
-    L = 0x01; the KSM-West operators TINETZ, IKB, Salzburg Netz, VKW), a bare
-    general-glo-ciphering APDU (``0xDB``), or an unencrypted data-notification
-    (``0x0F``).
+    L = 0x01; the KSM-West operators TINETZ, IKB, Salzburg Netz, VKW), HDLC
+    frames (Wiener Netze, Kärnten Netz, Netz Burgenland, Landis+Gyr E450/E570
+    general block transfer with object list), a bare general-glo-ciphering APDU
+    (``0xDB``, also holding a DSMR telegram), an unencrypted data-notification
+    (``0x0F``), DSMR P1 telegrams and wired M-Bus frames.
 
-    Standards: EN 13757-2 §5 (long frames), IEC 62056-7-6 (DLMS transport over
-    M-Bus), IEC 62056-5-3 and the DLMS UA Blue Book (general-glo-ciphering,
-    AES-128-GCM, data-notification), IEC 62056-6-2 (A-XDR data, units).
+    Standards: EN 13757-2 §5 (long frames), IEC 62056-46 (HDLC), IEC 62056-7-6
+    (DLMS transport over M-Bus), IEC 62056-5-3 and the DLMS UA Blue Book
+    (general-glo-ciphering, general block transfer, AES-128-GCM,
+    data-notification), IEC 62056-6-2 (A-XDR data, units).
 
     The keys are never shown: ``repr()`` prints ``<redacted>`` and no exception
     message contains them.
@@ -60,9 +71,11 @@ class Decoder:
         *,
         auth_key: str | bytes | bytearray | None = None,
         protocol: Literal["auto", "dlms", "mbus", "dsmr"] = "auto",
-        tz: str = "Europe/Amsterdam",
+        profile: str = "auto",
+        tz: str | None = None,
         names: Mapping[str, str] | None = None,
         verify_crc: bool = True,
+        verify_tag: bool = True,
     ) -> Self:
         """Create a decoder.
 
@@ -76,22 +89,60 @@ class Decoder:
             protocol: ``"auto"`` tells wired M-Bus (EN 13757-3) from DLMS by the
                 CI-field (0x00-0x1F: DLMS transport) and P1 telegrams by their
                 ``/``; ``"dlms"``, ``"mbus"`` or ``"dsmr"`` forces one.
-            tz: The P1 meter's time zone (IANA name), for its timestamps;
-                Europe/Amsterdam by default (Europe/Brussels, Europe/Luxembourg,
-                Europe/Vilnius, Europe/Stockholm, ...).
+            profile: A meter profile of :data:`mbuspico.profiles.PROFILES`
+                (``"kaifa-ma309m-netznoe"``, ``"wienernetze-im350"``,
+                ``"burgenland-e450"``, ...) or an ``MBUSPICO_DEVICE`` value
+                (``"KAIFA_MA309M_NETZNOE"``): telegrams must then be framed and
+                laid out as that meter sends them, and its protocol and time zone
+                are the defaults. ``"auto"`` detects framing and layout from the
+                bytes (:meth:`identify` tells which profiles fit).
+            tz: The P1 meter's time zone (IANA name), for its timestamps; the
+                profile's, else Europe/Amsterdam (Europe/Brussels,
+                Europe/Luxembourg, Europe/Vilnius, Europe/Stockholm, ...).
             names: Names for OBIS codes of P1 telegrams (``{"0-1:24.2.3":
                 "gas"}``), over the default table; see :func:`mbuspico.dsmr.load_names`.
             verify_crc: Raise ``ChecksumError`` on a P1 CRC mismatch (default);
                 with False the reading says ``crc == "mismatch"``.
+            verify_tag: Verify the GCM tag of authenticated telegrams (security
+                control 0x30; default). False decrypts them without ``auth_key``
+                and without checking the tag, for operators that do not hand
+                out the authentication key; such readings are unauthenticated.
 
             Encrypted P1 frames (Luxembourg Smarty, Energienetze Steiermark) need
             ``key``; without ``auth_key`` the Smarty's public authentication key
             ``00112233445566778899AABBCCDDEEFF`` is used for the tag.
 
         Raises:
-            ValueError: A key is not 32 hex digits or 16 bytes. The message does
-                not repeat the value.
+            ValueError: A key is not 32 hex digits or 16 bytes (the message does
+                not repeat the value); an unknown profile, time zone or
+                protocol, or one contradicting the profile; a profile with
+                authenticated telegrams without ``auth_key`` (unless
+                ``verify_tag=False``).
             TypeError: A key is neither str nor bytes-like.
+
+        """
+
+    @property
+    def profile(self) -> str | None:
+        """The meter profile's name; None with ``profile="auto"``."""
+
+    @property
+    def verify_tag(self) -> bool:
+        """Whether GCM tags are verified."""
+
+    def identify(self, data: _Bytes, /) -> Identified:
+        """What a telegram is, and which meter profiles send telegrams like it.
+
+        Decodes the telegram (so it needs the keys, and raises what
+        :meth:`decode` raises) to learn its layout.
+
+        Returns:
+            ``protocol`` (``"dlms"``, ``"dsmr"``, ``"mbus"``), ``framing``
+            (``"mbus"``, ``"hdlc"``, ``"hdlc+gbt"``, ``"p1"``,
+            ``"p1-encrypted"``, ``"apdu"``), ``layout`` of a DLMS
+            data-notification (``"obis-flat"``, ``"obis-nested"``,
+            ``"wienernetze"``, ``"burgenland"``, ``"object-list"``; None
+            otherwise) and ``profiles``, the matching profile names.
 
         """
 
@@ -238,14 +289,16 @@ class SerialReader:
         key: str | bytes | bytearray | None,
         auth_key: str | bytes | bytearray | None = None,
         protocol: Literal["auto", "dlms", "mbus", "dsmr"] = "auto",
+        profile: str = "auto",
         baudrate: int | None = None,
         parity: str | None = None,
-        bytesize: Literal[7, 8] = 8,
+        bytesize: Literal[7, 8] | None = None,
         timeout: float | None = None,
         reconnect: bool = False,
-        tz: str = "Europe/Amsterdam",
+        tz: str | None = None,
         names: Mapping[str, str] | None = None,
         apdu: bool = False,
+        verify_tag: bool = True,
     ) -> Self:
         """Open ``port``.
 
@@ -256,15 +309,25 @@ class SerialReader:
                 for unencrypted meters).
             auth_key: Authentication key, for telegrams with a tag.
             protocol: ``"dsmr"`` for a P1 port (DSMR telegrams, Smarty
-                frames); otherwise M-Bus framing (DLMS push, EN 13757-3).
-            baudrate: Baud rate; default 2400 for M-Bus, 115200 for P1 (DSMR
-                2.2/3.0 meters: 9600 with ``parity="even"`` and ``bytesize=7``).
+                frames); otherwise M-Bus and HDLC framing (DLMS push, EN 13757-3).
+            profile: A meter profile (:data:`mbuspico.profiles.PROFILES`, e.g.
+                ``"wienernetze-im350"``, or an ``MBUSPICO_DEVICE`` value): its
+                interface settings, protocol and time zone become the defaults,
+                and telegrams must look as that meter sends them (see
+                :class:`Decoder`). ``"auto"``: decode whatever comes.
+            baudrate: Baud rate; default the profile's, else 2400 for M-Bus,
+                115200 for P1 (DSMR 2.2/3.0 meters: 9600 with ``parity="even"``
+                and ``bytesize=7``).
             parity: ``"even"`` (default for M-Bus, 8E1), ``"none"`` (default for
-                P1, 8N1) or ``"odd"``.
+                P1, 8N1) or ``"odd"``; default the profile's.
             bytesize: Data bits per character: 8, or 7 for the 9600 Bd 7E1 P1
                 port of DSMR 2.2/3.0 meters (P1 Companion Standard 3.0 §4.2);
-                with 7, bit 7 of every received byte is cleared.
-            tz: The P1 meter's time zone, for its timestamps.
+                with 7, bit 7 of every received byte is cleared. Default the
+                profile's, else 8.
+            tz: The P1 meter's time zone, for its timestamps (default the
+                profile's, else Europe/Amsterdam).
+            verify_tag: False decrypts authenticated telegrams without checking
+                their tag (see :class:`Decoder`).
             names: OBIS code → name entries over the default code table (see
                 :func:`mbuspico.dsmr.load_names`).
             apdu: Add the decrypted APDU (``bytes``, see :meth:`Decoder.apdu`)
@@ -275,7 +338,9 @@ class SerialReader:
 
         Raises:
             SerialPortError: The port cannot be opened (and ``reconnect`` is false).
-            ValueError: Bad key, parity, byte size, baud rate or timeout.
+            ValueError: Bad key, parity, byte size, baud rate, timeout or
+                profile; a profile with authenticated telegrams without
+                ``auth_key`` (unless ``verify_tag=False``).
 
         """
 
@@ -315,6 +380,22 @@ class SerialReader:
         """The device path."""
 
     @property
+    def baudrate(self) -> int:
+        """The line speed the port was opened with (the profile's by default)."""
+
+    @property
+    def parity(self) -> Literal["even", "odd", "none"]:
+        """The parity the port was opened with."""
+
+    @property
+    def bytesize(self) -> Literal[7, 8]:
+        """Data bits per character the port was opened with."""
+
+    @property
+    def profile(self) -> str | None:
+        """The meter profile's name; None without one (``"auto"``)."""
+
+    @property
     def connected(self) -> bool:
         """Whether the port is open right now."""
 
@@ -329,6 +410,7 @@ def encode_push(
     key: str | bytes | bytearray,
     system_title: bytes,
     frame_counter: int,
+    auth_key: str | bytes | bytearray | None = None,
 ) -> bytes:
     """Build one push telegram exactly as ``meter_name`` sends it (for the simulator).
 
@@ -337,17 +419,25 @@ def encode_push(
         values: ``longInvokeId``, ``localTime`` (year, month, day, hour, minute,
             second), ``utcOffsetMinutes``, ``dst``, ``activeEnergyPlus``/``Minus``
             (Wh), ``activePowerPlus``/``Minus`` (W), ``reactiveEnergyPlus``/``Minus``
-            (varh), ``voltageDecivolt`` (3 x 0.1 V), ``currentCentiampere``
-            (3 x 0.01 A), ``powerFactorMilli``, ``meterNumber``, ``deviceName``.
+            (varh), ``voltageDecivolt`` (3 x 0.1 V; the Landis+Gyr meters send
+            whole volts, truncated), ``currentCentiampere`` (3 x 0.01 A),
+            ``powerFactorMilli``, ``meterNumber``, ``deviceName``; optional
+            (default 0): ``reactivePowerPlus``/``Minus`` (var, Wiener Netze and
+            Steiermark), ``phaseAngle`` (3 raw values, Burgenland).
         key: Encryption key.
         system_title: 8 bytes.
         frame_counter: The frame counter (part of the GCM IV).
+        auth_key: Authentication key of the GCM tag; required for the meters
+            with security control 0x30 (``burgenland-e450``, ``steiermark-e450``),
+            ignored by the others.
 
     Returns:
-        The M-Bus frames of the telegram.
+        The telegram: M-Bus frames, one HDLC frame, or HDLC frames carrying
+        general block transfer blocks (``steiermark-e450``).
 
     Raises:
-        ValueError: Unknown meter, missing or out-of-range values, bad key.
+        ValueError: Unknown meter, missing or out-of-range values, bad key,
+            missing ``auth_key``.
 
     """
 
@@ -555,3 +645,6 @@ def dsmr_encrypt(
         ValueError: A key is not 16 bytes or the system title not 8.
 
     """
+
+def profiles() -> list[dict[str, Any]]:
+    """The meter profiles as dicts (see :mod:`mbuspico.profiles`)."""

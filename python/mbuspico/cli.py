@@ -27,7 +27,15 @@ from .compat import to_mbuspico_json
 from .config import SETTINGS, _bool
 from .errors import DecodeError, SerialPortError
 from .p1_simulator import ENCRYPTED_METERS, P1_METERS
+from .profiles import PROFILES
 from .types import DsmrReading, MbusReading, Reading
+
+_SIMULATED_PROFILES: dict[str, str] = {
+    p.name: p.simulator
+    for p in PROFILES.values()
+    if p.simulator is not None and p.name not in (*METERS, *P1_METERS)
+}
+"""Meter profiles ``simulate --meter`` accepts, and the simulator meter each plays."""
 
 __all__ = ["main"]
 
@@ -93,21 +101,24 @@ def _build_parser() -> argparse.ArgumentParser:
         help="dsmr for a P1 port; otherwise M-Bus framing (DLMS push, EN 13757-3)",
     )
     read.add_argument(
-        "--baudrate", type=int, help="default 2400 (M-Bus) or 115200 (P1; 9600 for DSMR 2.2/3.0)"
+        "--baudrate",
+        type=int,
+        help="default the profile's, else 2400 (M-Bus) or 115200 (P1; 9600 for DSMR 2.2/3.0)",
     )
     read.add_argument(
         "--bytesize",
         type=int,
         choices=(7, 8),
-        default=8,
-        help="data bits; 7 for DSMR 2.2/3.0 P1 ports (9600 7E1)",
+        help="data bits (default the profile's, else 8); 7 for DSMR 2.2/3.0 P1 ports (9600 7E1)",
     )
     read.add_argument(
         "--parity",
         choices=("even", "none", "odd"),
         help="default even for M-Bus (8E1, the Netz NÖ interface), none for P1",
     )
-    read.add_argument("--tz", default="Europe/Amsterdam", help="the P1 meter's time zone")
+    read.add_argument(
+        "--tz", help="the P1 meter's time zone (default the profile's, else Europe/Amsterdam)"
+    )
     read.add_argument("--count", type=int, metavar="N", help="stop after N readings")
     read.add_argument(
         "--timeout", type=float, metavar="SECONDS", help="stop when no reading comes for this long"
@@ -128,7 +139,12 @@ def _build_parser() -> argparse.ArgumentParser:
             "need --key."
         ),
     )
-    sim.add_argument("--meter", choices=(*METERS, *P1_METERS, "mbus-slave"), default="kaifa-ma309m")
+    sim.add_argument(
+        "--meter",
+        choices=(*METERS, *P1_METERS, *_SIMULATED_PROFILES, "mbus-slave"),
+        default="kaifa-ma309m",
+        help="a simulator meter or a meter profile that has one (README 'Supported meters')",
+    )
     sim.add_argument(
         "--key",
         default=os.environ.get("MBUSPICO_DEVICE_KEY"),
@@ -138,7 +154,8 @@ def _build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--auth-key",
         metavar="HEX",
-        help="encrypted P1 meters: authentication key (default: the Smarty's public one)",
+        help="authentication key: required by burgenland-e450 and steiermark-e450; "
+        "encrypted P1 meters: default the Smarty's public one",
     )
     sim.add_argument(
         "--interval",
@@ -225,6 +242,22 @@ def _key_arguments(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("MBUSPICO_DEVICE_AUTH_KEY"),
         metavar="HEX",
         help="authentication key, for telegrams with a tag (default: $MBUSPICO_DEVICE_AUTH_KEY)",
+    )
+    parser.add_argument(
+        "--profile",
+        default=os.environ.get("MBUSPICO_DEVICE") or "auto",
+        metavar="NAME",
+        help=(
+            "meter profile (README 'Supported meters'; e.g. wienernetze-im350, "
+            "burgenland-e450): its serial settings and checks; default $MBUSPICO_DEVICE "
+            "or auto (detect from the bytes)"
+        ),
+    )
+    parser.add_argument(
+        "--no-verify-tag",
+        dest="verify_tag",
+        action="store_false",
+        help="decrypt tagged telegrams without checking the tag (no authentication key)",
     )
 
 
@@ -408,7 +441,13 @@ def _decode(args: argparse.Namespace, out: TextIO, log: TextIO, stdin: BinaryIO)
     from ._core import Decoder
 
     try:
-        decoder = Decoder(args.key, auth_key=args.auth_key, protocol=args.protocol)
+        decoder = Decoder(
+            args.key,
+            auth_key=args.auth_key,
+            protocol=args.protocol,
+            profile=args.profile,
+            verify_tag=args.verify_tag,
+        )
     except (ValueError, TypeError) as e:
         print(f"mbuspico: {e}", file=log)
         return 2
@@ -442,6 +481,8 @@ def _read(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
             key=args.key,
             auth_key=args.auth_key,
             protocol=args.protocol,
+            profile=args.profile,
+            verify_tag=args.verify_tag,
             baudrate=args.baudrate,
             parity=args.parity,
             bytesize=args.bytesize,
@@ -473,6 +514,7 @@ def _read(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
 
 
 def _simulate(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
+    args.meter = _SIMULATED_PROFILES.get(args.meter, args.meter)
     if args.meter == "mbus-slave":
         return _simulate_mbus_slave(args, out, log)
     if args.meter in P1_METERS:
@@ -486,6 +528,7 @@ def _simulate(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
         sim = Simulator(
             args.meter,
             key=args.key,
+            auth_key=args.auth_key,
             interval=5.0 if args.interval is None else args.interval,
             **_faults(args),
         )

@@ -18,21 +18,37 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import MbusPicoError
+from .profiles import Profile
 
-__all__ = ["DEMO_KEY", "DEVICES", "SETTINGS", "Config", "ConfigError", "Setting", "load"]
+__all__ = [
+    "DEMO_AUTH_KEY",
+    "DEMO_KEY",
+    "DEVICES",
+    "SETTINGS",
+    "Config",
+    "ConfigError",
+    "Setting",
+    "load",
+]
 
 DEMO_KEY = "36C66639E48A8CA4D6BC8B282A793BBB"
 """The key published in the Netz NÖ customer-interface documentation; the
 simulated meter of ``--demo`` uses it."""
 
 DEVICES: dict[str, str] = {
-    "KAIFA_MA309M_NETZNOE": "kaifa-ma309m",
-    "SAGEMCOM_T210D": "sagemcom-t210d",
+    "KAIFA_MA309M_NETZNOE": "kaifa-ma309m-netznoe",
+    "SAGEMCOM_T210D": "sagemcom-t210d-netznoe",
     "KSM_WEST": "ksm-west",
 }
-"""``MBUSPICO_DEVICE`` values and the simulator profile each uses with ``--demo``.
-The decoder reads every layout whatever the device; the device names the meter
-for logs and the demo."""
+"""MBusPico's ``MBUSPICO_DEVICE`` values and the meter profile each selects.
+``MBUSPICO_DEVICE`` also takes any profile name of :data:`mbuspico.profiles.PROFILES`
+(``wienernetze-im350``, ``burgenland-e450``, ``dsmr5``, ...): the profile gives
+the protocol and serial settings unless they are set, the checks telegrams must
+pass, and the simulated meter of ``--demo``."""
+
+DEMO_AUTH_KEY = "C0C1C2C3C4C5C6C7C8C9CACBCCCDCECF"
+"""Authentication key of the simulated meter of ``--demo`` for profiles whose
+telegrams carry a tag (the one Netz Burgenland's published frames use)."""
 
 
 class ConfigError(MbusPicoError, ValueError):
@@ -94,11 +110,18 @@ def _key(value: Any) -> str | None:
 
 
 def _device(value: Any) -> str:
-    name = _text(value).strip().upper()
-    if name not in DEVICES:
-        msg = f"unknown device {name!r}; one of {', '.join(DEVICES)}"
-        raise ValueError(msg)
-    return name
+    from .profiles import PROFILES, find
+
+    text = _text(value).strip()
+    if text.lower() == "auto":
+        return "auto"
+    if text.upper() in DEVICES:
+        return text.upper()
+    try:
+        return find(text).name
+    except ValueError:
+        msg = f"unknown device {text!r}; one of auto, {', '.join((*DEVICES, *PROFILES))}"
+        raise ValueError(msg) from None
 
 
 def _parity(value: Any) -> str:
@@ -177,7 +200,14 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("device", "MBUSPICO_DEVICE", "device", "--device", _device, "meter model"),
+    Setting(
+        "device",
+        "MBUSPICO_DEVICE",
+        "device",
+        "--device",
+        _device,
+        "meter profile (see Supported meters) or auto",
+    ),
     Setting(
         "key", "MBUSPICO_DEVICE_KEY", "key", "--key", _key, "encryption key (32 hex)", secret=True
     ),
@@ -500,7 +530,7 @@ SETTINGS: tuple[Setting, ...] = (
 class Config:
     """The settings of ``mbuspico serve`` (defaults as in MBusPico)."""
 
-    device: str = "KAIFA_MA309M_NETZNOE"
+    device: str = "auto"
     protocol: str = "dlms"
     key: str | None = dataclasses.field(default=None, repr=False)
     auth_key: str | None = dataclasses.field(default=None, repr=False)
@@ -559,6 +589,15 @@ class Config:
             self.mqtt_enabled or self.csv_directory or self.graphite_host or self.influx_url
         )
 
+    @property
+    def profile(self) -> Profile | None:
+        """The meter profile ``device`` selects; None for ``auto``.
+
+        See :mod:`mbuspico.profiles`; with ``auto`` mbuspico decodes whatever
+        the meter sends.
+        """
+        return _find_profile(self.device)
+
 
 def _lookup(doc: Mapping[str, Any], dotted: str) -> Any:
     node: Any = doc
@@ -584,6 +623,13 @@ def _read_toml(path: Path) -> Mapping[str, Any]:
     except tomllib.TOMLDecodeError as e:
         msg = f"--config {path}: not valid TOML: {e}"
         raise ConfigError(msg) from e
+
+
+def _find_profile(device: str) -> Profile | None:
+    """The profile of a ``device`` value; None for ``auto``."""
+    from .profiles import find
+
+    return None if device == "auto" else find(DEVICES.get(device, device))
 
 
 def load(
@@ -636,6 +682,25 @@ def load(
                 msg = f"invalid {source}{shown}: {e}"
                 raise ConfigError(msg) from None
             sources[s.name] = source
+    profile = _find_profile(values.get("device", Config.device))
+    if profile is not None and "protocol" not in values:
+        values["protocol"] = profile.protocol
+    elif profile is not None and values["protocol"] != profile.protocol:
+        msg = (
+            f"invalid {sources['protocol']}: device {values['device']} is a "
+            f"{profile.protocol} meter, not {values['protocol']}"
+        )
+        raise ConfigError(msg)
+    # Serial settings: the profile's, unless set; a P1 port without a matching
+    # profile runs 115200 8N1.
+    protocol = values.get("protocol", Config.protocol)
+    if profile is not None:
+        values.setdefault("baudrate", profile.baudrate)
+        values.setdefault("parity", profile.parity)
+        values.setdefault("tz", profile.tz)
+    elif protocol == "dsmr":
+        values.setdefault("baudrate", 115200)
+        values.setdefault("parity", "none")
     config = dataclasses.replace(Config(), demo=demo, **values)
     if not demo:
         if config.key is None and config.protocol == "dlms":

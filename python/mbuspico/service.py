@@ -33,7 +33,7 @@ from typing import Any, Union
 from . import __version__
 from ._core import SerialReader
 from .compat import to_mbuspico_json
-from .config import DEMO_KEY, DEVICES, Config
+from .config import DEMO_AUTH_KEY, DEMO_KEY, Config, ConfigError
 from .sinks import Sink
 from .types import DsmrReading, MbusReading, Reading
 
@@ -144,6 +144,7 @@ class Service:
         self._error: BaseException | None = None
         self.port = config.serial_port
         self.key = config.key
+        self.auth_key = config.auth_key
         self.sinks: list[Sink] = []
         """The publishing sinks (MQTT, CSV, Graphite, InfluxDB) configured."""
 
@@ -151,16 +152,28 @@ class Service:
 
     def _start_demo(self) -> None:
         c = self.config
+        profile = c.profile
         if c.protocol == "dsmr":
-            from .p1_simulator import P1Simulator
+            from .p1_simulator import ENCRYPTED_METERS, SMARTY_AUTH_KEY, P1Simulator
 
-            self._simulator = P1Simulator("dsmr5", interval=1.0)
-            self.key = None
+            meter = profile.simulator if profile and profile.simulator else "dsmr5"
+            encrypted = meter in ENCRYPTED_METERS
+            self.key = (c.key or DEMO_KEY) if encrypted else None
+            if encrypted:
+                self.auth_key = c.auth_key or SMARTY_AUTH_KEY
+            self._simulator = P1Simulator(meter, key=self.key, auth_key=self.auth_key, interval=1.0)
         else:
-            from .simulator import Simulator
+            from .simulator import AUTHENTICATED, Simulator
 
+            played = profile.simulator if profile else "kaifa-ma309m"
+            if played is None:
+                msg = f"--demo: no simulated meter plays device {c.device}"
+                raise ConfigError(msg)
+            meter = played
             self.key = c.key or DEMO_KEY
-            self._simulator = Simulator(DEVICES[c.device], key=self.key, interval=1.0)
+            if meter in AUTHENTICATED:
+                self.auth_key = c.auth_key or DEMO_AUTH_KEY
+            self._simulator = Simulator(meter, key=self.key, auth_key=self.auth_key, interval=1.0)
         self.port = self._simulator.open()
         self._simulator.start()
 
@@ -175,8 +188,7 @@ class Service:
         c = self.config
         assert self.port is not None  # noqa: S101 - checked by config.load / demo
         p1 = c.protocol == "dsmr"
-        # The serial defaults are the M-Bus interface's; a P1 port runs 115200 8N1.
-        p1_defaults = p1 and (c.baudrate, c.parity) == (2400, "even")
+        profile = c.profile
         names = None
         if c.names_file:
             from .dsmr import load_names
@@ -185,10 +197,12 @@ class Service:
         reader = SerialReader(
             self.port,
             key=self.key,
-            auth_key=c.auth_key,
+            auth_key=self.auth_key,
             protocol="dsmr" if p1 else "dlms",
-            baudrate=None if p1_defaults else c.baudrate,
-            parity=None if p1_defaults else c.parity,
+            profile=profile.name if profile else "auto",
+            baudrate=c.baudrate,
+            parity=c.parity,
+            bytesize=(7 if profile.bytesize == 7 else 8) if profile else None,
             timeout=0.5,
             reconnect=True,
             tz=c.tz,

@@ -9,6 +9,7 @@ __all__ = [
     "DsmrMbusDevice",
     "DsmrReading",
     "DsmrValue",
+    "Identified",
     "MbusError",
     "MbusReading",
     "MbusRecord",
@@ -170,7 +171,13 @@ class DsmrMbusDevice(TypedDict):
 
 
 class DsmrReading(TypedDict):
-    """A decoded DSMR P1 telegram (``protocol == "dsmr"``)."""
+    """A decoded DSMR P1 telegram (``protocol == "dsmr"``).
+
+    Besides the telegram's own lines it carries MBusPico's field names
+    (``activeEnergyPlus`` in Wh, ``activePowerPlus`` in W, …), so a P1 meter's
+    reading has the shape of a DLMS push's (DSMR P1 Companion Standard 5.0.2
+    §6.12 for the OBIS codes).
+    """
 
     protocol: Literal["dsmr"]
     header: str
@@ -181,6 +188,38 @@ class DsmrReading(TypedDict):
     """``lf`` for a re-saved capture; its CRC was checked over the CR LF form."""
     timestamp: Optional[str]
     """0-0:1.0.0, ISO 8601 with the meter's offset."""
+    lxTimestamp: Optional[int]
+    """Loxone time of ``timestamp``: local wall-clock seconds since 2009-01-01."""
+    meterNumber: Optional[str]
+    """0-0:96.1.0, else the equipment identifier 0-0:96.1.1 (its hex decoded
+    to text, e.g. ``"K8EG004046395507"``)."""
+    activePowerPlus: Optional[Number]
+    """1-0:1.7.0 in W (P1 sends kW)."""
+    activePowerMinus: Optional[Number]
+    """1-0:2.7.0 in W."""
+    activeEnergyPlus: Optional[Number]
+    """1-0:1.8.0 in Wh, or the sum of the tariff registers 1-0:1.8.1, 1.8.2, …
+    when the meter sends no total (Dutch and Belgian meters)."""
+    activeEnergyMinus: Optional[Number]
+    """1-0:2.8.0 (or its tariffs' sum) in Wh."""
+    reactiveEnergyPlus: Optional[Number]
+    """1-0:3.8.0 (or its tariffs' sum) in varh."""
+    reactiveEnergyMinus: Optional[Number]
+    """1-0:4.8.0 (or its tariffs' sum) in varh."""
+    voltageL1: Optional[Number]
+    """1-0:32.7.0, V."""
+    voltageL2: Optional[Number]
+    """1-0:52.7.0, V."""
+    voltageL3: Optional[Number]
+    """1-0:72.7.0, V."""
+    currentL1: Optional[Number]
+    """1-0:31.7.0, A."""
+    currentL2: Optional[Number]
+    """1-0:51.7.0, A."""
+    currentL3: Optional[Number]
+    """1-0:71.7.0, A."""
+    powerFactor: Optional[Number]
+    """1-0:13.7.0 where a meter sends it."""
     obis: Dict[str, DsmrValue]
     """Every line by OBIS code ``A-B:C.D.E``, in telegram order."""
     mbus: Dict[str, DsmrMbusDevice]
@@ -216,3 +255,19 @@ class ReaderStats(DeframerStats):
     """Telegrams that failed decryption: wrong or missing key, tag mismatch."""
     reconnects: int
     """Times the port was reopened after failing."""
+
+
+class Identified(TypedDict):
+    """What :meth:`mbuspico.Decoder.identify` found out about a telegram."""
+
+    protocol: Literal["dlms", "dsmr", "mbus"]
+    framing: Literal["mbus", "hdlc", "hdlc+gbt", "p1", "p1-encrypted", "apdu"]
+    """How the telegram is framed on the wire (``apdu``: a bare APDU)."""
+    layout: Optional[
+        Literal["obis-flat", "obis-nested", "wienernetze", "burgenland", "object-list"]
+    ]
+    """Layout of a DLMS data-notification (``shared/notes/dlms.md`` §4); None
+    for DSMR and M-Bus."""
+    profiles: List[str]
+    """Names of the meter profiles (:data:`mbuspico.profiles.PROFILES`) that
+    send telegrams like it."""

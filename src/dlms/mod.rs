@@ -38,6 +38,11 @@ pub struct Keys {
     pub key: Option<Key>,
     /// Global authentication key (GAK), needed when telegrams carry a GCM tag.
     pub auth_key: Option<Key>,
+    /// Decrypt telegrams that carry a GCM tag without verifying it (and without
+    /// an authentication key). Off by default: only for meters whose operator
+    /// does not hand out the authentication key. Such readings are unauthenticated:
+    /// a wrong key is then caught only by the plaintext failing to parse.
+    pub skip_tag_check: bool,
 }
 
 /// Decodes one DLMS push telegram into a [`Reading`].
@@ -57,11 +62,32 @@ pub struct Keys {
 /// [`ErrorKind::MissingAuthKey`], [`ErrorKind::AuthenticationFailed`],
 /// [`ErrorKind::ImplausiblePlaintext`] (a wrong key on a telegram without tag),
 /// [`ErrorKind::TrailingBytes`] when anything follows the telegram,
-/// [`ErrorKind::UnsupportedLayout`] for an HDLC push without OBIS-labelled numbers.
+/// [`ErrorKind::UnsupportedLayout`] for an HDLC push whose numbers carry no OBIS
+/// codes and fit no known layout.
 pub fn decode(input: &[u8], keys: &Keys) -> Result<Reading> {
+    decode_as(input, keys, None)
+}
+
+/// [`decode`] for the meter of `profile`: the telegram must also be framed and
+/// laid out the way that meter sends it.
+///
+/// # Errors
+/// As [`decode`], and [`ErrorKind::ProfileFraming`] (at byte 0) or
+/// [`ErrorKind::ProfileLayout`] (where the APDU starts) when it is not.
+pub fn decode_as(
+    input: &[u8],
+    keys: &Keys,
+    profile: Option<&crate::profile::Profile>,
+) -> Result<Reading> {
+    if let Some(p) = profile {
+        p.check_framing(input)?;
+    }
     let (apdu, map) = unframe(input)?;
     let apdu_at = map.to_input(0);
     let reading = decode_apdu(apdu, &map, keys)?;
+    if let Some(p) = profile {
+        p.check_layout(reading.layout, apdu_at)?;
+    }
     if input.first() == Some(&hdlc::FLAG) {
         // The HDLC meters we know push positional lists (dlms.md §2.4).
         return labelled(reading, apdu_at);
@@ -86,7 +112,7 @@ pub fn decrypt_apdu(input: &[u8], keys: &Keys) -> Result<Vec<u8>> {
     let decrypted = decrypt(apdu, &map, keys)?;
     let start = decrypted.header.ciphertext_start;
     if let Err(e) = notification::parse(decrypted.plaintext()) {
-        let kind = if decrypted.header.tag.is_some() {
+        let kind = if decrypted.authenticated {
             e.kind
         } else {
             ErrorKind::ImplausiblePlaintext {
@@ -179,6 +205,7 @@ pub fn decrypt(apdu: Cow<'_, [u8]>, map: &OffsetMap, keys: &Keys) -> Result<Decr
         .unwrap_or_default();
     let sc = header.security_control.0;
     match &header.tag {
+        Some(_) if keys.skip_tag_check => cipher::decrypt_untagged(key, &iv, plaintext),
         Some(tag) => {
             let auth_key = keys
                 .auth_key
@@ -193,7 +220,7 @@ pub fn decrypt(apdu: Cow<'_, [u8]>, map: &OffsetMap, keys: &Keys) -> Result<Decr
         }
         None => cipher::decrypt_untagged(key, &iv, plaintext),
     }
-    let authenticated = header.tag.is_some();
+    let authenticated = header.tag.is_some() && !keys.skip_tag_check;
     Ok(Decrypted {
         header,
         apdu,
@@ -216,7 +243,7 @@ pub fn decode_apdu(apdu: Cow<'_, [u8]>, map: &OffsetMap, keys: &Keys) -> Result<
             let n = match notification::parse(decrypted.plaintext()) {
                 Ok(n) => n,
                 // Authenticated plaintext that does not parse is an APDU error…
-                Err(e) if header.tag.is_some() => {
+                Err(e) if decrypted.authenticated => {
                     return Err(DecodeError::new(e.kind, to_input(e.offset)))
                 }
                 // …without a tag it is the only sign of a wrong key.
@@ -240,19 +267,13 @@ pub fn decode_apdu(apdu: Cow<'_, [u8]>, map: &OffsetMap, keys: &Keys) -> Result<
     }
 }
 
-/// The reading, unless none of its numbers came under an OBIS code: then the
-/// meter uses a positional layout we cannot label yet, and a reading of nothing
-/// but its clock and meter number would look like a meter reporting zeros.
+/// The reading, unless none of its numbers came under an OBIS code and it fits
+/// no known positional layout: a reading of nothing but its clock and meter
+/// number would look like a meter reporting zeros.
 fn labelled(reading: Reading, body_at: usize) -> Result<Reading> {
-    let numeric = |v: &reading::Value| {
-        matches!(
-            v,
-            reading::Value::Int(_) | reading::Value::UInt(_) | reading::Value::Float(_)
-        )
-    };
-    if reading.obis.0.iter().any(|(_, v)| numeric(&v.value)) {
-        Ok(reading)
-    } else {
+    if reading.layout == reading::Layout::Unlabelled {
         Err(DecodeError::new(ErrorKind::UnsupportedLayout, body_at))
+    } else {
+        Ok(reading)
     }
 }

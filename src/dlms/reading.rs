@@ -78,6 +78,40 @@ impl Value {
     }
 }
 
+/// How a data-notification lays out its values (`shared/notes/dlms.md` §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// OBIS code, value and scaler-unit as consecutive elements of one structure,
+    /// the clock and meter number unlabelled (Netz NÖ Kaifa MA309M, Sagemcom T210-D; §4.1).
+    Flat,
+    /// `{OBIS, value[, scaler-unit]}` structures (KSM-West Kaifa, Honeywell DM515; §4.2).
+    Nested,
+    /// Wiener Netze / Kärnten Netz positional list without OBIS codes (§4.3).
+    WienerNetze,
+    /// Netz Burgenland positional list without OBIS codes (§4.3).
+    Burgenland,
+    /// Landis+Gyr push with object list (§4.4).
+    ObjectList,
+    /// No value under an OBIS code and no known positional layout.
+    #[default]
+    Unlabelled,
+}
+
+impl Layout {
+    /// The layout's name: `obis-flat`, `obis-nested`, `wienernetze`,
+    /// `burgenland`, `object-list`, `unlabelled`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::Flat => "obis-flat",
+            Layout::Nested => "obis-nested",
+            Layout::WienerNetze => "wienernetze",
+            Layout::Burgenland => "burgenland",
+            Layout::ObjectList => "object-list",
+            Layout::Unlabelled => "unlabelled",
+        }
+    }
+}
+
 /// One value of the `obis` map.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ObisValue {
@@ -170,6 +204,9 @@ pub struct Reading {
     pub frame_counter: Option<u32>,
     /// Every value by OBIS code `A-B:C.D.E` (`*F` only when F ≠ 255).
     pub obis: ObisMap,
+    /// The layout the values came in (not part of the serialised reading).
+    #[serde(skip)]
+    pub layout: Layout,
 }
 
 fn is_power_factor(obis: &Obis) -> bool {
@@ -246,6 +283,8 @@ struct Collector<'t, 'a> {
     unlabelled_clock: Option<(NodeRef<'t, 'a>, DateTime)>,
     /// The first element without OBIS code that is a printable string.
     unlabelled_text: Option<NodeRef<'t, 'a>>,
+    /// Whether a value came as a nested `{OBIS, value[, scaler-unit]}` structure.
+    nested_seen: bool,
 }
 
 impl<'t, 'a> Collector<'t, 'a> {
@@ -289,6 +328,7 @@ impl<'t, 'a> Collector<'t, 'a> {
             return false;
         };
         self.push(obis, value, scaler_unit(inner.next()));
+        self.nested_seen = true;
         true
     }
 
@@ -375,13 +415,13 @@ const BURGENLAND: [Slot; 14] = [
 
 /// The values of a structure without OBIS codes whose elements match one of the
 /// known positional layouts exactly (count and type of every element).
-fn positional(root: NodeRef<'_, '_>) -> Option<(ObisMap, Option<DateTime>)> {
+fn positional(root: NodeRef<'_, '_>) -> Option<(ObisMap, Option<DateTime>, Layout)> {
     let items = root.structure()?;
-    let layout: &[Slot] = match items.len() {
-        10 => &WIENER_NETZE,
+    let (layout, name): (&[Slot], Layout) = match items.len() {
+        10 => (&WIENER_NETZE, Layout::WienerNetze),
         // Iskraemeco and L+G send no meter number.
-        9 => WIENER_NETZE.get(1..)?,
-        14 => &BURGENLAND,
+        9 => (WIENER_NETZE.get(1..)?, Layout::WienerNetze),
+        14 => (&BURGENLAND, Layout::Burgenland),
         _ => return None,
     };
     let fits = |shape: Shape, node: NodeRef<'_, '_>| match (shape, node.data()) {
@@ -410,6 +450,89 @@ fn positional(root: NodeRef<'_, '_>) -> Option<(ObisMap, Option<DateTime>)> {
             ));
         }
     }
+    Some((obis, clock, name))
+}
+
+/// The scaler and unit of a register that a push with object list sends
+/// without them (Landis+Gyr E450/E570, `shared/notes/dlms.md` §4.4): the values
+/// arrive as bare integers. Energy and power are in Wh/varh and W/var and voltages
+/// in V, as in every vector (the E450 of Netz Burgenland sends the same
+/// quantities with these units, §4.3); currents in 0.01 A as that E450 sends
+/// them; power factors in 0.001 (the E570 vector's 1000 at cos φ = 1). Anything
+/// else stays raw and without unit.
+fn implicit_scaler_unit(obis: &Obis) -> (i8, u8) {
+    match obis.electricity_cde() {
+        Some((1 | 2, 8, _)) => (0, 30),
+        Some((3..=8, 8, _)) => (0, 32),
+        Some((1 | 2, 7, _)) => (0, 27),
+        Some((3 | 4, 7, _)) => (0, 29),
+        Some((32 | 52 | 72, 7, _)) => (0, 35),
+        Some((31 | 51 | 71, 7, _)) => (-2, 33),
+        Some((13 | 33 | 53 | 73, 7, _)) => (-3, 255),
+        _ => (0, 255),
+    }
+}
+
+/// COSEM interface class of a push setup object (IEC 62056-6-2 §4.4.8).
+const CLASS_PUSH_SETUP: u16 = 40;
+/// COSEM interface classes "Register" and "Extended register".
+const CLASS_REGISTER: u16 = 3;
+const CLASS_EXTENDED_REGISTER: u16 = 4;
+
+/// A push with object list (Landis+Gyr E450/E570, `shared/notes/dlms.md` §4.4):
+/// `structure{ array of {class-id, OBIS, attribute, data-index}, value_1 … value_n }`
+/// where value *i* is the attribute named by descriptor *i* and value 1 is the
+/// object list itself (attribute 2 of the push setup). Push-setup attributes are
+/// left out; registers get [`implicit_scaler_unit`]. `None` unless the body has
+/// exactly this shape.
+fn object_list(root: NodeRef<'_, '_>) -> Option<(ObisMap, Option<DateTime>)> {
+    let mut items = root.structure()?;
+    let list = items.next()?;
+    if !matches!(list.data(), Data::Array { .. }) {
+        return None;
+    }
+    let descriptors = list.children();
+    if descriptors.len() != items.len() + 1 {
+        return None;
+    }
+    let mut obis = ObisMap(Vec::with_capacity(descriptors.len()));
+    let mut clock = None;
+    for (descriptor, value) in descriptors.zip(std::iter::once(list).chain(items)) {
+        let mut fields = descriptor.structure()?;
+        if fields.len() != 4 {
+            return None;
+        }
+        let (class, code, attribute, index) = (
+            fields.next()?.data(),
+            obis_of(fields.next())?,
+            fields.next()?.data(),
+            fields.next()?.data(),
+        );
+        let (Data::LongUnsigned(class), Data::Integer(_), Data::LongUnsigned(_)) =
+            (*class, attribute, index)
+        else {
+            return None;
+        };
+        if class == CLASS_PUSH_SETUP {
+            continue;
+        }
+        let (scaler, unit) = if matches!(class, CLASS_REGISTER | CLASS_EXTENDED_REGISTER) {
+            implicit_scaler_unit(&code)
+        } else {
+            (0, 255)
+        };
+        if code == Obis::CLOCK && clock.is_none() {
+            clock = date_time_of(value.data());
+        }
+        obis.0.push((
+            code,
+            ObisValue {
+                value: convert(value, scaler, Some(&code)),
+                unit: unit_symbol(unit),
+                unit_code: unit,
+            },
+        ));
+    }
     Some((obis, clock))
 }
 
@@ -425,7 +548,13 @@ pub fn build(
         labelled: ObisMap(Vec::with_capacity(16)),
         ..Collector::default()
     };
-    if let Some(root) = body.root() {
+    let listed = body.root().and_then(object_list);
+    let mut layout = Layout::Flat;
+    if let Some((values, clock)) = listed {
+        c.labelled = values;
+        c.clock = clock;
+        layout = Layout::ObjectList;
+    } else if let Some(root) = body.root() {
         match root.data() {
             Data::Structure { .. } | Data::Array { .. } => c.walk(root.children()),
             _ => c.unlabelled(root),
@@ -459,10 +588,15 @@ pub fn build(
     // No number came with an OBIS code: a known positional layout, if it is one.
     let numeric =
         |v: &ObisValue| matches!(v.value, Value::Int(_) | Value::UInt(_) | Value::Float(_));
+    if c.nested_seen {
+        layout = Layout::Nested;
+    }
     if !obis.0.iter().any(|(_, v)| numeric(v)) {
-        if let Some((values, clock)) = body.root().and_then(positional) {
+        layout = Layout::Unlabelled;
+        if let Some((values, clock, positional_layout)) = body.root().and_then(positional) {
             obis = values;
             c.clock = clock;
+            layout = positional_layout;
         }
     }
     let clock = c.clock.or(notification_time.copied());
@@ -487,6 +621,7 @@ pub fn build(
         system_title,
         frame_counter,
         obis: ObisMap::default(),
+        layout,
     };
     // One pass; the first value of each quantity wins (any channel B).
     for (code, v) in &obis.0 {

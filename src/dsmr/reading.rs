@@ -317,6 +317,118 @@ pub struct DsmrReading {
     pub unknown_lines: Vec<String>,
 }
 
+/// MBusPico's reading fields of a P1 telegram, so that a P1 meter's reading has
+/// the same shape as a DLMS push's (`shared/notes/dlms.md` §5).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MbusPicoFields {
+    /// Loxone time of the telegram's timestamp (local seconds since 2009-01-01).
+    pub lx_timestamp: Option<i64>,
+    /// 0-0:96.1.0 or the equipment identifier 0-0:96.1.1 (hex-encoded ASCII decoded).
+    pub meter_number: Option<String>,
+    /// `(field, value)`: activePowerPlus/Minus (W), activeEnergyPlus/Minus (Wh),
+    /// reactiveEnergyPlus/Minus (varh), voltageL1..3 (V), currentL1..3 (A), powerFactor.
+    pub values: Vec<(&'static str, Option<Value>)>,
+}
+
+/// The factor from a P1 unit to MBusPico's (W, Wh, varh, var, V, A).
+fn to_base(unit: Option<&str>) -> f64 {
+    match unit {
+        Some("kW" | "kWh" | "kvar" | "kvarh" | "kVArh" | "kVAr") => 1000.0,
+        _ => 1.0,
+    }
+}
+
+fn in_base(v: &DsmrValue) -> Option<Value> {
+    let factor = to_base(v.unit.as_deref());
+    match v.value {
+        Value::Int(i) if factor == 1.0 => Some(Value::Int(i)),
+        ref other => {
+            let x = other.as_f64()? * factor;
+            let rounded = x.round();
+            // kWh with three decimals is a whole number of Wh.
+            if factor != 1.0 && (x - rounded).abs() < 1e-6 && rounded.abs() < 9e15 {
+                Some(Value::Int(rounded as i64))
+            } else {
+                Some(Value::Float(x))
+            }
+        }
+    }
+}
+
+/// Printable ASCII of an even-length hex string (the P1 equipment identifier).
+fn hex_ascii(s: &str) -> Option<String> {
+    let bytes = crate::hex::decode(s).ok()?;
+    let ok = !bytes.is_empty() && bytes.iter().all(|b| (0x20..0x7F).contains(b));
+    ok.then(|| bytes.iter().map(|&b| char::from(b)).collect())
+}
+
+impl DsmrReading {
+    fn get(&self, code: &str) -> Option<&DsmrValue> {
+        self.obis.iter().find(|(c, _)| c == code).map(|(_, v)| v)
+    }
+
+    /// The total of a register, or the sum of its tariff registers (`C.8.1`,
+    /// `C.8.2`, … as Dutch and Belgian meters send them) when no total is sent.
+    fn total(&self, c: u8) -> Option<Value> {
+        if let Some(v) = self.get(&format!("1-0:{c}.8.0")) {
+            return in_base(v);
+        }
+        let prefix = format!("1-0:{c}.8.");
+        let tariffs: Vec<f64> = self
+            .obis
+            .iter()
+            .filter(|(code, _)| code.starts_with(&prefix))
+            .filter_map(|(_, v)| in_base(v)?.as_f64())
+            .collect();
+        if tariffs.is_empty() {
+            return None;
+        }
+        let sum: f64 = tariffs.iter().sum();
+        Some(if sum.fract() == 0.0 && sum.abs() < 9e15 {
+            Value::Int(sum as i64)
+        } else {
+            Value::Float(sum)
+        })
+    }
+
+    /// MBusPico's field names for this telegram (units converted from kW/kWh
+    /// to W/Wh, DSMR P1 Companion Standard 5.0.2 §6.12).
+    pub fn mbuspico_fields(&self) -> MbusPicoFields {
+        let one = |code: &str| self.get(code).and_then(in_base);
+        let lx_timestamp = self.timestamp.as_deref().and_then(|t| {
+            let local: Civil = t.get(..19)?.parse().ok()?;
+            let epoch = jiff::civil::date(2009, 1, 1).at(0, 0, 0, 0);
+            Some(local.duration_since(epoch).as_secs())
+        });
+        let meter_number = self
+            .get("0-0:96.1.0")
+            .or_else(|| self.get("0-0:96.1.1"))
+            .and_then(|v| match &v.value {
+                Value::Text(s) => Some(hex_ascii(s).unwrap_or_else(|| s.clone())),
+                _ => None,
+            });
+        MbusPicoFields {
+            lx_timestamp,
+            meter_number,
+            values: vec![
+                ("activePowerPlus", one("1-0:1.7.0")),
+                ("activePowerMinus", one("1-0:2.7.0")),
+                ("activeEnergyPlus", self.total(1)),
+                ("activeEnergyMinus", self.total(2)),
+                ("reactiveEnergyPlus", self.total(3)),
+                ("reactiveEnergyMinus", self.total(4)),
+                ("voltageL1", one("1-0:32.7.0")),
+                ("voltageL2", one("1-0:52.7.0")),
+                ("voltageL3", one("1-0:72.7.0")),
+                ("currentL1", one("1-0:31.7.0")),
+                ("currentL2", one("1-0:51.7.0")),
+                ("currentL3", one("1-0:71.7.0")),
+                ("powerFactor", one("1-0:13.7.0")),
+            ],
+        }
+    }
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }

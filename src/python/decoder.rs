@@ -12,6 +12,7 @@ use crate::dlms::offsets::OffsetMap;
 use crate::dlms::{self, Key, Keys};
 use crate::dsmr;
 use crate::error::DecodeError;
+use crate::profile::{Profile, Security};
 
 /// The authentication key every Luxembourg Smarty meter uses (Smarty P1
 /// specification v1.1.3 §3.4.1), tried for P1 frames when none is given.
@@ -19,27 +20,88 @@ const SMARTY_AUTH_KEY: [u8; 16] = [
     0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xAA, 0xBB, 0xCC, 0xDD, 0xEE, 0xFF,
 ];
 
-/// Decodes DLMS push telegrams with the keys of one meter.
+/// Decodes the telegrams of one meter: DLMS push, DSMR P1 or wired M-Bus.
 ///
-/// Decoder(key=None, *, auth_key=None)
+/// Decoder(key=None, *, auth_key=None, protocol="auto", profile="auto",
+///         tz=None, names=None, verify_crc=True, verify_tag=True)
 ///
 /// key: the meter's encryption key (GUEK) from the grid operator, 32 hex digits
-/// or 16 bytes; auth_key: the authentication key (GAK), only for telegrams with a
+/// or 16 bytes; auth_key: the authentication key (GAK), for telegrams with a
 /// GCM tag (security control 0x30). A malformed key raises ValueError without
 /// repeating it; repr() shows keys as <redacted>.
 ///
-/// Accepts the Austrian M-Bus push (Kaifa MA309M and Sagemcom T210-D of Netz NÖ,
-/// the KSM-West operators), a bare general-glo-ciphering APDU (0xDB) or a plain
-/// data-notification (0x0F). Sources: EN 13757-2, IEC 62056-7-6, IEC 62056-5-3,
-/// DLMS UA Blue Book.
+/// profile: a meter profile name from mbuspico.profiles.PROFILES
+/// ("kaifa-ma309m-netznoe", "wienernetze-im350", "burgenland-e450", …, or an
+/// MBUSPICO_DEVICE value such as "KAIFA_MA309M_NETZNOE"): telegrams must then be
+/// framed and laid out as that meter sends them (ProfileFraming/ProfileLayout
+/// errors otherwise), its protocol and time zone are the defaults, and a
+/// profile with tags needs auth_key. "auto" (the default) detects framing and
+/// layout from the bytes; Decoder.identify() tells which profiles fit.
+///
+/// verify_tag=False decrypts tagged telegrams without checking the tag (and
+/// without auth_key), for meters whose operator does not hand out the
+/// authentication key; such readings are not authenticated.
+/// tz: IANA zone of DSMR timestamps (default the profile's, else
+/// Europe/Amsterdam); names: OBIS code to name overrides for DSMR;
+/// verify_crc=False accepts DSMR telegrams with a wrong CRC.
+///
+/// Accepts M-Bus push frames (Netz NÖ, KSM-West), HDLC frames (Wiener Netze,
+/// Kärnten, Burgenland, Landis+Gyr general block transfer), a bare
+/// general-glo-ciphering APDU (0xDB, also with a DSMR telegram inside), a
+/// plain data-notification (0x0F), DSMR P1 telegrams and wired M-Bus frames.
+/// Sources: EN 13757-2/-3, IEC 62056-46, IEC 62056-7-6, IEC 62056-5-3, DLMS UA
+/// Blue Book, DSMR P1 5.0.2.
 #[pyclass(module = "mbuspico", name = "Decoder", frozen)]
 pub struct Decoder {
     keys: Keys,
     protocol: Option<crate::Protocol>,
+    profile: Option<&'static Profile>,
     dsmr: dsmr::Options,
 }
 
+/// The meter profile called `name` (`"auto"`: none).
+pub(crate) fn profile(name: &str) -> PyResult<Option<&'static Profile>> {
+    if name == "auto" {
+        return Ok(None);
+    }
+    crate::profile::find(name).map(Some).ok_or_else(|| {
+        let names: Vec<&str> = crate::profile::PROFILES.iter().map(|p| p.name).collect();
+        PyValueError::new_err(format!(
+            "unknown meter profile {name:?}; one of \"auto\", {}",
+            names.join(", ")
+        ))
+    })
+}
+
+/// The protocol of a `protocol=` argument, checked against the profile's.
+pub(crate) fn protocol(name: &str, profile: Option<&Profile>) -> PyResult<Option<crate::Protocol>> {
+    let protocol = match name {
+        "auto" => None,
+        "dlms" => Some(crate::Protocol::Dlms),
+        "mbus" => Some(crate::Protocol::Mbus),
+        "dsmr" => Some(crate::Protocol::Dsmr),
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "protocol must be \"auto\", \"dlms\", \"mbus\" or \"dsmr\", not {other:?}"
+            )))
+        }
+    };
+    match (protocol, profile) {
+        (Some(p), Some(prof)) if p != prof.protocol => Err(PyValueError::new_err(format!(
+            "protocol {name:?} contradicts meter profile {:?}",
+            prof.name
+        ))),
+        (None, Some(prof)) => Ok(Some(prof.protocol)),
+        (p, _) => Ok(p),
+    }
+}
+
 impl Decoder {
+    /// The meter profile's name, if one is selected.
+    pub(crate) fn profile_name(&self) -> Option<&'static str> {
+        self.profile.map(|p| p.name)
+    }
+
     /// The decrypted data-notification APDU of a DLMS telegram's bytes.
     pub(crate) fn apdu_bytes(&self, bytes: &[u8]) -> PyResult<Vec<u8>> {
         dlms::decrypt_apdu(bytes, &self.keys).map_err(errors::to_py)
@@ -51,6 +113,9 @@ impl Decoder {
         py: Python<'py>,
         bytes: &[u8],
     ) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(p) = self.profile {
+            p.check_framing(bytes).map_err(errors::to_py)?;
+        }
         let protocol = self.protocol.unwrap_or_else(|| crate::detect(bytes));
         if bytes.first() == Some(&dlms::security::TAG) && protocol != crate::Protocol::Mbus {
             if let Some(d) = self.encrypted_dsmr(py, bytes)? {
@@ -71,7 +136,7 @@ impl Decoder {
                 Ok(d.into_any())
             }
             crate::Protocol::Dlms => {
-                let r = dlms::decode(bytes, &self.keys).map_err(errors::to_py)?;
+                let r = dlms::decode_as(bytes, &self.keys, self.profile).map_err(errors::to_py)?;
                 Ok(reading::to_dict(py, &r)?.into_any())
             }
             crate::Protocol::Mbus => {
@@ -94,6 +159,7 @@ impl Decoder {
             smarty = Keys {
                 key: self.keys.key.clone(),
                 auth_key: Some(Key::new(SMARTY_AUTH_KEY)),
+                skip_tag_check: self.keys.skip_tag_check,
             };
             &smarty
         } else {
@@ -128,29 +194,40 @@ impl Decoder {
     }
 }
 
+/// A profile whose telegrams carry a GCM tag needs the authentication key,
+/// unless tag checking is off.
+pub(crate) fn check_keys(profile: &Profile, keys: &Keys) -> PyResult<()> {
+    if profile.security == Security::Authenticated
+        && keys.auth_key.is_none()
+        && !keys.skip_tag_check
+    {
+        return Err(PyValueError::new_err(format!(
+            "meter profile {:?} sends authenticated telegrams (security control 0x30): \
+             give auth_key, or verify_tag=False to decrypt without checking the tag",
+            profile.name
+        )));
+    }
+    Ok(())
+}
+
 #[pymethods]
 impl Decoder {
     #[new]
-    #[pyo3(signature = (key = None, *, auth_key = None, protocol = "auto", tz = "Europe/Amsterdam", names = None, verify_crc = true))]
+    #[pyo3(signature = (key = None, *, auth_key = None, protocol = "auto", profile = "auto", tz = None, names = None, verify_crc = true, verify_tag = true))]
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         key: Option<&Bound<'_, PyAny>>,
         auth_key: Option<&Bound<'_, PyAny>>,
         protocol: &str,
-        tz: &str,
+        profile: &str,
+        tz: Option<&str>,
         names: Option<HashMap<String, String>>,
         verify_crc: bool,
+        verify_tag: bool,
     ) -> PyResult<Self> {
-        let protocol = match protocol {
-            "auto" => None,
-            "dlms" => Some(crate::Protocol::Dlms),
-            "mbus" => Some(crate::Protocol::Mbus),
-            "dsmr" => Some(crate::Protocol::Dsmr),
-            other => {
-                return Err(PyValueError::new_err(format!(
-                    "protocol must be \"auto\", \"dlms\", \"mbus\" or \"dsmr\", not {other:?}"
-                )))
-            }
-        };
+        let profile = self::profile(profile)?;
+        let protocol = self::protocol(protocol, profile)?;
+        let tz = tz.unwrap_or(profile.map_or("Europe/Amsterdam", |p| p.tz));
         let tz = jiff::tz::TimeZone::get(tz).map_err(|_| {
             PyValueError::new_err(format!(
                 "unknown time zone {tz:?}; give an IANA name such as \"Europe/Amsterdam\""
@@ -161,12 +238,18 @@ impl Decoder {
             names: names.unwrap_or_default(),
             verify_crc,
         };
+        let keys = Keys {
+            key: key.map(|k| convert::key(k, "key")).transpose()?,
+            auth_key: auth_key.map(|k| convert::key(k, "auth_key")).transpose()?,
+            skip_tag_check: !verify_tag,
+        };
+        if let Some(p) = profile {
+            check_keys(p, &keys)?;
+        }
         Ok(Decoder {
-            keys: Keys {
-                key: key.map(|k| convert::key(k, "key")).transpose()?,
-                auth_key: auth_key.map(|k| convert::key(k, "auth_key")).transpose()?,
-            },
+            keys,
             protocol,
+            profile,
             dsmr,
         })
     }
@@ -224,10 +307,111 @@ impl Decoder {
         self.keys.auth_key.is_some()
     }
 
+    /// The meter profile's name, or None when decoding whatever comes ("auto").
+    #[getter]
+    fn profile(&self) -> Option<&'static str> {
+        self.profile.map(|p| p.name)
+    }
+
+    /// Whether GCM tags are verified (False only with verify_tag=False).
+    #[getter]
+    fn verify_tag(&self) -> bool {
+        !self.keys.skip_tag_check
+    }
+
+    /// What a telegram is: {"protocol", "framing", "layout", "profiles"}.
+    ///
+    /// protocol: "dlms", "dsmr" or "mbus"; framing: "mbus", "hdlc",
+    /// "hdlc+gbt", "p1", "p1-encrypted" or "apdu"; layout (DLMS only, else
+    /// None): "obis-flat", "obis-nested", "wienernetze", "burgenland",
+    /// "object-list"; profiles: the names of the meter profiles that send
+    /// telegrams like it (what profile="auto" found). Decodes the telegram to
+    /// learn its layout, so it needs the keys and raises what decode raises.
+    #[pyo3(signature = (data, /))]
+    fn identify<'py>(
+        &self,
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+        let bytes = convert::input(data)?;
+        let first = bytes.first().copied();
+        let protocol = self.protocol.unwrap_or_else(|| crate::detect(&bytes));
+        let mut layout = None;
+        let framing = match first {
+            Some(crate::mbus::frame::START) => "mbus",
+            Some(dlms::hdlc::FLAG) => {
+                let gbt = dlms::hdlc::reassemble(&bytes)
+                    .ok()
+                    .is_some_and(|r| r.apdu.first() == Some(&dlms::hdlc::GENERAL_BLOCK_TRANSFER));
+                if gbt {
+                    "hdlc+gbt"
+                } else {
+                    "hdlc"
+                }
+            }
+            Some(b'/') => "p1",
+            _ => "apdu",
+        };
+        let mut framing = framing;
+        let protocol = match protocol {
+            crate::Protocol::Dlms => {
+                let decoded = self.decode_bytes(py, &bytes)?;
+                if decoded.get_item("protocol")?.extract::<String>()? == "dsmr" {
+                    framing = "p1-encrypted";
+                    "dsmr"
+                } else {
+                    layout = Some(
+                        dlms::decode_as(&bytes, &self.keys, None)
+                            .map_err(errors::to_py)?
+                            .layout,
+                    );
+                    "dlms"
+                }
+            }
+            crate::Protocol::Dsmr => {
+                self.decode_bytes(py, &bytes)?;
+                "dsmr"
+            }
+            crate::Protocol::Mbus => {
+                self.decode_bytes(py, &bytes)?;
+                "mbus"
+            }
+        };
+        let profiles: Vec<&str> = crate::profile::PROFILES
+            .iter()
+            .filter(|p| {
+                let same_framing = p.framing.name() == framing
+                    || (framing == "apdu" && p.framing.accepts(first.unwrap_or(0)));
+                let same_protocol = match p.protocol {
+                    crate::Protocol::Dlms => protocol == "dlms",
+                    crate::Protocol::Dsmr => protocol == "dsmr",
+                    crate::Protocol::Mbus => protocol == "mbus",
+                };
+                same_protocol && same_framing && (layout.is_none() || p.layout == layout)
+            })
+            .map(|p| p.name)
+            .collect();
+        let d = pyo3::types::PyDict::new(py);
+        d.set_item("protocol", protocol)?;
+        d.set_item("framing", framing)?;
+        d.set_item("layout", layout.map(|l| l.name()))?;
+        d.set_item("profiles", profiles)?;
+        Ok(d)
+    }
+
     fn __repr__(&self) -> String {
         let shown = |k: &Option<dlms::Key>| if k.is_some() { "<redacted>" } else { "None" };
+        let profile = self
+            .profile
+            .map(|p| format!(", profile={:?}", p.name))
+            .unwrap_or_default();
+        let tag = if self.keys.skip_tag_check {
+            ", verify_tag=False"
+        } else {
+            ""
+        };
         format!(
-            "Decoder(key={}, auth_key={})",
+            "Decoder(key={}, auth_key={}{profile}{tag})",
             shown(&self.keys.key),
             shown(&self.keys.auth_key)
         )

@@ -16,6 +16,7 @@ mod mbus_master;
 mod mbus_xml;
 #[cfg(feature = "serial")]
 mod port;
+mod profiles;
 #[cfg(feature = "serial")]
 mod reader;
 mod reading;
@@ -33,6 +34,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     #[cfg(feature = "serial")]
     mbus_master::register(m)?;
     m.add_function(wrap_pyfunction!(simulate::encode_push, m)?)?;
+    m.add_function(wrap_pyfunction!(profiles::profiles, m)?)?;
     m.add_function(wrap_pyfunction!(mbus_xml::mbus_to_xml, m)?)?;
     m.add_function(wrap_pyfunction!(dsmr_emit::dsmr_crc16, m)?)?;
     m.add_function(wrap_pyfunction!(dsmr_emit::dsmr_encrypt, m)?)?;

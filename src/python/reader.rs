@@ -212,7 +212,7 @@ impl SerialReader {
 #[pymethods]
 impl SerialReader {
     #[new]
-    #[pyo3(signature = (port, *, key, auth_key = None, protocol = "auto", baudrate = None, parity = None, bytesize = 8, timeout = None, reconnect = false, tz = "Europe/Amsterdam", names = None, apdu = false))]
+    #[pyo3(signature = (port, *, key, auth_key = None, protocol = "auto", profile = "auto", baudrate = None, parity = None, bytesize = None, timeout = None, reconnect = false, tz = None, names = None, apdu = false, verify_tag = true))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -220,28 +220,33 @@ impl SerialReader {
         key: Option<&Bound<'_, PyAny>>,
         auth_key: Option<&Bound<'_, PyAny>>,
         protocol: &str,
+        profile: &str,
         baudrate: Option<u32>,
         parity: Option<&str>,
-        bytesize: u8,
+        bytesize: Option<u8>,
         timeout: Option<f64>,
         reconnect: bool,
-        tz: &str,
+        tz: Option<&str>,
         names: Option<std::collections::HashMap<String, String>>,
         apdu: bool,
+        verify_tag: bool,
     ) -> PyResult<Self> {
-        let p1 = match protocol {
-            "auto" | "dlms" | "mbus" => false,
-            "dsmr" => true,
-            other => {
-                return Err(PyValueError::new_err(format!(
-                    "protocol must be \"auto\", \"dlms\", \"mbus\" or \"dsmr\", not {other:?}"
-                )))
-            }
-        };
-        // The M-Bus push interfaces run 2400 8E1, P1 ports 115200 8N1.
-        let baudrate = baudrate.unwrap_or(if p1 { 115_200 } else { 2400 });
-        let parity = parity.unwrap_or(if p1 { "none" } else { "even" });
-        let decoder = Decoder::new(key, auth_key, protocol, tz, names, true)?;
+        let meter = super::decoder::profile(profile)?;
+        let p1 = super::decoder::protocol(protocol, meter)? == Some(crate::Protocol::Dsmr);
+        // The profile's interface; else the M-Bus push interfaces' 2400 8E1, P1 ports' 115200 8N1.
+        let serial = meter.map(|m| m.serial);
+        let baudrate =
+            baudrate
+                .or(serial.map(|s| s.baudrate))
+                .unwrap_or(if p1 { 115_200 } else { 2400 });
+        let parity =
+            parity
+                .or(serial.map(|s| s.parity))
+                .unwrap_or(if p1 { "none" } else { "even" });
+        let bytesize = bytesize.or(serial.map(|s| s.data_bits)).unwrap_or(8);
+        let decoder = Decoder::new(
+            key, auth_key, protocol, profile, tz, names, true, verify_tag,
+        )?;
         let settings = super::port::settings(port, baudrate, parity, bytesize)?;
         let mut reader = SerialReader {
             settings,
@@ -321,6 +326,37 @@ impl SerialReader {
     #[getter]
     fn port(&self) -> &str {
         &self.settings.port
+    }
+
+    /// The line speed the port was opened with, baud.
+    #[getter]
+    fn baudrate(&self) -> u32 {
+        self.settings.baudrate
+    }
+
+    /// The parity the port was opened with: "even", "odd" or "none".
+    #[getter]
+    fn parity(&self) -> &'static str {
+        match self.settings.parity {
+            serialport::Parity::Even => "even",
+            serialport::Parity::Odd => "odd",
+            serialport::Parity::None => "none",
+        }
+    }
+
+    /// Data bits per character the port was opened with (7 or 8).
+    #[getter]
+    fn bytesize(&self) -> u8 {
+        match self.settings.data_bits {
+            serial::DataBits::Seven => 7,
+            _ => 8,
+        }
+    }
+
+    /// The meter profile's name; None without one ("auto").
+    #[getter]
+    fn profile(&self) -> Option<&'static str> {
+        self.decoder.profile_name()
     }
 
     /// Whether the port is open right now.

@@ -227,6 +227,12 @@ pub fn dsmr_to_dict<'py>(
         },
     )?;
     d.set_item(intern!(py, "timestamp"), r.timestamp.as_deref())?;
+    let fields = r.mbuspico_fields();
+    d.set_item(intern!(py, "lxTimestamp"), fields.lx_timestamp)?;
+    d.set_item(intern!(py, "meterNumber"), fields.meter_number)?;
+    for (name, v) in &fields.values {
+        d.set_item(name, optional(py, v)?)?;
+    }
     let obis = PyDict::new(py);
     let keys = (
         intern!(py, "value"),

@@ -26,6 +26,7 @@ pub fn keys(v: &Json) -> Keys {
     Keys {
         key: v["key"].as_str().map(|k| Key::from_hex(k).unwrap()),
         auth_key: v["auth_key"].as_str().map(|k| Key::from_hex(k).unwrap()),
+        skip_tag_check: false,
     }
 }
 
@@ -34,5 +35,6 @@ pub fn any_keys() -> Keys {
     Keys {
         key: Some(Key::new([7; 16])),
         auth_key: Some(Key::new([9; 16])),
+        skip_tag_check: false,
     }
 }
