@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import mbuspico
 from mbuspico.profiles import PROFILES, find, readme_table
@@ -235,3 +237,73 @@ def test_serial_reader_takes_the_profiles_interface_settings(name: str) -> None:
     finally:
         os.close(master)
         os.close(slave)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(sorted(PROFILES)),
+    st.sampled_from([b"", b"\x68", b"\x7e\xa0", b"\xdb\x08", b"\x0f", b"/"]),
+    st.binary(max_size=400),
+)
+def test_any_bytes_under_any_profile(profile: str, head: bytes, rest: bytes) -> None:
+    """A reading or a DecodeError inside the input, never anything else."""
+    data = head + rest
+    d = mbuspico.Decoder("00" * 16, auth_key="00" * 16, profile=profile)
+    for call in (d.decode, d.identify):
+        try:
+            call(data)
+        except mbuspico.DecodeError as e:
+            assert 0 <= e.offset <= len(data)
+
+
+def test_cli_decode_and_read_with_a_profile(tmp_path: Path) -> None:
+    """``mbuspico decode --profile`` and ``simulate``/``read`` with profile names."""
+    import io
+    import subprocess
+
+    from mbuspico.cli import main
+
+    wire, v = telegram("wienernetze_siemens_im350")
+    out, log = io.StringIO(), io.StringIO()
+    argv = ["decode", "--hex", wire.hex(), "--key", v["key"], "--profile", "wienernetze-im350"]
+    assert main(argv, out=out, log=log) == 0, log.getvalue()
+    assert json.loads(out.getvalue())["meterNumber"] == "SMS1030788000020"
+    out, log = io.StringIO(), io.StringIO()
+    argv = ["decode", "--hex", wire.hex(), "--key", v["key"], "--profile", "burgenland-e450"]
+    assert main([*argv, "--no-verify-tag"], out=out, log=log) == 1
+    assert "sends the burgenland layout" in log.getvalue()
+
+    exe = str(Path(sys.executable).with_name("mbuspico"))
+    link = tmp_path / "meter"
+    key, auth = "11" * 16, "22" * 16
+    sim = subprocess.Popen(
+        [
+            *(exe, "simulate", "--meter", "burgenland-e450", "--key", key, "--auth-key", auth),
+            *("--link", str(link), "--interval", "0.2"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert sim.stdout is not None
+        assert "burgenland-e450" in sim.stdout.readline()
+        read = subprocess.run(
+            [
+                *(exe, "read", str(link), "--key", key, "--auth-key", auth),
+                *("--profile", "burgenland-e450", "--count", "2", "--timeout", "10"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert read.returncode == 0, read.stderr
+        readings = [json.loads(line) for line in read.stdout.splitlines()]
+        assert len(readings) == 2
+        assert all(r["systemTitle"].startswith("4c475a67") for r in readings)
+        assert readings[1]["frameCounter"] == readings[0]["frameCounter"] + 1
+    finally:
+        sim.terminate()
+        sim.wait(timeout=10)
+        if sim.stdout:
+            sim.stdout.close()
