@@ -1,113 +1,203 @@
-//! Criterion benchmarks of the decoders on real frames (`cargo bench`).
+//! Criterion benchmarks of the Rust core on the reference inputs (`cargo bench`).
 //!
-//! Reference inputs from `tests/data/dlms/vectors.json`: the Netz NÖ Kaifa
-//! MA309M push (282 bytes, 2 M-Bus frames, AES-GCM without tag), the Polish
-//! KSM-West Kaifa push (376 bytes), and the deframer on a stream of them.
+//! Every decode bench reports frames per second (`Throughput::Elements(1)`);
+//! the bench id ends with the input's size in bytes. The stream benches report
+//! bytes per second.
+//!
+//! * `dlms_decode` — [`mbuspico::dlms::decode`] on pushes of
+//!   `tests/data/dlms/vectors.json`: the Netz NÖ Kaifa MA309M (`fkw9_kaifa_ma309m_real`,
+//!   2 M-Bus frames, AES-GCM without tag), the Polish KSM-West Kaifa
+//!   (`amsreader_gh905_kaifa_poland`), the Sagemcom T210-D (`fkw9_sagemcom_t210d_L01`),
+//!   the Wiener Netze Siemens IM350 HDLC push (`wienernetze_siemens_im350`), the
+//!   Netz Burgenland L+G E450 HDLC push with GCM tag
+//!   (`amsreader_gh501_1_lg_e450_burgenland`, auth_key) and the L+G E570 HDLC
+//!   general-block-transfer push (`sdc_lg_e570_encrypted`).
+//! * `mbus_decode` — [`mbuspico::mbus::decode`] on the Itron CF Echo II frame
+//!   (`tests/data/mbus/otb_iot_cf_echo_ii_checksum_corrected.hex`, 13 records)
+//!   and on libmbus frames from `tests/data/libmbus/test-frames/`:
+//!   `ELV-Elvaco-CMa10.hex` (13 records), `EMU_EMU-Professional-375-M-Bus.hex`
+//!   (32 records) and `metrona_ultraheat_xs.hex` (40 records, the most of any
+//!   frame in the corpus); plus `mbus::to_xml` (normalized) on the first two.
+//! * `dsmr_decode` — [`mbuspico::dsmr::decode`] on the DSMR 5 telegram
+//!   (`dsmr_parser/TELEGRAM_V5` of `tests/data/dsmr/vectors.json`), and the
+//!   Luxembourg Smarty frame (`meterlogger/luxembourgTelegram` encrypted as
+//!   `benchmarks/bench_decode.py` does) through [`mbuspico::dlms::decrypt`] and
+//!   `dsmr::decode`, as the Python `Decoder` does.
+//! * `deframer` — [`mbuspico::stream::Deframer`] on 1 MiB of Kaifa pushes with
+//!   garbage between, fed in 4 KiB chunks.
+//! * `dsmr_framer` — [`mbuspico::dsmr::stream::Framer`] on 1 MiB of DSMR 5
+//!   telegrams with garbage between, fed in 4 KiB chunks.
 #![allow(
     missing_docs,
     clippy::unwrap_used,
     clippy::expect_used,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    clippy::panic
 )]
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use mbuspico::dlms::{self, Key, Keys};
+mod common;
+
+use common::{dlms_vector, dsmr_text, hex_file, smarty_frame, stream_of};
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
+use mbuspico::dlms::{self, offsets::OffsetMap};
+use mbuspico::dsmr;
 use mbuspico::stream::Deframer;
+use std::borrow::Cow;
 use std::hint::black_box;
 
-fn vector(id: &str) -> (Vec<u8>, Keys) {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/dlms/vectors.json"
-    ))
-    .unwrap();
-    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let v = doc["vectors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["id"] == id)
-        .unwrap();
-    let frame = mbuspico::hex::decode(v["hex"].as_str().unwrap()).unwrap();
-    let keys = Keys {
-        key: Key::from_hex(v["key"].as_str().unwrap()),
-        auth_key: None,
-        skip_tag_check: false,
-    };
-    (frame, keys)
+/// Benches `f` on one input as `group/name_<bytes>B`, in frames per second.
+/// (The result may borrow the input, as `mbus::decode`'s does.)
+fn bench_frame<'i, M, R>(
+    group: &mut BenchmarkGroup<'_, M>,
+    name: &str,
+    input: &'i [u8],
+    mut f: impl FnMut(&'i [u8]) -> R,
+) where
+    M: criterion::measurement::Measurement,
+{
+    group.throughput(Throughput::Elements(1));
+    group.bench_function(format!("{name}_{}B", input.len()), |b| {
+        b.iter(|| f(black_box(input)))
+    });
 }
 
-fn decode(c: &mut Criterion) {
+fn dlms_decode(c: &mut Criterion) {
     let mut group = c.benchmark_group("dlms_decode");
     for (name, id) in [
         ("kaifa_ma309m_netznoe", "fkw9_kaifa_ma309m_real"),
         ("kaifa_ksm_west_3phase", "amsreader_gh905_kaifa_poland"),
         ("sagemcom_t210d_l01", "fkw9_sagemcom_t210d_L01"),
+        (
+            "hdlc_siemens_im350_wienernetze",
+            "wienernetze_siemens_im350",
+        ),
+        (
+            "hdlc_tagged_lg_e450_burgenland",
+            "amsreader_gh501_1_lg_e450_burgenland",
+        ),
+        ("hdlc_gbt_lg_e570", "sdc_lg_e570_encrypted"),
     ] {
-        let (frame, keys) = vector(id);
-        dlms::decode(&frame, &keys).unwrap();
-        group.throughput(Throughput::Bytes(frame.len() as u64));
-        group.bench_function(name, |b| b.iter(|| dlms::decode(black_box(&frame), &keys)));
+        let (frame, keys) = dlms_vector(id);
+        dlms::decode(&frame, &keys).unwrap_or_else(|e| panic!("{id}: {e:?}"));
+        bench_frame(&mut group, name, &frame, |f| dlms::decode(f, &keys));
     }
+    group.finish();
+}
+
+fn mbus_decode(c: &mut Criterion) {
+    let mut group = c.benchmark_group("mbus_decode");
+    for (name, path, records, xml) in [
+        // The 83-byte frame of peers-baseline.md (checksum corrected to 0x70).
+        (
+            "cf_echo_ii_13rec",
+            "mbus/otb_iot_cf_echo_ii_checksum_corrected.hex",
+            13,
+            true,
+        ),
+        (
+            "elvaco_cma10_13rec",
+            "libmbus/test-frames/ELV-Elvaco-CMa10.hex",
+            13,
+            false,
+        ),
+        (
+            "emu_professional_32rec",
+            "libmbus/test-frames/EMU_EMU-Professional-375-M-Bus.hex",
+            32,
+            true,
+        ),
+        (
+            "metrona_ultraheat_xs_40rec",
+            "libmbus/test-frames/metrona_ultraheat_xs.hex",
+            40,
+            false,
+        ),
+    ] {
+        let frame = hex_file(path);
+        let reading = mbuspico::mbus::decode(&frame).unwrap();
+        assert_eq!(reading.records.len(), records, "{path}");
+        bench_frame(&mut group, name, &frame, mbuspico::mbus::decode);
+        if xml {
+            bench_frame(&mut group, &format!("{name}_xml_normalized"), &frame, |f| {
+                mbuspico::mbus::to_xml(&[f], true)
+            });
+        }
+    }
+    group.finish();
+}
+
+fn dsmr_decode(c: &mut Criterion) {
+    let options = dsmr::Options::default();
+    let mut group = c.benchmark_group("dsmr_decode");
+    let v5 = dsmr_text("dsmr_parser/TELEGRAM_V5");
+    dsmr::decode(&v5, &options).unwrap();
+    bench_frame(&mut group, "dsmr5_telegram", &v5, |t| {
+        dsmr::decode(t, &options)
+    });
+    let (smarty, keys) = smarty_frame();
+    // The reading is consumed inside (it may borrow the decrypted plaintext):
+    // `Ok(header is Lux5, CRC ok)`.
+    let decrypt_decode = |f: &[u8]| {
+        let map = OffsetMap::identity(0, f.len());
+        let decrypted = dlms::decrypt(Cow::Borrowed(f), &map, &keys)?;
+        let reading = black_box(dsmr::decode(decrypted.plaintext(), &options)?);
+        Ok::<_, mbuspico::DecodeError>(reading.header.starts_with("Lux5") && reading.crc == "ok")
+    };
+    assert!(decrypt_decode(&smarty).unwrap());
+    bench_frame(&mut group, "smarty_encrypted", &smarty, decrypt_decode);
     group.finish();
 }
 
 fn deframe(c: &mut Criterion) {
-    let (frame, _) = vector("fkw9_kaifa_ma309m_real");
-    let mut stream = Vec::new();
-    while stream.len() < 1 << 20 {
-        stream.extend_from_slice(b"\x00garbage\x68\x16");
-        stream.extend_from_slice(&frame);
-    }
+    let (frame, _) = dlms_vector("fkw9_kaifa_ma309m_real");
+    let (stream, pushes) = stream_of(&frame, b"\x00garbage\x68\x16");
     let mut group = c.benchmark_group("deframer");
     group.throughput(Throughput::Bytes(stream.len() as u64));
     group.sample_size(20);
-    group.bench_function("1MiB_kaifa_with_garbage_4k_chunks", |b| {
-        b.iter(|| {
-            let mut d = Deframer::new();
-            let mut n = 0;
-            for chunk in stream.chunks(4096) {
-                d.push(chunk);
-                while d.next_telegram().is_some() {
-                    n += 1;
-                }
+    let run = || {
+        let mut d = Deframer::new();
+        let mut n = 0;
+        for chunk in stream.chunks(4096) {
+            d.push(black_box(chunk));
+            while d.next_telegram().is_some() {
+                n += 1;
             }
-            n
-        })
-    });
-    group.finish();
-}
-
-fn mbus(c: &mut Criterion) {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/");
-    let read = |path: &str| {
-        let text = std::fs::read_to_string(format!("{dir}{path}")).unwrap();
-        mbuspico::hex::decode(text.trim()).unwrap()
+        }
+        n
     };
-    let mut group = c.benchmark_group("mbus_decode");
-    for (name, path) in [
-        // The 83-byte frame of peers-baseline.md (checksum corrected to 0x70).
-        (
-            "cf_echo_ii_13_records",
-            "mbus/otb_iot_cf_echo_ii_checksum_corrected.hex",
-        ),
-        (
-            "emu_professional_32_records",
-            "libmbus/test-frames/EMU_EMU-Professional-375-M-Bus.hex",
-        ),
-    ] {
-        let frame = read(path);
-        mbuspico::mbus::decode(&frame).unwrap();
-        group.throughput(Throughput::Bytes(frame.len() as u64));
-        group.bench_function(name, |b| {
-            b.iter(|| mbuspico::mbus::decode(black_box(&frame)))
-        });
-        group.bench_function(format!("{name}_xml_normalized"), |b| {
-            b.iter(|| mbuspico::mbus::to_xml(&[black_box(&frame)], true))
-        });
-    }
+    assert_eq!(run(), pushes);
+    group.bench_function("1MiB_kaifa_with_garbage_4k_chunks", |b| b.iter(run));
     group.finish();
 }
 
-criterion_group!(benches, decode, deframe, mbus);
+fn dsmr_frame(c: &mut Criterion) {
+    let telegram = dsmr_text("dsmr_parser/TELEGRAM_V5");
+    let (stream, telegrams) = stream_of(&telegram, b"\x00\xffgarbage\r\n!\r\n");
+    let mut group = c.benchmark_group("dsmr_framer");
+    group.throughput(Throughput::Bytes(stream.len() as u64));
+    group.sample_size(20);
+    let run = || {
+        let mut f = dsmr::stream::Framer::new();
+        let mut n = 0;
+        for chunk in stream.chunks(4096) {
+            f.push(black_box(chunk));
+            while f.next_telegram().is_some() {
+                n += 1;
+            }
+        }
+        n
+    };
+    assert_eq!(run(), telegrams);
+    group.bench_function("1MiB_dsmr5_with_garbage_4k_chunks", |b| b.iter(run));
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    dlms_decode,
+    mbus_decode,
+    dsmr_decode,
+    deframe,
+    dsmr_frame
+);
 criterion_main!(benches);

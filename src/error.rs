@@ -244,6 +244,13 @@ pub enum ErrorKind {
         /// The block number that is missing.
         expected: u16,
     },
+    /// The telegram carries no authentication tag although this meter's
+    /// telegrams must (an authentication key was given, or the profile's meter
+    /// tags every telegram): a tag stripped on the way is refused.
+    MissingTag {
+        /// The security control byte found.
+        security_control: u8,
+    },
     /// The data-notification holds numbers but none under an OBIS code, and
     /// they fit none of the known positional layouts or an object list.
     UnsupportedLayout,
@@ -304,6 +311,7 @@ impl ErrorKind {
             | ProfileLayout { .. } => Category::Apdu,
             MissingKey
             | MissingAuthKey
+            | MissingTag { .. }
             | AuthenticationFailed
             | ImplausiblePlaintext { .. }
             | UnsupportedSecurity { .. } => Category::Decryption,
@@ -342,6 +350,7 @@ impl ErrorKind {
             TrailingApduBytes { .. } => "trailing_apdu_bytes",
             MissingKey => "missing_key",
             MissingAuthKey => "missing_auth_key",
+            MissingTag { .. } => "missing_tag",
             AuthenticationFailed => "authentication_failed",
             ImplausiblePlaintext { .. } => "implausible_plaintext",
             UnsupportedSecurity { .. } => "unsupported_security",
@@ -438,6 +447,12 @@ impl fmt::Display for ErrorKind {
             MissingAuthKey => write!(
                 f,
                 "telegram carries an authentication tag (security control 0x30): an authentication key is needed"
+            ),
+            MissingTag { security_control } => write!(
+                f,
+                "telegram carries no authentication tag (security control 0x{security_control:02x}) \
+                 but this meter's telegrams must: refused as possibly stripped \
+                 (verify_tag=False accepts it)"
             ),
             AuthenticationFailed => write!(
                 f,

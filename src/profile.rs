@@ -136,6 +136,9 @@ pub enum Security {
     Encrypted,
     /// Encrypted and authenticated (security control 0x30): both keys.
     Authenticated,
+    /// Encrypted and authenticated with a published authentication key
+    /// (Luxembourg Smarty): the encryption key only.
+    PublicTag,
 }
 
 impl Security {
@@ -145,6 +148,7 @@ impl Security {
             Security::None => "none",
             Security::Encrypted => "encrypted",
             Security::Authenticated => "authenticated",
+            Security::PublicTag => "authenticated (public key)",
         }
     }
 }
@@ -457,7 +461,7 @@ pub static PROFILES: &[Profile] = &[
         protocol: Protocol::Dsmr,
         framing: Framing::P1Encrypted,
         layout: None,
-        security: Security::Encrypted,
+        security: Security::PublicTag,
         serial: P1_115200,
         connector: "P1 port (RJ12)",
         tz: "Europe/Luxembourg",

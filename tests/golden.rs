@@ -10,7 +10,7 @@
 
 use mbuspico::dlms::reading::Value;
 use mbuspico::dlms::{self, Key, Keys, Reading};
-use mbuspico::{Category, ErrorKind};
+use mbuspico::{Category, DecodeError, ErrorKind};
 use serde_json::Value as Json;
 
 mod common;
@@ -202,6 +202,7 @@ fn wrong_key_is_a_decryption_error() {
             key: Some(Key::new([0x42; 16])),
             auth_key: None,
             skip_tag_check: false,
+            require_tag: false,
         };
         let e = dlms::decode(&bytes(&v, "hex"), &wrong).unwrap_err();
         assert_eq!(e.kind.category(), Category::Decryption, "{}: {e}", v["id"]);
@@ -232,6 +233,29 @@ fn authenticated_apdu_verifies_its_tag() {
         dlms::decode(&apdu, &no_ak).unwrap_err().kind,
         ErrorKind::MissingAuthKey
     );
+    // Downgrade: security control 0x30 rewritten to 0x20 and the tag cut off.
+    // Knowing the meter tags its telegrams, the decoder refuses it at the
+    // security control byte (DB, 08, 8-byte system title, length: byte 11).
+    let mut stripped = apdu[..apdu.len() - 12].to_vec();
+    assert_eq!(stripped[11], 0x30);
+    stripped[11] = 0x20;
+    stripped[10] -= 12;
+    let strict = Keys {
+        require_tag: true,
+        ..keys(&v)
+    };
+    assert_eq!(
+        dlms::decode(&stripped, &strict).unwrap_err(),
+        DecodeError::new(
+            ErrorKind::MissingTag {
+                security_control: 0x20
+            },
+            11
+        )
+    );
+    // Without that knowledge it is an untagged telegram (CTR: same plaintext).
+    let r = dlms::decode(&stripped, &keys(&v)).unwrap();
+    assert_eq!(r.frame_counter, Some(485));
 }
 
 #[test]

@@ -148,8 +148,13 @@ def test_profile_refuses_another_meters_telegram() -> None:
     assert "obis-flat" in str(e.value)
     assert "obis-nested" in str(e.value)
     wn, v = telegram("wienernetze_siemens_im350")
-    with pytest.raises(mbuspico.ApduError) as e:
+    # A Burgenland meter tags every telegram: an untagged one is refused first…
+    with pytest.raises(mbuspico.DecryptionError) as e:
         mbuspico.Decoder(v["key"], auth_key="00" * 16, profile="burgenland-e450").decode(wn)
+    assert e.value.kind == "missing_tag"
+    # …and without the tag check, its layout is not Burgenland's.
+    with pytest.raises(mbuspico.ApduError) as e:
+        mbuspico.Decoder(v["key"], profile="burgenland-e450", verify_tag=False).decode(wn)
     assert e.value.kind == "profile_layout"
     # And a DLMS profile refuses a P1 telegram.
     p1, _ = telegram("dsmr_parser/TELEGRAM_V5")

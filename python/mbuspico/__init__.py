@@ -14,7 +14,6 @@ in a Rust core::
 from __future__ import annotations
 
 from ._core import Decoder, Deframer, SerialReader, __version__
-from .compat import to_mbuspico_json
 from .errors import (
     ApduError,
     ChecksumError,
@@ -27,19 +26,63 @@ from .errors import (
     RecordError,
     SerialPortError,
 )
-from .master import MBusMaster
-from .types import (
-    DeframerStats,
-    DsmrReading,
-    DsmrValue,
-    MbusReading,
-    MbusRecord,
-    ObisValue,
-    Reading,
-)
+
+# typing itself costs milliseconds to import; type checkers treat this name as True.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .capture import Capture, read_capture
+    from .compat import to_mbuspico_json
+    from .master import MBusMaster
+    from .types import (
+        DeframerStats,
+        DsmrReading,
+        DsmrValue,
+        MbusReading,
+        MbusRecord,
+        ObisValue,
+        Reading,
+    )
+
+# The rest loads on first use, so "import mbuspico" costs only the Rust core and
+# the exceptions (the services' modules, logging, re and typing stay unloaded).
+_LAZY = {
+    "Capture": "capture",
+    "read_capture": "capture",
+    "to_mbuspico_json": "compat",
+    "MBusMaster": "master",
+    "DeframerStats": "types",
+    "DsmrReading": "types",
+    "DsmrValue": "types",
+    "MbusReading": "types",
+    "MbusRecord": "types",
+    "ObisValue": "types",
+    "Reading": "types",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the module behind a lazily loaded name (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        msg = f"module 'mbuspico' has no attribute {name!r}"
+        raise AttributeError(msg)
+    from importlib import import_module
+
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The public names, including those not loaded yet."""
+    return sorted(__all__)
+
 
 __all__ = [
     "ApduError",
+    "Capture",
     "ChecksumError",
     "CollisionError",
     "DecodeError",
@@ -61,5 +104,6 @@ __all__ = [
     "SerialPortError",
     "SerialReader",
     "__version__",
+    "read_capture",
     "to_mbuspico_json",
 ]

@@ -1,6 +1,6 @@
 """Native core of mbuspico (Rust). Import from ``mbuspico``, not from here."""
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal, final
 
 from typing_extensions import Self
@@ -16,6 +16,7 @@ from .types import (
 
 __all__ = [
     "METERS",
+    "DecodeIter",
     "Decoder",
     "Deframer",
     "MBusLink",
@@ -85,7 +86,10 @@ class Decoder:
                 Needed for encrypted telegrams.
             auth_key: The global authentication key (GAK), 32 hex digits or 16
                 bytes; needed only for telegrams with an authentication tag
-                (security control 0x30).
+                (security control 0x30). Given an ``auth_key`` (or a profile
+                whose meter tags its telegrams), a telegram without a tag is
+                refused (``DecryptionError``, kind ``missing_tag``): a tag
+                stripped on the wire cannot pass as an untagged telegram.
             protocol: ``"auto"`` tells wired M-Bus (EN 13757-3) from DLMS by the
                 CI-field (0x00-0x1F: DLMS transport) and P1 telegrams by their
                 ``/``; ``"dlms"``, ``"mbus"`` or ``"dsmr"`` forces one.
@@ -183,6 +187,53 @@ class Decoder:
 
         """
 
+    def decode_many(
+        self,
+        items: Iterable[_Bytes],
+        /,
+        *,
+        errors: Literal["return", "skip", "raise"] = "return",
+    ) -> list[Reading | MbusReading | DsmrReading | Exception]:
+        """Decode many telegrams in one call, the GIL released while decoding.
+
+        Args:
+            items: Telegrams, each as :meth:`decode` takes it.
+            errors: ``"return"`` puts the exception (a :class:`DecodeError`
+                subclass, or ``TypeError`` for an item that is no telegram) in
+                the failed telegram's place; ``"skip"`` leaves it out;
+                ``"raise"`` raises it.
+
+        Returns:
+            The readings in input order (see :meth:`decode`), with exceptions
+            in place under ``errors="return"``.
+
+        Raises:
+            DecodeError: Only with ``errors="raise"``.
+
+        """
+
+    def decode_iter(
+        self,
+        items: Iterable[_Bytes],
+        /,
+        *,
+        errors: Literal["return", "skip", "raise"] = "return",
+        batch: int = 1024,
+    ) -> DecodeIter:
+        """Readings of an iterable of telegrams, decoded lazily in batches.
+
+        Takes ``batch`` telegrams at a time from ``items`` (a list, a
+        generator, :func:`mbuspico.read_capture`), decodes them with the GIL
+        released and yields their readings; ``errors`` as for
+        :meth:`decode_many` (with ``"raise"`` the readings before the failing
+        telegram are yielded first). Memory stays at one batch whatever the
+        capture's size.
+
+        Raises:
+            ValueError: ``batch`` < 1 or an unknown ``errors``.
+
+        """
+
     def apdu(self, data: _Bytes, /) -> bytes:
         """The decrypted APDU of a DLMS push telegram.
 
@@ -211,6 +262,13 @@ class Decoder:
     @property
     def has_auth_key(self) -> bool:
         """Whether an authentication key is set."""
+
+@final
+class DecodeIter:
+    """The iterator :meth:`Decoder.decode_iter` returns."""
+
+    def __iter__(self) -> Self: ...
+    def __next__(self) -> Reading | MbusReading | DsmrReading | Exception: ...
 
 @final
 class Deframer:

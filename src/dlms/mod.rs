@@ -43,6 +43,11 @@ pub struct Keys {
     /// does not hand out the authentication key. Such readings are unauthenticated:
     /// a wrong key is then caught only by the plaintext failing to parse.
     pub skip_tag_check: bool,
+    /// Refuse telegrams without a GCM tag (unless `skip_tag_check`): set when
+    /// the meter is known to tag every telegram, so that a tag stripped and the
+    /// security control byte rewritten on the wire cannot pass as an untagged
+    /// telegram (whose CTR ciphertext can be altered bit by bit).
+    pub require_tag: bool,
 }
 
 /// Decodes one DLMS push telegram into a [`Reading`].
@@ -217,6 +222,15 @@ pub fn decrypt(apdu: Cow<'_, [u8]>, map: &OffsetMap, keys: &Keys) -> Result<Decr
             rest.copy_from_slice(auth_key.as_bytes());
             cipher::decrypt_tagged(key, &iv, &aad, plaintext, tag)
                 .map_err(|kind| DecodeError::new(kind, map.to_input(header.ciphertext_end)))?;
+        }
+        None if keys.require_tag && !keys.skip_tag_check => {
+            let sc_at = map.to_input(header.ciphertext_start.saturating_sub(5));
+            return Err(DecodeError::new(
+                ErrorKind::MissingTag {
+                    security_control: sc,
+                },
+                sc_at,
+            ));
         }
         None => cipher::decrypt_untagged(key, &iv, plaintext),
     }

@@ -10,6 +10,7 @@
 //! hour X decides (S = still summer time, W = winter time). Placeholders such as
 //! `632525252525S` are None, never errors.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use jiff::civil::DateTime as Civil;
@@ -243,17 +244,21 @@ const TABLE: &[(&str, &str, Kind)] = &[
     ("0-1:24.4.0", "mbus_valve_position", Kind::Number),
 ];
 
-/// The default table by value groups, built once.
-fn table() -> &'static HashMap<[u8; 5], (&'static str, Kind)> {
-    static MAP: std::sync::OnceLock<HashMap<[u8; 5], (&'static str, Kind)>> =
+/// The default table sorted by value groups, built once (a binary search
+/// beats hashing five bytes).
+fn table() -> &'static [([u8; 5], &'static str, Kind)] {
+    static SORTED: std::sync::OnceLock<Vec<([u8; 5], &'static str, Kind)>> =
         std::sync::OnceLock::new();
-    MAP.get_or_init(|| {
-        TABLE
+    SORTED.get_or_init(|| {
+        let mut v: Vec<_> = TABLE
             .iter()
             .filter_map(|(code, name, kind)| {
-                Code::parse(code.as_bytes()).map(|c| (c.groups, (*name, *kind)))
+                Code::parse(code.as_bytes()).map(|c| (c.groups, *name, *kind))
             })
-            .collect()
+            .collect();
+        v.sort_by_key(|e| e.0);
+        v.dedup_by_key(|e| e.0);
+        v
     })
 }
 
@@ -265,7 +270,9 @@ fn entry(code: &Code) -> Option<(&'static str, Kind)> {
     } else {
         b
     };
-    table().get(&[a, b, c, d, e]).copied()
+    let t = table();
+    let i = t.binary_search_by_key(&[a, b, c, d, e], |e| e.0).ok()?;
+    t.get(i).map(|(_, name, kind)| (*name, *kind))
 }
 
 /// One value of a reading.
@@ -274,9 +281,9 @@ pub struct DsmrValue {
     /// The value: number, text, ISO timestamp, a list for multi-value lines, or None.
     pub value: Value,
     /// The unit as sent (`kWh`, `kW`, `V`, `A`, `m3`, `GJ`, `s`, …).
-    pub unit: Option<String>,
+    pub unit: Option<Cow<'static, str>>,
     /// The name from the table (default or the user's).
-    pub name: Option<String>,
+    pub name: Option<Cow<'static, str>>,
     /// The timestamp the line carries (M-Bus readings, peak demand).
     pub timestamp: Option<String>,
 }
@@ -291,7 +298,7 @@ pub struct MbusDevice {
     /// Meter reading.
     pub value: Option<Value>,
     /// Its unit (`m3`, `GJ`, `kWh`).
-    pub unit: Option<String>,
+    pub unit: Option<Cow<'static, str>>,
     /// Capture time of the reading.
     pub timestamp: Option<String>,
     /// Valve position.
@@ -309,12 +316,14 @@ pub struct DsmrReading {
     pub lf_only: bool,
     /// 0-0:1.0.0, ISO 8601 with offset.
     pub timestamp: Option<String>,
-    /// Every value by OBIS code `A-B:C.D.E`, in telegram order.
-    pub obis: Vec<(String, DsmrValue)>,
+    /// Every value by OBIS code (`A-B:C.D.E` as [`Code::text`] writes it), in telegram order.
+    pub obis: Vec<(Code, DsmrValue)>,
     /// M-Bus devices by channel.
     pub mbus: Vec<(u8, MbusDevice)>,
     /// Lines that are not COSEM lines.
     pub unknown_lines: Vec<String>,
+    /// MBusPico's field names (see [`DsmrReading::mbuspico_fields`]).
+    pub fields: MbusPicoFields,
 }
 
 /// MBusPico's reading fields of a P1 telegram, so that a P1 meter's reading has
@@ -363,69 +372,129 @@ fn hex_ascii(s: &str) -> Option<String> {
 }
 
 impl DsmrReading {
-    fn get(&self, code: &str) -> Option<&DsmrValue> {
-        self.obis.iter().find(|(c, _)| c == code).map(|(_, v)| v)
-    }
-
-    /// The total of a register, or the sum of its tariff registers (`C.8.1`,
-    /// `C.8.2`, … as Dutch and Belgian meters send them) when no total is sent.
-    fn total(&self, c: u8) -> Option<Value> {
-        if let Some(v) = self.get(&format!("1-0:{c}.8.0")) {
-            return in_base(v);
-        }
-        let prefix = format!("1-0:{c}.8.");
-        let tariffs: Vec<f64> = self
-            .obis
-            .iter()
-            .filter(|(code, _)| code.starts_with(&prefix))
-            .filter_map(|(_, v)| in_base(v)?.as_f64())
-            .collect();
-        if tariffs.is_empty() {
-            return None;
-        }
-        let sum: f64 = tariffs.iter().sum();
-        Some(if sum.fract() == 0.0 && sum.abs() < 9e15 {
-            Value::Int(sum as i64)
-        } else {
-            Value::Float(sum)
-        })
-    }
-
     /// MBusPico's field names for this telegram (units converted from kW/kWh
     /// to W/Wh, DSMR P1 Companion Standard 5.0.2 §6.12).
-    pub fn mbuspico_fields(&self) -> MbusPicoFields {
-        let one = |code: &str| self.get(code).and_then(in_base);
-        let lx_timestamp = self.timestamp.as_deref().and_then(|t| {
-            let local: Civil = t.get(..19)?.parse().ok()?;
-            let epoch = jiff::civil::date(2009, 1, 1).at(0, 0, 0, 0);
-            Some(local.duration_since(epoch).as_secs())
-        });
-        let meter_number = self
-            .get("0-0:96.1.0")
-            .or_else(|| self.get("0-0:96.1.1"))
-            .and_then(|v| match &v.value {
-                Value::Text(s) => Some(hex_ascii(s).unwrap_or_else(|| s.clone())),
-                _ => None,
-            });
-        MbusPicoFields {
-            lx_timestamp,
-            meter_number,
-            values: vec![
-                ("activePowerPlus", one("1-0:1.7.0")),
-                ("activePowerMinus", one("1-0:2.7.0")),
-                ("activeEnergyPlus", self.total(1)),
-                ("activeEnergyMinus", self.total(2)),
-                ("reactiveEnergyPlus", self.total(3)),
-                ("reactiveEnergyMinus", self.total(4)),
-                ("voltageL1", one("1-0:32.7.0")),
-                ("voltageL2", one("1-0:52.7.0")),
-                ("voltageL3", one("1-0:72.7.0")),
-                ("currentL1", one("1-0:31.7.0")),
-                ("currentL2", one("1-0:51.7.0")),
-                ("currentL3", one("1-0:71.7.0")),
-                ("powerFactor", one("1-0:13.7.0")),
-            ],
+    pub fn mbuspico_fields(&self) -> &MbusPicoFields {
+        &self.fields
+    }
+}
+
+/// MBusPico's fields of a telegram, from its lines in one pass: totals
+/// `1-0:C.8.0`, or the sum of the tariff registers `1-0:C.8.x` (Dutch and
+/// Belgian meters send only those) when there is no total.
+fn mbuspico_fields(
+    lines: &[Line<'_>],
+    obis: &[(Code, DsmrValue)],
+    timestamp: Option<&str>,
+) -> MbusPicoFields {
+    const POWER_PLUS: usize = 0;
+    const VOLTAGE_L1: usize = 6;
+    const CURRENT_L1: usize = 9;
+    const POWER_FACTOR: usize = 12;
+    let mut values: [Option<Value>; 13] = Default::default();
+    // Per register C = 1..=4: the total if sent, else the tariffs' sum.
+    let mut totals: [Option<Value>; 4] = Default::default();
+    let mut tariffs = [0.0f64; 4];
+    let mut any_tariff = [false; 4];
+    let mut meter_number = None;
+    let mut equipment_id = None;
+    for (line, (_, v)) in lines.iter().zip(obis) {
+        let slot = match line.code.groups {
+            [1, 0, c @ 1..=4, 8, e] => {
+                let i = usize::from(c - 1);
+                if e == 0 {
+                    if let Some(t @ None) = totals.get_mut(i) {
+                        *t = in_base(v);
+                    }
+                } else if let Some(x) = in_base(v).and_then(|x| x.as_f64()) {
+                    if let (Some(sum), Some(seen)) = (tariffs.get_mut(i), any_tariff.get_mut(i)) {
+                        *sum += x;
+                        *seen = true;
+                    }
+                }
+                continue;
+            }
+            [1, 0, 1, 7, 0] => POWER_PLUS,
+            [1, 0, 2, 7, 0] => POWER_PLUS + 1,
+            [1, 0, 32, 7, 0] => VOLTAGE_L1,
+            [1, 0, 52, 7, 0] => VOLTAGE_L1 + 1,
+            [1, 0, 72, 7, 0] => VOLTAGE_L1 + 2,
+            [1, 0, 31, 7, 0] => CURRENT_L1,
+            [1, 0, 51, 7, 0] => CURRENT_L1 + 1,
+            [1, 0, 71, 7, 0] => CURRENT_L1 + 2,
+            [1, 0, 13, 7, 0] => POWER_FACTOR,
+            [0, 0, 96, 1, 0] => {
+                meter_number = meter_number.or(Some(&v.value));
+                continue;
+            }
+            [0, 0, 96, 1, 1] => {
+                equipment_id = equipment_id.or(Some(&v.value));
+                continue;
+            }
+            _ => continue,
+        };
+        if let Some(field) = values.get_mut(slot) {
+            if field.is_none() {
+                *field = in_base(v);
+            }
         }
+    }
+    for (i, total) in totals.into_iter().enumerate() {
+        let value = total.or_else(|| {
+            let sum = *tariffs.get(i)?;
+            any_tariff.get(i).copied().unwrap_or(false).then(|| {
+                if sum.fract() == 0.0 && sum.abs() < 9e15 {
+                    Value::Int(sum as i64)
+                } else {
+                    Value::Float(sum)
+                }
+            })
+        });
+        // Energy slots 2..=5 follow the two power slots.
+        if let Some(slot) = values.get_mut(2 + i) {
+            *slot = value;
+        }
+    }
+    let lx_timestamp = timestamp.and_then(|t| {
+        let local: Civil = t.get(..19)?.parse().ok()?;
+        let epoch = jiff::civil::date(2009, 1, 1).at(0, 0, 0, 0);
+        Some(local.duration_since(epoch).as_secs())
+    });
+    let meter_number = meter_number.or(equipment_id).and_then(|v| match v {
+        Value::Text(s) => Some(hex_ascii(s).unwrap_or_else(|| s.clone())),
+        _ => None,
+    });
+    let [p_plus, p_minus, a_plus, a_minus, r_plus, r_minus, u1, u2, u3, i1, i2, i3, pf] = values;
+    MbusPicoFields {
+        lx_timestamp,
+        meter_number,
+        values: vec![
+            ("activePowerPlus", p_plus),
+            ("activePowerMinus", p_minus),
+            ("activeEnergyPlus", a_plus),
+            ("activeEnergyMinus", a_minus),
+            ("reactiveEnergyPlus", r_plus),
+            ("reactiveEnergyMinus", r_minus),
+            ("voltageL1", u1),
+            ("voltageL2", u2),
+            ("voltageL3", u3),
+            ("currentL1", i1),
+            ("currentL2", i2),
+            ("currentL3", i3),
+            ("powerFactor", pf),
+        ],
+    }
+}
+
+/// A unit as sent; the ones P1 meters use are not allocated.
+fn unit_text(bytes: &[u8]) -> Cow<'static, str> {
+    const KNOWN: [&str; 16] = [
+        "kWh", "kW", "V", "A", "m3", "GJ", "s", "Wh", "W", "kvarh", "kvar", "varh", "var", "kVArh",
+        "kVAr", "m³",
+    ];
+    match KNOWN.iter().find(|k| k.as_bytes() == bytes) {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(text(bytes)),
     }
 }
 
@@ -492,15 +561,14 @@ pub fn build(t: &Telegram<'_>, tz: &TimeZone, names: &HashMap<String, String>) -
     let mut mbus: Vec<(u8, MbusDevice)> = Vec::new();
     let mut timestamp_value = None;
     for line in &t.lines {
-        let code_text = line.code.text();
         let known = entry(&line.code);
         let kind = known.map_or(Kind::Number, |(_, k)| k);
         let custom = if names.is_empty() {
             None
         } else {
-            names.get(&code_text).cloned()
+            names.get(&line.code.text()).cloned().map(Cow::Owned)
         };
-        let name = custom.or_else(|| known.map(|(n, _)| n.to_owned()));
+        let name = custom.or_else(|| known.map(|(n, _)| Cow::Borrowed(n)));
         let v = line_value(line, kind, tz);
         let [a, b, c, d, _] = line.code.groups;
         if a == 0 && b >= 1 {
@@ -535,9 +603,11 @@ pub fn build(t: &Telegram<'_>, tz: &TimeZone, names: &HashMap<String, String>) -
                 timestamp_value = Some(s.clone());
             }
         }
-        obis.push((code_text, DsmrValue { name, ..v }));
+        obis.push((line.code, DsmrValue { name, ..v }));
     }
+    let fields = mbuspico_fields(&t.lines, &obis, timestamp_value.as_deref());
     DsmrReading {
+        fields,
         header: text(t.header),
         crc: match t.crc {
             Crc::Ok(_) => "ok",
@@ -564,15 +634,24 @@ fn as_int(v: &Value) -> Option<i64> {
 /// The value of a line: single values, `(timestamp)(value*unit)` pairs, the
 /// DSMR 2.2 gas line, the power-failure log, and a list for anything else.
 fn line_value(line: &Line<'_>, kind: Kind, tz: &TimeZone) -> DsmrValue {
-    let g: Vec<&[u8]> = line.groups.iter().map(|c| c.as_ref()).collect();
+    // The groups as plain slices, on the stack for the usual few.
+    let small: [&[u8]; 8];
+    let many: Vec<&[u8]>;
+    let g: &[&[u8]] = if line.groups.len() <= 8 {
+        small = std::array::from_fn(|i| line.groups.get(i).map_or(&[][..], |c| c.as_ref()));
+        small.get(..line.groups.len()).unwrap_or_default()
+    } else {
+        many = line.groups.iter().map(|c| c.as_ref()).collect();
+        &many
+    };
     let plain = |value: Value, unit: Option<&[u8]>, timestamp: Option<String>| DsmrValue {
         value,
-        unit: unit.filter(|u| !u.is_empty()).map(text),
+        unit: unit.filter(|u| !u.is_empty()).map(unit_text),
         name: None,
         timestamp,
     };
     let [a, _, c, d, e] = line.code.groups;
-    match g.as_slice() {
+    match g {
         [] => plain(Value::Null, None, None),
         [one] => {
             let (v, unit) = split_unit(one);

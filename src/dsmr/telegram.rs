@@ -32,13 +32,26 @@ pub enum Crc {
 }
 
 /// An OBIS reference `A-B:C.D.E` (F, when sent, is kept in the text only).
+/// Serialises as its text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Code {
     /// Value groups A, B, C, D, E.
     pub groups: [u8; 5],
 }
 
+impl serde::Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text())
+    }
+}
+
 impl Code {
+    /// The same reference as a six-group OBIS code (F = 255).
+    pub fn obis(&self) -> crate::dlms::obis::Obis {
+        let [a, b, c, d, e] = self.groups;
+        crate::dlms::obis::Obis([a, b, c, d, e, 255])
+    }
+
     /// Parses `A-B:C.D.E` with an optional `*F` or `.F`.
     pub fn parse(text: &[u8]) -> Option<Code> {
         let mut groups = [0u8; 5];
@@ -153,12 +166,18 @@ fn crc_as_crlf(bytes: &[u8]) -> u16 {
 
 /// Splits `(a)(b*u)…` into group contents; `None` if the text is not groups only.
 fn groups(text: &[u8]) -> Option<Vec<&[u8]>> {
-    let mut out = Vec::new();
+    groups_as(text, |g| g)
+}
+
+/// [`groups`], each content mapped by `f` into the vector (one allocation).
+fn groups_as<'t, T>(text: &'t [u8], f: impl Fn(&'t [u8]) -> T) -> Option<Vec<T>> {
+    // Most lines carry one or two groups.
+    let mut out = Vec::with_capacity(2);
     let mut rest = text;
     while !rest.is_empty() {
         let inner = rest.strip_prefix(b"(")?;
         let close = inner.iter().position(|&b| b == b')')?;
-        out.push(inner.get(..close)?);
+        out.push(f(inner.get(..close)?));
         rest = inner.get(close + 1..)?;
     }
     Some(out)
@@ -283,10 +302,10 @@ pub fn parse(input: &[u8]) -> Result<Telegram<'_>> {
             continue;
         };
         let rest = line.get(paren..).unwrap_or_default();
-        match groups(rest) {
-            Some(g) => lines.push(Line {
+        match groups_as(rest, Cow::Borrowed) {
+            Some(groups) => lines.push(Line {
                 code,
-                groups: g.into_iter().map(Cow::Borrowed).collect(),
+                groups,
                 offset,
             }),
             None if rest.iter().filter(|&&b| b == b'(').count()

@@ -56,11 +56,16 @@ impl Header {
 
     /// The three-letter manufacturer (FLAG) code, e.g. `KAM`.
     pub fn manufacturer_text(&self) -> String {
-        let m = self.manufacturer;
-        [(m >> 10) & 0x1F, (m >> 5) & 0x1F, m & 0x1F]
+        self.manufacturer_letters()
             .iter()
-            .map(|&c| char::from(c as u8 + 64))
+            .map(|&c| char::from(c))
             .collect()
+    }
+
+    /// The manufacturer code's three letters (ASCII 0x40–0x5F).
+    pub fn manufacturer_letters(&self) -> [u8; 3] {
+        let m = self.manufacturer;
+        [(m >> 10) & 0x1F, (m >> 5) & 0x1F, m & 0x1F].map(|c| c as u8 + 64)
     }
 }
 
@@ -73,10 +78,10 @@ pub struct Record<'a> {
     pub bytes: &'a [u8],
     /// DIF.
     pub dif: u8,
-    /// DIFE bytes.
-    pub dife: Vec<u8>,
+    /// DIFE bytes (borrowed: they follow the DIF in the telegram).
+    pub dife: &'a [u8],
     /// The value information; `None` for manufacturer-specific data (DIF 0x0F/0x1F).
-    pub vib: Option<Vib>,
+    pub vib: Option<Vib<'a>>,
     /// The LVAR byte of a variable-length field (DIF data code 0xD).
     pub lvar: Option<u8>,
     /// The data field.
@@ -240,21 +245,21 @@ fn record<'a>(cur: &mut Cursor<'a>, all: &'a [u8]) -> Result<Record<'a>> {
             offset,
             bytes: all.get(start..cur.position()).unwrap_or_default(),
             dif,
-            dife: Vec::new(),
+            dife: &[],
             vib: None,
             lvar: None,
             data,
         });
     }
-    let mut dife = Vec::new();
+    let dife_start = cur.position();
     let mut last = dif;
     while last & 0x80 != 0 {
-        if dife.len() == MAX_EXTENSIONS {
+        if cur.position() - dife_start == MAX_EXTENSIONS {
             return Err(cur.error(ErrorKind::TooManyExtensions { part: "DIFE" }));
         }
         last = cur.u8().map_err(|e| premature("DIF", e.offset))?;
-        dife.push(last);
     }
+    let dife = all.get(dife_start..cur.position()).unwrap_or_default();
     let vif = cur.u8().map_err(|e| premature("VIF", e.offset))?;
     let mut text = None;
     if vif & 0x7F == 0x7C {
@@ -273,23 +278,17 @@ fn record<'a>(cur: &mut Cursor<'a>, all: &'a [u8]) -> Result<Record<'a>> {
             .take(len)
             .map_err(|e| premature("variable length VIF", e.offset))?;
         // Sent last character first.
-        text = Some(
-            bytes
-                .iter()
-                .rev()
-                .map(|&b| char::from(b))
-                .collect::<String>(),
-        );
+        text = Some(super::record_value::reversed_text(bytes));
     }
-    let mut vife = Vec::new();
+    let vife_start = cur.position();
     let mut last = vif;
     while last & 0x80 != 0 {
-        if vife.len() == MAX_EXTENSIONS {
+        if cur.position() - vife_start == MAX_EXTENSIONS {
             return Err(cur.error(ErrorKind::TooManyExtensions { part: "VIFE" }));
         }
         last = cur.u8().map_err(|e| premature("VIF", e.offset))?;
-        vife.push(last);
     }
+    let vife = all.get(vife_start..cur.position()).unwrap_or_default();
     let (lvar, len) = match data_length(dif & 0x0F) {
         Some(len) => (None, len),
         None => {
@@ -380,7 +379,8 @@ pub fn parse(ci: u8, data: &[u8], base: usize) -> Result<Application<'_>> {
             ))
         }
     };
-    let mut records = Vec::new();
+    // A record takes at least 2 bytes and most take 4 to 7: one allocation.
+    let mut records = Vec::with_capacity(cur.remaining() / 4 + 1);
     let mut more_records_follow = false;
     while let Ok(dif) = cur.peek() {
         if dif == 0x2F {

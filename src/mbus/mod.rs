@@ -54,7 +54,7 @@ pub fn parse_telegram(input: &[u8]) -> Result<(LongFrame<'_>, Application<'_>)> 
 ///
 /// # Errors
 /// As [`parse_telegram`].
-pub fn decode(input: &[u8]) -> Result<reading::MbusReading> {
+pub fn decode(input: &[u8]) -> Result<reading::MbusReading<'_>> {
     let (frame, app) = parse_telegram(input)?;
     Ok(reading::build(&frame, &app))
 }

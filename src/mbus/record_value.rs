@@ -4,23 +4,27 @@
 use super::data::{Function, Record};
 use super::value::{self, DateTime};
 
-/// A decoded data field.
+/// A decoded data field, borrowing its bytes from the telegram.
 #[derive(Debug, Clone, PartialEq)]
-pub enum RecordValue {
+pub enum RecordValue<'a> {
     /// No data (data code 0x0, selection for readout 0x8 aside).
     Empty,
     /// A binary integer (data codes 0x1–0x4, 0x6, 0x7).
     Int(i64),
     /// A BCD number (data codes 0x9–0xC, 0xE), with its raw bytes.
-    Bcd(i64, Vec<u8>),
+    Bcd(i64, &'a [u8]),
     /// A 32-bit real (data code 0x5).
     Real(f32),
     /// A date (type G) or date-time (types F and I).
     Date(DateTime),
-    /// Variable-length text (LVAR ≤ 0xBF), in reading order.
-    Text(String),
-    /// Bytes shown as hex (manufacturer data, binary LVAR).
-    Hex(Vec<u8>),
+    /// Variable-length text (LVAR ≤ 0xBF), as sent: last character first
+    /// (see [`reversed_text`]).
+    Text(&'a [u8]),
+    /// Bytes shown as hex in this order (manufacturer data).
+    Hex(&'a [u8]),
+    /// Bytes shown as hex last byte first (binary LVAR: libmbus shows it most
+    /// significant byte first).
+    HexReversed(&'a [u8]),
     /// Data code 0x8 (selection for readout) or another code without value.
     Unknown(u8),
 }
@@ -34,10 +38,16 @@ fn is_time_point_fd(r: &Record<'_>) -> bool {
     })
 }
 
+/// Text sent last character first (LVAR text, plain-text VIF), each byte one
+/// Latin-1 character, in reading order.
+pub fn reversed_text(bytes: &[u8]) -> String {
+    bytes.iter().rev().map(|&b| char::from(b)).collect()
+}
+
 /// Decodes the data field of `r`.
-pub fn decode(r: &Record<'_>) -> RecordValue {
+pub fn decode<'a>(r: &Record<'a>) -> RecordValue<'a> {
     let Some(vib) = &r.vib else {
-        return RecordValue::Hex(r.data.to_vec());
+        return RecordValue::Hex(r.data);
     };
     let vif = vib.vif & 0x7F;
     let len = r.data.len();
@@ -64,15 +74,13 @@ pub fn decode(r: &Record<'_>) -> RecordValue {
             }
         }
         0x7 => RecordValue::Int(value::int_le(r.data)),
-        0x9..=0xC | 0xE => RecordValue::Bcd(value::bcd_lenient(r.data), r.data.to_vec()),
+        0x9..=0xC | 0xE => RecordValue::Bcd(value::bcd_lenient(r.data), r.data),
         0xD => match r.lvar {
-            Some(0x00..=0xBF) => {
-                RecordValue::Text(r.data.iter().rev().map(|&b| char::from(b)).collect())
-            }
+            Some(0x00..=0xBF) => RecordValue::Text(r.data),
             // Binary LVAR: libmbus shows it most significant byte first.
-            _ => RecordValue::Hex(r.data.iter().rev().copied().collect()),
+            _ => RecordValue::HexReversed(r.data),
         },
-        0xF => RecordValue::Hex(r.data.to_vec()),
+        0xF => RecordValue::Hex(r.data),
         _ => RecordValue::Unknown(r.dif),
     }
 }
@@ -92,8 +100,9 @@ pub fn text(r: &Record<'_>, v: &RecordValue) -> String {
         }
         RecordValue::Real(f) => format!("{:.6}", f64::from(*f)),
         RecordValue::Date(d) => d.iso(),
-        RecordValue::Text(s) => s.clone(),
-        RecordValue::Hex(b) => value::hex_spaced(b),
+        RecordValue::Text(s) => reversed_text(s),
+        RecordValue::Hex(b) => value::hex_spaced(b.iter().copied()),
+        RecordValue::HexReversed(b) => value::hex_spaced(b.iter().rev().copied()),
         RecordValue::Unknown(dif) => format!("Unknown DIF (0x{dif:02x})"),
     }
 }

@@ -163,13 +163,18 @@ pub fn datetime_i(b: &[u8]) -> DateTime {
 }
 
 /// Upper-case hex bytes separated by spaces, in the order given.
-pub fn hex_spaced(bytes: &[u8]) -> String {
+pub fn hex_spaced(bytes: impl ExactSizeIterator<Item = u8>) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
     let mut s = String::with_capacity(bytes.len() * 3);
-    for (i, b) in bytes.iter().enumerate() {
+    for (i, b) in bytes.enumerate() {
         if i > 0 {
             s.push(' ');
         }
-        s.push_str(&format!("{b:02X}"));
+        for nibble in [b >> 4, b & 0x0F] {
+            s.push(char::from(
+                DIGITS.get(usize::from(nibble)).copied().unwrap_or(b'0'),
+            ));
+        }
     }
     s
 }
@@ -207,6 +212,6 @@ mod tests {
         );
         assert_eq!(date_g(&[0x00, 0x00]).iso(), "2000-00-00");
         assert_eq!(datetime_f(&[0x80, 0, 0, 0]).iso(), "1900-01-00T00:00:00");
-        assert_eq!(hex_spaced(&[0x00, 0x01, 0xAB]), "00 01 AB");
+        assert_eq!(hex_spaced([0x00, 0x01, 0xAB].into_iter()), "00 01 AB");
     }
 }

@@ -12,13 +12,15 @@
 //! manufacturer-specific coding. Only the first VIFE after 0xFD/0xFB selects
 //! the code; further VIFEs are orthogonal (combinable) extensions.
 
+use std::borrow::Cow;
+
 /// A value information block as sent.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Vib {
+pub struct Vib<'a> {
     /// The VIF byte.
     pub vif: u8,
-    /// VIFE bytes (at most 10).
-    pub vife: Vec<u8>,
+    /// VIFE bytes (at most 10), borrowed from the telegram.
+    pub vife: &'a [u8],
     /// Plain-text unit of VIF 0x7C/0xFC, in reading order (reversed from the wire).
     pub text: Option<String>,
 }
@@ -443,7 +445,7 @@ pub fn normalized(v: &Vib) -> Option<Normalized> {
 }
 
 /// Medium of the variable data header (EN 13757-3 Table 3), as libmbus names it.
-pub fn medium_text(code: u8) -> String {
+pub fn medium_text(code: u8) -> Cow<'static, str> {
     let s = match code {
         0x00 => "Other",
         0x01 => "Oil",
@@ -483,9 +485,9 @@ pub fn medium_text(code: u8) -> String {
         0x36 => "Radio Converter: System",
         0x37 => "Radio Converter: Meter",
         0x22..=0x24 | 0x26 | 0x27 | 0x2A..=0x2F | 0x31..=0x34 | 0x38..=0x3F => "Reserved",
-        other => return format!("Unknown medium (0x{other:02x})"),
+        other => return Cow::Owned(format!("Unknown medium (0x{other:02x})")),
     };
-    s.into()
+    Cow::Borrowed(s)
 }
 
 /// Medium of the fixed data structure (two bits of each counter's type byte).
@@ -589,7 +591,7 @@ pub fn fixed_unit_text(code: u8) -> &'static str {
 }
 
 /// Application error of CI 0x70 (EN 13757-3 §6.3, Table 5).
-pub fn error_text(code: u8) -> String {
+pub fn error_text(code: u8) -> Cow<'static, str> {
     let s = match code {
         0 => "Unspecified error",
         1 => "Unimplemented CI-Field",
@@ -601,9 +603,9 @@ pub fn error_text(code: u8) -> String {
         7 => "Reserved",
         8 => "Application busy",
         9 => "Too many readouts",
-        other => return format!("Unknown error (0x{other:02X})"),
+        other => return Cow::Owned(format!("Unknown error (0x{other:02X})")),
     };
-    s.into()
+    Cow::Borrowed(s)
 }
 
 /// Product name by manufacturer and version (libmbus's table); empty if unknown.
@@ -693,10 +695,10 @@ pub fn product_name(manufacturer: &str, version: u8, medium: u8, id_top: u8) -> 
 mod tests {
     use super::*;
 
-    fn vib(vif: u8, vife: &[u8]) -> Vib {
+    fn vib(vif: u8, vife: &[u8]) -> Vib<'_> {
         Vib {
             vif,
-            vife: vife.to_vec(),
+            vife,
             text: None,
         }
     }
@@ -715,7 +717,7 @@ mod tests {
         assert_eq!(unit_text(&vib(0x79, &[])), "Unknown (VIF=0x79)");
         let rh = Vib {
             vif: 0xFC,
-            vife: vec![0x74],
+            vife: &[0x74],
             text: Some("%RH".into()),
         };
         assert_eq!(unit_text(&rh), "1e-2  %RH");

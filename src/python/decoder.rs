@@ -1,6 +1,7 @@
 //! `mbuspico.Decoder`.
 
 use pyo3::prelude::*;
+use pyo3::types::{PyIterator, PyList};
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -27,8 +28,10 @@ const SMARTY_AUTH_KEY: [u8; 16] = [
 ///
 /// key: the meter's encryption key (GUEK) from the grid operator, 32 hex digits
 /// or 16 bytes; auth_key: the authentication key (GAK), for telegrams with a
-/// GCM tag (security control 0x30). A malformed key raises ValueError without
-/// repeating it; repr() shows keys as <redacted>.
+/// GCM tag (security control 0x30); given one (or a profile whose meter tags
+/// its telegrams), untagged telegrams are refused as possibly stripped
+/// (DecryptionError, kind "missing_tag"). A malformed key raises ValueError
+/// without repeating it; repr() shows keys as <redacted>.
 ///
 /// profile: a meter profile name from mbuspico.profiles.PROFILES
 /// ("kaifa-ma309m-netznoe", "wienernetze-im350", "burgenland-e450", …, or an
@@ -98,6 +101,7 @@ pub(crate) fn protocol(name: &str, profile: Option<&Profile>) -> PyResult<Option
 
 impl Decoder {
     /// The meter profile's name, if one is selected.
+    #[cfg_attr(not(feature = "serial"), allow(dead_code))]
     pub(crate) fn profile_name(&self) -> Option<&'static str> {
         self.profile.map(|p| p.name)
     }
@@ -113,53 +117,52 @@ impl Decoder {
         py: Python<'py>,
         bytes: &[u8],
     ) -> PyResult<Bound<'py, PyAny>> {
+        match self.decode_core(bytes) {
+            Ok(d) => to_py(py, &d),
+            Err(f) => Err(f.into_py()),
+        }
+    }
+
+    /// Decodes one telegram's bytes in Rust alone (no Python object is touched,
+    /// so this runs with the GIL released).
+    pub(crate) fn decode_core<'a>(&self, bytes: &'a [u8]) -> Result<Decoded<'a>, Failure> {
         if let Some(p) = self.profile {
-            p.check_framing(bytes).map_err(errors::to_py)?;
+            p.check_framing(bytes)?;
         }
         let protocol = self.protocol.unwrap_or_else(|| crate::detect(bytes));
         if bytes.first() == Some(&dlms::security::TAG) && protocol != crate::Protocol::Mbus {
-            if let Some(d) = self.encrypted_dsmr(py, bytes)? {
+            if let Some(d) = self.encrypted_dsmr(bytes)? {
                 return Ok(d);
             }
             if protocol == crate::Protocol::Dsmr {
-                return Err(PyValueError::new_err(
-                    "the decrypted frame holds no P1 telegram (it does not start with \"/\")",
-                ));
+                return Err(Failure::NoP1Telegram);
             }
         }
-        match protocol {
-            crate::Protocol::Dsmr => {
-                let r = dsmr::decode(bytes, &self.dsmr).map_err(errors::to_py)?;
-                let d = reading::dsmr_to_dict(py, &r)?;
-                d.set_item("systemTitle", py.None())?;
-                d.set_item("frameCounter", py.None())?;
-                Ok(d.into_any())
-            }
+        Ok(match protocol {
+            crate::Protocol::Dsmr => Decoded::Dsmr {
+                reading: dsmr::decode(bytes, &self.dsmr)?,
+                system_title: None,
+                frame_counter: None,
+            },
             crate::Protocol::Dlms => {
-                let r = dlms::decode_as(bytes, &self.keys, self.profile).map_err(errors::to_py)?;
-                Ok(reading::to_dict(py, &r)?.into_any())
+                Decoded::Dlms(dlms::decode_as(bytes, &self.keys, self.profile)?)
             }
-            crate::Protocol::Mbus => {
-                let r = crate::mbus::decode(bytes).map_err(errors::to_py)?;
-                Ok(reading::mbus_to_dict(py, &r)?.into_any())
-            }
-        }
+            crate::Protocol::Mbus => Decoded::Mbus(crate::mbus::decode(bytes)?),
+        })
     }
 
     /// A DSMR telegram inside a general-glo-ciphering frame (Luxembourg Smarty,
     /// Energienetze Steiermark): `Ok(Some(..))` when the plaintext is a P1
     /// telegram, `Ok(None)` when it is something else (a DLMS APDU).
-    fn encrypted_dsmr<'py>(
-        &self,
-        py: Python<'py>,
-        bytes: &[u8],
-    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+    fn encrypted_dsmr(&self, bytes: &[u8]) -> Result<Option<Decoded<'static>>, Failure> {
         let smarty;
         let keys = if self.keys.auth_key.is_none() {
             smarty = Keys {
                 key: self.keys.key.clone(),
                 auth_key: Some(Key::new(SMARTY_AUTH_KEY)),
                 skip_tag_check: self.keys.skip_tag_check,
+                // Encrypted P1 frames are always tagged (Smarty P1 v1.1.3 §3.4).
+                require_tag: true,
             };
             &smarty
         } else {
@@ -175,22 +178,211 @@ impl Decoder {
             {
                 return Ok(None)
             }
-            Err(e) => return Err(errors::to_py(e)),
+            Err(e) => return Err(e.into()),
         };
         let plaintext = decrypted.plaintext();
         if plaintext.first() != Some(&b'/') {
             return Ok(None);
         }
         let base = decrypted.header.ciphertext_start;
-        let r = dsmr::decode(plaintext, &self.dsmr)
-            .map_err(|e| errors::to_py(DecodeError::new(e.kind, base + e.offset)))?;
-        let d = reading::dsmr_to_dict(py, &r)?;
-        d.set_item(
-            "systemTitle",
-            crate::hex::encode(&decrypted.header.system_title),
-        )?;
-        d.set_item("frameCounter", decrypted.header.frame_counter)?;
-        Ok(Some(d.into_any()))
+        let reading = dsmr::decode(plaintext, &self.dsmr)
+            .map_err(|e| DecodeError::new(e.kind, base + e.offset))?;
+        Ok(Some(Decoded::Dsmr {
+            reading,
+            system_title: Some(decrypted.header.system_title),
+            frame_counter: Some(decrypted.header.frame_counter),
+        }))
+    }
+}
+
+/// A decoded telegram before it becomes a Python dict.
+// Short-lived and moved once or twice; boxing the DLMS reading would add an
+// allocation per telegram.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Decoded<'a> {
+    /// A DLMS push.
+    Dlms(dlms::Reading),
+    /// A DSMR telegram, with the general-glo-ciphering header of an encrypted one.
+    Dsmr {
+        reading: dsmr::DsmrReading,
+        system_title: Option<[u8; 8]>,
+        frame_counter: Option<u32>,
+    },
+    /// A wired M-Bus telegram.
+    Mbus(crate::mbus::reading::MbusReading<'a>),
+}
+
+/// Why a telegram did not decode.
+pub(crate) enum Failure {
+    /// A decoding error (a `mbuspico.DecodeError` subclass in Python).
+    Decode(DecodeError),
+    /// `protocol="dsmr"` and the decrypted frame is no P1 telegram (a ValueError).
+    NoP1Telegram,
+    /// The item was no telegram (not bytes-like, or a str that is not hex).
+    Input(PyErr),
+}
+
+impl From<DecodeError> for Failure {
+    fn from(e: DecodeError) -> Self {
+        Failure::Decode(e)
+    }
+}
+
+impl Failure {
+    /// The Python exception.
+    pub(crate) fn into_py(self) -> PyErr {
+        match self {
+            Failure::Decode(e) => errors::to_py(e),
+            Failure::NoP1Telegram => PyValueError::new_err(
+                "the decrypted frame holds no P1 telegram (it does not start with \"/\")",
+            ),
+            Failure::Input(e) => e,
+        }
+    }
+}
+
+/// What a batch does with a telegram that fails to decode.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnError {
+    /// Put the exception in the result, in the telegram's place.
+    Return,
+    /// Leave the telegram out.
+    Skip,
+    /// Raise it (after the readings before it, in the iterator form).
+    Raise,
+}
+
+impl OnError {
+    fn parse(name: &str) -> PyResult<Self> {
+        match name {
+            "return" => Ok(OnError::Return),
+            "skip" => Ok(OnError::Skip),
+            "raise" => Ok(OnError::Raise),
+            other => Err(PyValueError::new_err(format!(
+                "errors must be \"return\", \"skip\" or \"raise\", not {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Decodes `items` (Python telegrams) with the GIL released for the decoding,
+/// then converts the results, in order: readings, and failures as `on_error` says.
+fn decode_batch<'py>(
+    decoder: &Decoder,
+    py: Python<'py>,
+    items: &[Bound<'py, PyAny>],
+    on_error: OnError,
+) -> Vec<PyResult<Bound<'py, PyAny>>> {
+    let mut bad: Vec<Option<PyErr>> = Vec::with_capacity(items.len());
+    let inputs: Vec<Cow<'_, [u8]>> = items
+        .iter()
+        .map(|i| match convert::input(i) {
+            Ok(bytes) => {
+                bad.push(None);
+                bytes
+            }
+            Err(e) => {
+                bad.push(Some(e));
+                Cow::Borrowed(&[][..])
+            }
+        })
+        .collect();
+    // Items that were no telegram are not decoded (None here, their error below).
+    let decoded: Vec<Option<Result<Decoded<'_>, Failure>>> = py.detach(|| {
+        inputs
+            .iter()
+            .zip(&bad)
+            .map(|(bytes, e)| e.is_none().then(|| decoder.decode_core(bytes)))
+            .collect()
+    });
+    let mut out = Vec::with_capacity(decoded.len());
+    for (result, input_error) in decoded.into_iter().zip(bad) {
+        let result = match (result, input_error) {
+            (Some(r), _) => r,
+            (None, Some(e)) => Err(Failure::Input(e)),
+            (None, None) => continue,
+        };
+        match result {
+            Ok(d) => out.push(to_py(py, &d)),
+            Err(f) => match on_error {
+                OnError::Skip => {}
+                OnError::Return => {
+                    out.push(Ok(f.into_py().into_value(py).into_bound(py).into_any()))
+                }
+                OnError::Raise => {
+                    out.push(Err(f.into_py()));
+                    break;
+                }
+            },
+        }
+    }
+    out
+}
+
+/// Readings of telegrams taken from an iterable in batches; see `Decoder.decode_iter`.
+#[pyclass(module = "mbuspico", name = "DecodeIter")]
+pub struct DecodeIter {
+    decoder: Py<Decoder>,
+    source: Py<PyIterator>,
+    batch: usize,
+    on_error: OnError,
+    ready: std::collections::VecDeque<PyResult<Py<PyAny>>>,
+    done: bool,
+}
+
+#[pymethods]
+impl DecodeIter {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        while self.ready.is_empty() && !self.done {
+            let source = self.source.bind(py);
+            let mut items = Vec::with_capacity(self.batch);
+            while items.len() < self.batch {
+                match source.clone().next() {
+                    Some(item) => items.push(item?),
+                    None => {
+                        self.done = true;
+                        break;
+                    }
+                }
+            }
+            let decoder = self.decoder.bind(py).get();
+            for r in decode_batch(decoder, py, &items, self.on_error) {
+                let stop = r.is_err();
+                self.ready.push_back(r.map(Bound::unbind));
+                if stop {
+                    self.done = true;
+                }
+            }
+        }
+        match self.ready.pop_front() {
+            Some(r) => r.map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The dict of a decoded telegram.
+pub(crate) fn to_py<'py>(py: Python<'py>, d: &Decoded<'_>) -> PyResult<Bound<'py, PyAny>> {
+    match d {
+        Decoded::Dlms(r) => Ok(reading::to_dict(py, r)?.into_any()),
+        Decoded::Mbus(r) => Ok(reading::mbus_to_dict(py, r)?.into_any()),
+        Decoded::Dsmr {
+            reading: r,
+            system_title,
+            frame_counter,
+        } => {
+            let d = reading::dsmr_to_dict(py, r)?;
+            d.set_item(
+                pyo3::intern!(py, "systemTitle"),
+                system_title.map(|t| crate::hex::encode(&t)),
+            )?;
+            d.set_item(pyo3::intern!(py, "frameCounter"), *frame_counter)?;
+            Ok(d.into_any())
+        }
     }
 }
 
@@ -238,9 +430,15 @@ impl Decoder {
             names: names.unwrap_or_default(),
             verify_crc,
         };
+        let auth_key = auth_key.map(|k| convert::key(k, "auth_key")).transpose()?;
+        // A meter given an authentication key, or one whose profile tags every
+        // telegram, must not be accepted without a tag (a stripped tag).
+        let tagged = profile
+            .is_some_and(|p| matches!(p.security, Security::Authenticated | Security::PublicTag));
         let keys = Keys {
             key: key.map(|k| convert::key(k, "key")).transpose()?,
-            auth_key: auth_key.map(|k| convert::key(k, "auth_key")).transpose()?,
+            require_tag: verify_tag && (auth_key.is_some() || tagged),
+            auth_key,
             skip_tag_check: !verify_tag,
         };
         if let Some(p) = profile {
@@ -274,6 +472,54 @@ impl Decoder {
     ) -> PyResult<Bound<'py, PyAny>> {
         let bytes = convert::input(data)?;
         self.decode_bytes(py, &bytes)
+    }
+
+    /// Decode many telegrams in one call, the GIL released while decoding.
+    ///
+    /// items: an iterable of telegrams (what decode accepts). Returns a list
+    /// in the same order: the reading of each telegram; for one that does not
+    /// decode, with errors="return" (default) the exception instance
+    /// (DecodeError or TypeError) in its place, with errors="skip" nothing,
+    /// with errors="raise" the exception is raised. For captures of millions
+    /// of telegrams use decode_iter, which holds only one batch at a time.
+    #[pyo3(signature = (items, /, *, errors = "return"))]
+    fn decode_many<'py>(
+        &self,
+        py: Python<'py>,
+        items: &Bound<'py, PyAny>,
+        errors: &str,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let on_error = OnError::parse(errors)?;
+        let items: Vec<Bound<'py, PyAny>> = items.try_iter()?.collect::<PyResult<_>>()?;
+        let list = PyList::empty(py);
+        for r in decode_batch(self, py, &items, on_error) {
+            list.append(r?)?;
+        }
+        Ok(list)
+    }
+
+    /// An iterator of readings over an iterable of telegrams (lazy: it takes
+    /// `batch` telegrams at a time, decodes them with the GIL released, and
+    /// yields their readings). errors as for decode_many; with errors="raise"
+    /// the readings before the failing telegram are yielded first.
+    #[pyo3(signature = (items, /, *, errors = "return", batch = 1024))]
+    fn decode_iter(
+        slf: &Bound<'_, Self>,
+        items: &Bound<'_, PyAny>,
+        errors: &str,
+        batch: usize,
+    ) -> PyResult<DecodeIter> {
+        if batch == 0 {
+            return Err(PyValueError::new_err("batch must be at least 1"));
+        }
+        Ok(DecodeIter {
+            decoder: slf.clone().unbind(),
+            source: items.try_iter()?.unbind(),
+            batch,
+            on_error: OnError::parse(errors)?,
+            ready: std::collections::VecDeque::new(),
+            done: false,
+        })
     }
 
     /// The decrypted APDU of a DLMS push telegram, as bytes.
@@ -335,8 +581,6 @@ impl Decoder {
     ) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
         let bytes = convert::input(data)?;
         let first = bytes.first().copied();
-        let protocol = self.protocol.unwrap_or_else(|| crate::detect(&bytes));
-        let mut layout = None;
         let framing = match first {
             Some(crate::mbus::frame::START) => "mbus",
             Some(dlms::hdlc::FLAG) => {
@@ -353,29 +597,19 @@ impl Decoder {
             _ => "apdu",
         };
         let mut framing = framing;
-        let protocol = match protocol {
-            crate::Protocol::Dlms => {
-                let decoded = self.decode_bytes(py, &bytes)?;
-                if decoded.get_item("protocol")?.extract::<String>()? == "dsmr" {
-                    framing = "p1-encrypted";
-                    "dsmr"
-                } else {
-                    layout = Some(
-                        dlms::decode_as(&bytes, &self.keys, None)
-                            .map_err(errors::to_py)?
-                            .layout,
-                    );
-                    "dlms"
-                }
+        let mut layout = None;
+        let protocol = match self.decode_core(&bytes).map_err(Failure::into_py)? {
+            Decoded::Dlms(r) => {
+                layout = Some(r.layout);
+                "dlms"
             }
-            crate::Protocol::Dsmr => {
-                self.decode_bytes(py, &bytes)?;
+            Decoded::Dsmr { system_title, .. } => {
+                if system_title.is_some() {
+                    framing = "p1-encrypted";
+                }
                 "dsmr"
             }
-            crate::Protocol::Mbus => {
-                self.decode_bytes(py, &bytes)?;
-                "mbus"
-            }
+            Decoded::Mbus(_) => "mbus",
         };
         let profiles: Vec<&str> = crate::profile::PROFILES
             .iter()

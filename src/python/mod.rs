@@ -13,6 +13,7 @@ mod errors;
 mod log;
 #[cfg(feature = "serial")]
 mod mbus_master;
+mod mbus_reading;
 mod mbus_xml;
 #[cfg(feature = "serial")]
 mod port;
@@ -28,6 +29,7 @@ mod stream;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<decoder::Decoder>()?;
+    m.add_class::<decoder::DecodeIter>()?;
     m.add_class::<stream::Deframer>()?;
     #[cfg(feature = "serial")]
     m.add_class::<reader::SerialReader>()?;

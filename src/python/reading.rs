@@ -18,6 +18,8 @@ use crate::dlms::obis::{unit_symbol, Obis};
 use crate::dlms::reading::{Reading, Value};
 use crate::hex;
 
+pub use super::mbus_reading::mbus_to_dict;
+
 /// Most OBIS codes kept as ready-made key strings; beyond that keys are made per call.
 const OBIS_CACHE_LIMIT: usize = 4096;
 
@@ -97,6 +99,50 @@ fn optional<'py>(py: Python<'py>, v: &Option<Value>) -> PyResult<Bound<'py, PyAn
     }
 }
 
+type StrCache = HashMap<(usize, usize), Py<PyString>, BuildHasherDefault<ObisHasher>>;
+
+static STATIC_STRS: PyOnceLock<Mutex<StrCache>> = PyOnceLock::new();
+
+/// A name or unit as a Python string: the table's `&'static str`s are made
+/// once and reused from `cache` (their address is their identity), others
+/// each time.
+fn table_str<'py>(
+    py: Python<'py>,
+    cache: Option<&mut StrCache>,
+    s: Option<&std::borrow::Cow<'static, str>>,
+) -> Bound<'py, PyAny> {
+    match (s, cache) {
+        (None, _) => py.None().into_bound(py),
+        (Some(std::borrow::Cow::Borrowed(s)), Some(map)) => map
+            .entry((s.as_ptr() as usize, s.len()))
+            .or_insert_with(|| PyString::intern(py, s).unbind())
+            .bind(py)
+            .clone()
+            .into_any(),
+        (Some(s), _) => PyString::new(py, s).into_any(),
+    }
+}
+
+/// MBusPico's value field names, interned, in the order of `Reading`'s fields
+/// and of `MbusPicoFields::values`.
+fn field_keys(py: Python<'_>) -> [&Bound<'_, PyString>; 13] {
+    [
+        intern!(py, "activePowerPlus"),
+        intern!(py, "activePowerMinus"),
+        intern!(py, "activeEnergyPlus"),
+        intern!(py, "activeEnergyMinus"),
+        intern!(py, "reactiveEnergyPlus"),
+        intern!(py, "reactiveEnergyMinus"),
+        intern!(py, "voltageL1"),
+        intern!(py, "voltageL2"),
+        intern!(py, "voltageL3"),
+        intern!(py, "currentL1"),
+        intern!(py, "currentL2"),
+        intern!(py, "currentL3"),
+        intern!(py, "powerFactor"),
+    ]
+}
+
 /// The dict of a reading; keys as in `mbuspico.types.Reading`.
 pub fn to_dict<'py>(py: Python<'py>, r: &Reading) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
@@ -104,22 +150,22 @@ pub fn to_dict<'py>(py: Python<'py>, r: &Reading) -> PyResult<Bound<'py, PyDict>
     d.set_item(intern!(py, "timestamp"), r.timestamp.as_deref())?;
     d.set_item(intern!(py, "lxTimestamp"), r.lx_timestamp)?;
     d.set_item(intern!(py, "meterNumber"), r.meter_number.as_deref())?;
-    let fields = [
-        (intern!(py, "activePowerPlus"), &r.active_power_plus),
-        (intern!(py, "activePowerMinus"), &r.active_power_minus),
-        (intern!(py, "activeEnergyPlus"), &r.active_energy_plus),
-        (intern!(py, "activeEnergyMinus"), &r.active_energy_minus),
-        (intern!(py, "reactiveEnergyPlus"), &r.reactive_energy_plus),
-        (intern!(py, "reactiveEnergyMinus"), &r.reactive_energy_minus),
-        (intern!(py, "voltageL1"), &r.voltage_l1),
-        (intern!(py, "voltageL2"), &r.voltage_l2),
-        (intern!(py, "voltageL3"), &r.voltage_l3),
-        (intern!(py, "currentL1"), &r.current_l1),
-        (intern!(py, "currentL2"), &r.current_l2),
-        (intern!(py, "currentL3"), &r.current_l3),
-        (intern!(py, "powerFactor"), &r.power_factor),
+    let values = [
+        &r.active_power_plus,
+        &r.active_power_minus,
+        &r.active_energy_plus,
+        &r.active_energy_minus,
+        &r.reactive_energy_plus,
+        &r.reactive_energy_minus,
+        &r.voltage_l1,
+        &r.voltage_l2,
+        &r.voltage_l3,
+        &r.current_l1,
+        &r.current_l2,
+        &r.current_l3,
+        &r.power_factor,
     ];
-    for (key, v) in fields {
+    for (key, v) in field_keys(py).into_iter().zip(values) {
         d.set_item(key, optional(py, v)?)?;
     }
     d.set_item(
@@ -140,71 +186,6 @@ pub fn to_dict<'py>(py: Python<'py>, r: &Reading) -> PyResult<Bound<'py, PyDict>
     }
     drop(guard);
     d.set_item(intern!(py, "obis"), obis)?;
-    Ok(d)
-}
-
-/// The dict of an M-Bus reading; keys as in `mbuspico.types.MbusReading`.
-pub fn mbus_to_dict<'py>(
-    py: Python<'py>,
-    r: &crate::mbus::reading::MbusReading,
-) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item(intern!(py, "protocol"), intern!(py, "mbus"))?;
-    d.set_item(intern!(py, "control"), r.control)?;
-    d.set_item(intern!(py, "address"), r.address)?;
-    d.set_item(intern!(py, "ci"), r.ci)?;
-    let h = r.header.as_ref();
-    d.set_item(intern!(py, "id"), h.map(|h| h.id.as_str()))?;
-    d.set_item(
-        intern!(py, "manufacturer"),
-        h.map(|h| h.manufacturer.as_str()).filter(|m| !m.is_empty()),
-    )?;
-    d.set_item(
-        intern!(py, "version"),
-        h.filter(|h| !h.manufacturer.is_empty()).map(|h| h.version),
-    )?;
-    d.set_item(
-        intern!(py, "productName"),
-        h.map(|h| h.product_name).filter(|p| !p.is_empty()),
-    )?;
-    d.set_item(intern!(py, "medium"), h.map(|h| h.medium.as_str()))?;
-    d.set_item(intern!(py, "accessNumber"), r.access_number)?;
-    d.set_item(intern!(py, "status"), r.status)?;
-    d.set_item(intern!(py, "signature"), r.signature)?;
-    let records = PyList::empty(py);
-    let keys = (
-        intern!(py, "function"),
-        intern!(py, "storageNumber"),
-        intern!(py, "tariff"),
-        intern!(py, "subunit"),
-        intern!(py, "quantity"),
-        intern!(py, "unit"),
-        intern!(py, "value"),
-        intern!(py, "raw"),
-    );
-    for rec in &r.records {
-        let e = PyDict::new(py);
-        e.set_item(keys.0, rec.function)?;
-        e.set_item(keys.1, rec.storage_number)?;
-        e.set_item(keys.2, rec.tariff)?;
-        e.set_item(keys.3, rec.subunit)?;
-        e.set_item(keys.4, rec.quantity.as_deref())?;
-        e.set_item(keys.5, rec.unit.as_deref())?;
-        e.set_item(keys.6, value(py, &rec.value)?)?;
-        e.set_item(keys.7, &rec.raw)?;
-        records.append(e)?;
-    }
-    d.set_item(intern!(py, "records"), records)?;
-    d.set_item(intern!(py, "moreRecordsFollow"), r.more_records_follow)?;
-    match &r.error {
-        Some((code, text)) => {
-            let e = PyDict::new(py);
-            e.set_item(intern!(py, "code"), *code)?;
-            e.set_item(intern!(py, "text"), text)?;
-            d.set_item(intern!(py, "error"), e)?;
-        }
-        None => d.set_item(intern!(py, "error"), py.None())?,
-    }
     Ok(d)
 }
 
@@ -229,9 +210,9 @@ pub fn dsmr_to_dict<'py>(
     d.set_item(intern!(py, "timestamp"), r.timestamp.as_deref())?;
     let fields = r.mbuspico_fields();
     d.set_item(intern!(py, "lxTimestamp"), fields.lx_timestamp)?;
-    d.set_item(intern!(py, "meterNumber"), fields.meter_number)?;
-    for (name, v) in &fields.values {
-        d.set_item(name, optional(py, v)?)?;
+    d.set_item(intern!(py, "meterNumber"), fields.meter_number.as_deref())?;
+    for (key, (_, v)) in field_keys(py).into_iter().zip(&fields.values) {
+        d.set_item(key, optional(py, v)?)?;
     }
     let obis = PyDict::new(py);
     let keys = (
@@ -240,14 +221,20 @@ pub fn dsmr_to_dict<'py>(
         intern!(py, "name"),
         intern!(py, "timestamp"),
     );
+    // One lock per cache and reading; the GIL is held, so they are never contended.
+    let cache = OBIS_KEYS.get_or_init(py, || Mutex::new(KeyCache::default()));
+    let mut guard = cache.lock().ok();
+    let strs = STATIC_STRS.get_or_init(py, || Mutex::new(StrCache::default()));
+    let mut strs = strs.lock().ok();
     for (code, v) in &r.obis {
         let e = PyDict::new(py);
         e.set_item(keys.0, value(py, &v.value)?)?;
-        e.set_item(keys.1, v.unit.as_deref())?;
-        e.set_item(keys.2, v.name.as_deref())?;
+        e.set_item(keys.1, table_str(py, strs.as_deref_mut(), v.unit.as_ref()))?;
+        e.set_item(keys.2, table_str(py, strs.as_deref_mut(), v.name.as_ref()))?;
         e.set_item(keys.3, v.timestamp.as_deref())?;
-        obis.set_item(code, e)?;
+        obis.set_item(obis_key(py, guard.as_deref_mut(), &code.obis()), e)?;
     }
+    drop((guard, strs));
     d.set_item(intern!(py, "obis"), obis)?;
     let mbus = PyDict::new(py);
     for (channel, dev) in &r.mbus {

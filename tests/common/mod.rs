@@ -27,6 +27,7 @@ pub fn keys(v: &Json) -> Keys {
         key: v["key"].as_str().map(|k| Key::from_hex(k).unwrap()),
         auth_key: v["auth_key"].as_str().map(|k| Key::from_hex(k).unwrap()),
         skip_tag_check: false,
+        require_tag: false,
     }
 }
 
@@ -36,5 +37,6 @@ pub fn any_keys() -> Keys {
         key: Some(Key::new([7; 16])),
         auth_key: Some(Key::new([9; 16])),
         skip_tag_check: false,
+        require_tag: false,
     }
 }

@@ -1,0 +1,175 @@
+"""Telegrams from capture files, read lazily: :func:`read_capture`.
+
+A capture is what a serial port delivered, saved to a file: raw bytes (M-Bus
+frames, HDLC frames, DSMR P1 text, with any garbage between), or the same as
+hex text (digits and whitespace, any line layout). :func:`read_capture` reads it
+in chunks and hands out each verified telegram as soon as its last byte is
+read, so captures of any size stream through constant memory. Decode the
+telegrams with :meth:`mbuspico.Decoder.decode_iter`::
+
+    capture = mbuspico.read_capture("meter.bin")
+    for reading in decoder.decode_iter(capture):
+        ...
+    capture.stats  # telegrams found, bytes skipped, bad checksums, ...
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import string
+from collections.abc import Iterator
+from typing import BinaryIO, Literal
+
+from ._core import Deframer
+from .types import DeframerStats
+
+__all__ = ["Capture", "read_capture"]
+
+_HEX = frozenset(string.hexdigits.encode() + string.whitespace.encode())
+_SNIFF = 4096
+
+
+def _is_hex(sample: bytes) -> bool:
+    """Whether a file's first bytes are hex text (digits and whitespace only)."""
+    stripped = sample.strip()
+    return bool(stripped) and all(b in _HEX for b in stripped)
+
+
+_P1_HEADER = re.compile(rb"/[\x20-\x7e]{4,80}\r?\n")
+_P1_LINE = re.compile(rb"\n[01]-\d{1,3}:\d{1,3}\.\d{1,3}\.\d{1,3}\(")
+
+
+def _is_p1(sample: bytes) -> bool:
+    """Whether the first bytes look like DSMR P1 text.
+
+    That is a printable ``/`` header line and an OBIS line such as
+    ``1-0:1.8.0(`` (DSMR 5.0.2 §6.12).
+    """
+    return bool(_P1_HEADER.search(sample) and _P1_LINE.search(sample))
+
+
+class Capture:
+    """The telegrams of one capture file; iterate once.
+
+    Attributes:
+        path: The file.
+        protocol: ``"auto"`` (M-Bus and HDLC framing, or DSMR P1 when the file
+            starts like P1 text), ``"dlms"``/``"mbus"`` or ``"dsmr"``.
+        hex: Whether the file is hex text (known once iteration started).
+
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        protocol: Literal["auto", "dlms", "mbus", "dsmr"] = "auto",
+        chunk_size: int = 1 << 16,
+    ) -> None:
+        """Prepare to read ``path``; nothing is opened until iteration."""
+        if protocol not in ("auto", "dlms", "mbus", "dsmr"):
+            msg = f'protocol must be "auto", "dlms", "mbus" or "dsmr", not {protocol!r}'
+            raise ValueError(msg)
+        if chunk_size < 1:
+            msg = "chunk_size must be at least 1"
+            raise ValueError(msg)
+        self.path = os.fspath(path)
+        self.protocol = protocol
+        self.hex: bool | None = None
+        self._chunk_size = chunk_size
+        self._deframer: Deframer | None = None
+        self._started = False
+
+    def __repr__(self) -> str:
+        """Show the file and protocol."""
+        return f"Capture({self.path!r}, protocol={self.protocol!r})"
+
+    @property
+    def stats(self) -> DeframerStats:
+        """The deframer's counters (all zero before iteration).
+
+        Telegrams, bytes skipped, bad checksums, incomplete telegrams.
+        """
+        if self._deframer is None:
+            return Deframer().stats
+        return self._deframer.stats
+
+    def __iter__(self) -> Iterator[bytes]:
+        """Yield each verified telegram (its raw frames) in file order.
+
+        Raises:
+            OSError: The file cannot be read.
+            RuntimeError: Iterated a second time.
+
+        """
+        if self._started:
+            msg = "a Capture is read once; call read_capture() again"
+            raise RuntimeError(msg)
+        self._started = True
+        with open(self.path, "rb") as f:
+            yield from self._telegrams(f)
+
+    def _telegrams(self, f: BinaryIO) -> Iterator[bytes]:
+        sample = f.read(_SNIFF)
+        self.hex = _is_hex(sample)
+        chunks = self._hex_chunks(f, sample) if self.hex else self._raw_chunks(f, sample)
+        first = next(chunks, b"")
+        p1 = self.protocol == "dsmr" or (self.protocol == "auto" and _is_p1(first[:_SNIFF]))
+        self._deframer = deframer = Deframer(protocol="dsmr" if p1 else "auto")
+        yield from deframer.feed(first)
+        for chunk in chunks:
+            yield from deframer.feed(chunk)
+        deframer.finish()
+
+    def _raw_chunks(self, f: BinaryIO, sample: bytes) -> Iterator[bytes]:
+        if sample:
+            yield sample
+        while chunk := f.read(self._chunk_size):
+            yield chunk
+
+    def _hex_chunks(self, f: BinaryIO, sample: bytes) -> Iterator[bytes]:
+        """Bytes of hex text, decoded as it is read (a digit pair may span chunks)."""
+        carry = b""
+        text = sample
+        while text:
+            digits = carry + bytes(text.translate(None, string.whitespace.encode()))
+            even = len(digits) - len(digits) % 2
+            carry = digits[even:]
+            try:
+                data = bytes.fromhex(digits[:even].decode("ascii"))
+            except (UnicodeDecodeError, ValueError):
+                return  # not hex after all from here on: stop at the last whole pair
+            if data:
+                yield data
+            text = f.read(self._chunk_size)
+
+
+def read_capture(
+    path: str | os.PathLike[str],
+    *,
+    protocol: Literal["auto", "dlms", "mbus", "dsmr"] = "auto",
+    chunk_size: int = 1 << 16,
+) -> Capture:
+    """The telegrams of a capture file (binary or hex text), read lazily.
+
+    Args:
+        path: The capture file: raw bytes as received (M-Bus long frames, HDLC
+            frames incl. general block transfer, DSMR P1 text; garbage between
+            is skipped) or hex text of them (whitespace anywhere).
+        protocol: ``"auto"`` finds M-Bus and HDLC telegrams, or DSMR P1
+            telegrams when the file starts like P1 text; ``"dsmr"`` forces the
+            P1 framer; ``"dlms"`` and ``"mbus"`` the M-Bus/HDLC one.
+        chunk_size: Bytes read per step.
+
+    Returns:
+        A :class:`Capture`: iterate it for the telegrams (``bytes``, each
+        verified: M-Bus checksums, HDLC HCS/FCS, DSMR CRC), then read its
+        ``stats``. Feed it to :meth:`mbuspico.Decoder.decode_iter`.
+
+    Raises:
+        ValueError: Bad protocol or chunk size (when called); OSError when
+            the file cannot be read (on iteration).
+
+    """
+    return Capture(path, protocol=protocol, chunk_size=chunk_size)
