@@ -10,6 +10,8 @@ the setting and where the value came from, never the value of a secret.
 from __future__ import annotations
 
 import dataclasses
+import os
+import stat
 import string
 import sys
 from collections.abc import Mapping
@@ -581,6 +583,9 @@ class Config:
     influx_bucket: str | None = None
     influx_token: str | None = dataclasses.field(default=None, repr=False)
     demo: bool = False
+    warnings: tuple[str, ...] = dataclasses.field(default=(), compare=False)
+    """Problems worth a warning at start-up (a ``--config`` file with secrets
+    that others can read); the service logs each once."""
 
     @property
     def sinks_enabled(self) -> bool:
@@ -623,6 +628,23 @@ def _read_toml(path: Path) -> Mapping[str, Any]:
     except tomllib.TOMLDecodeError as e:
         msg = f"--config {path}: not valid TOML: {e}"
         raise ConfigError(msg) from e
+
+
+def _exposed_secrets(path: Path, doc: Mapping[str, Any]) -> str | None:
+    """A warning when ``path`` holds secrets and group or others may read it."""
+    held = [s.toml for s in SETTINGS if s.secret and _lookup(doc, s.toml) is not None]
+    if not held or os.name == "nt":  # Windows has no mode bits to check
+        return None
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if not mode & 0o077:
+        return None
+    return (
+        f"--config {path} holds {', '.join(held)} and group or others have access to it "
+        f"(mode {stat.S_IMODE(mode):04o}): run chmod 600 {path}"
+    )
 
 
 def _find_profile(device: str) -> Profile | None:
@@ -701,7 +723,9 @@ def load(
     elif protocol == "dsmr":
         values.setdefault("baudrate", 115200)
         values.setdefault("parity", "none")
-    config = dataclasses.replace(Config(), demo=demo, **values)
+    exposed = _exposed_secrets(Path(config_file), doc) if config_file is not None else None
+    warnings = (exposed,) if exposed else ()
+    config = dataclasses.replace(Config(), demo=demo, warnings=warnings, **values)
     if not demo:
         if config.key is None and config.protocol == "dlms":
             msg = "missing key: set MBUSPICO_DEVICE_KEY, key in the config file, or --key"

@@ -147,6 +147,10 @@ class Service:
         self.auth_key = config.auth_key
         self.sinks: list[Sink] = []
         """The publishing sinks (MQTT, CSV, Graphite, InfluxDB) configured."""
+        self.udp_sent = 0
+        """UDP datagrams sent."""
+        self.udp_failed = 0
+        """UDP sends that failed (logged once per run of failures)."""
 
     # -- reading -------------------------------------------------------------
 
@@ -319,7 +323,10 @@ class Service:
             return 401
         token = base64.b64encode(f"{c.http_user}:{c.http_password}".encode()).decode()
         expected = f"Basic {token}".encode()
-        return 200 if hmac.compare_digest(header.encode(), expected) else 403
+        # Bytes of both (compare_digest takes str only if ASCII); a character
+        # that cannot be encoded cannot match the ASCII token either.
+        given = header.encode("utf-8", "replace")
+        return 200 if hmac.compare_digest(given, expected) else 403
 
     def _make_app(self) -> Any:
         from microdot import Microdot, Response
@@ -439,6 +446,7 @@ up {status["uptimeSeconds"]:.0f} s; last reading {esc(str(status["lastReadingAt"
     async def _udp_loop(self) -> None:
         c = self.config
         loop = asyncio.get_running_loop()
+        failing = 0  # sends failed in a row: the first is logged, then one line on recovery
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             while not self._stop.is_set():
                 await asyncio.sleep(c.udp_interval)
@@ -450,13 +458,33 @@ up {status["uptimeSeconds"]:.0f} s; last reading {esc(str(status["lastReadingAt"
                         None, sock.sendto, text.encode(), (c.udp_host, c.udp_port)
                     )
                 except OSError as e:  # receiver gone, network down: keep serving
-                    log.warning("UDP to %s:%s failed: %s", c.udp_host, c.udp_port, e)
+                    self.udp_failed += 1
+                    if not failing:
+                        log.warning(
+                            "UDP to %s:%s failed: %s (not logged again until a send works)",
+                            c.udp_host,
+                            c.udp_port,
+                            e,
+                        )
+                    failing += 1
+                else:
+                    self.udp_sent += 1
+                    if failing:
+                        log.info(
+                            "UDP to %s:%s works again after %d failed sends",
+                            c.udp_host,
+                            c.udp_port,
+                            failing,
+                        )
+                    failing = 0
 
     # -- running -------------------------------------------------------------
 
     async def serve(self) -> None:
         """Serve until :meth:`stop`."""
         c = self.config
+        for warning in c.warnings:  # e.g. a config file with keys others can read
+            log.warning("%s", warning)
         if c.demo:
             self._start_demo()
         self.sinks = self._make_sinks()

@@ -4,6 +4,9 @@ Every sink is a :class:`Sink`: :meth:`Sink.publish` only puts the reading on a
 bounded queue and returns at once, so a slow or unreachable broker, database or
 disk never delays reading the meter; a worker thread delivers, reconnecting with
 backoff. When the queue is full the oldest reading is dropped and counted.
+Failed deliveries are counted; the first of a run of failures is logged as a
+warning, the rest at debug level, and the recovery once (a broker or disk
+that stays away does not flood the log with a line per reading).
 
 :func:`flat_values` turns a reading of any protocol into the flat
 ``name -> number`` map the time-series sinks (Graphite, InfluxDB, CSV) store.
@@ -181,6 +184,7 @@ class Sink(abc.ABC):
             self.connect()
         except Exception as e:  # a sink must never stop the service
             log.warning("%s: %s", self.name, e)
+        failing = 0  # failures in a row: the first is a warning, the rest debug lines
         while True:
             reading = self._queue.get()
             if reading is None:
@@ -190,7 +194,19 @@ class Sink(abc.ABC):
             except Exception as e:  # logged and counted, never fatal
                 with self._lock:
                     self.failed += 1
-                log.warning("%s: could not deliver a reading: %s", self.name, e)
+                if failing:
+                    log.debug("%s: could not deliver a reading: %s", self.name, e)
+                else:
+                    log.warning(
+                        "%s: could not deliver a reading: %s (further failures are counted "
+                        "and logged at debug level until delivery works again)",
+                        self.name,
+                        e,
+                    )
+                failing += 1
             else:
                 with self._lock:
                     self.published += 1
+                if failing:
+                    log.info("%s: delivering again after %d failed readings", self.name, failing)
+                    failing = 0
