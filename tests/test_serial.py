@@ -16,29 +16,11 @@ import pytest
 
 import mbuspico
 from mbuspico import SerialPortError, SerialReader
-from mbuspico.simulator import METERS, SimulatedTelegram, Simulator
+from mbuspico.simulator import EXPECTED_FIELDS, METERS, SimulatedTelegram, Simulator
 from test_simulator_hdlc import HDLC_METERS
 
 KEY = "36C66639E48A8CA4D6BC8B282A793BBB"
-FIELDS = (
-    "timestamp",
-    "meterNumber",
-    "activeEnergyPlus",
-    "activeEnergyMinus",
-    "activePowerPlus",
-    "activePowerMinus",
-    "reactiveEnergyPlus",
-    "reactiveEnergyMinus",
-    "voltageL1",
-    "voltageL2",
-    "voltageL3",
-    "currentL1",
-    "currentL2",
-    "currentL3",
-    "powerFactor",
-    "frameCounter",
-    "systemTitle",
-)
+FIELDS = EXPECTED_FIELDS
 
 
 def assert_reading_is(reading: mbuspico.Reading, sent: SimulatedTelegram) -> None:

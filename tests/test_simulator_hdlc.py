@@ -16,30 +16,18 @@ import pytest
 import mbuspico
 from conftest import by_id
 from mbuspico import SerialReader, _core
-from mbuspico.simulator import AUTHENTICATED, METERS, SimulatedTelegram, Simulator
+from mbuspico.simulator import (
+    AUTHENTICATED,
+    EXPECTED_FIELDS,
+    METERS,
+    SimulatedTelegram,
+    Simulator,
+)
 
 KEY = "36C66639E48A8CA4D6BC8B282A793BBB"
 AUTH_KEY = "D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF"
 HDLC_METERS = ("wienernetze-im350", "wienernetze-am550", "burgenland-e450", "steiermark-e450")
-FIELDS = (
-    "timestamp",
-    "meterNumber",
-    "activeEnergyPlus",
-    "activeEnergyMinus",
-    "activePowerPlus",
-    "activePowerMinus",
-    "reactiveEnergyPlus",
-    "reactiveEnergyMinus",
-    "voltageL1",
-    "voltageL2",
-    "voltageL3",
-    "currentL1",
-    "currentL2",
-    "currentL3",
-    "powerFactor",
-    "frameCounter",
-    "systemTitle",
-)
+FIELDS = EXPECTED_FIELDS
 
 
 def auth_for(meter: str) -> str | None:

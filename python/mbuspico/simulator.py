@@ -50,9 +50,31 @@ from typing import Any
 from . import _core
 from ._ptymeter import PtyMeter, check_rates
 
-__all__ = ["AUTHENTICATED", "METERS", "SimulatedTelegram", "Simulator"]
+__all__ = ["AUTHENTICATED", "EXPECTED_FIELDS", "METERS", "SimulatedTelegram", "Simulator"]
 
 log = logging.getLogger("mbuspico.simulator")
+
+EXPECTED_FIELDS: tuple[str, ...] = (
+    "timestamp",
+    "meterNumber",
+    "activeEnergyPlus",
+    "activeEnergyMinus",
+    "activePowerPlus",
+    "activePowerMinus",
+    "reactiveEnergyPlus",
+    "reactiveEnergyMinus",
+    "voltageL1",
+    "voltageL2",
+    "voltageL3",
+    "currentL1",
+    "currentL2",
+    "currentL3",
+    "powerFactor",
+    "frameCounter",
+    "systemTitle",
+)
+"""The reading fields every :attr:`SimulatedTelegram.expected` gives (None where
+the meter does not send the value): compare a decoded reading on these."""
 
 METERS: tuple[str, ...] = tuple(_core.METERS)
 """The meter profiles: ``kaifa-ma309m``, ``sagemcom-t210d``,

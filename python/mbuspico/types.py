@@ -11,6 +11,7 @@ __all__ = [
     "DsmrValue",
     "Identified",
     "MbusError",
+    "MbusPicoFields",
     "MbusReading",
     "MbusRecord",
     "Number",
@@ -34,21 +35,23 @@ class ObisValue(TypedDict):
     dimensionless (IEC 62056-6-2 §4.3.2 unit enumeration)."""
 
 
-class Reading(TypedDict):
-    """A decoded DLMS push, with MBusPico's field names.
+class MbusPicoFields(TypedDict):
+    """MBusPico's field names, shared by DLMS and P1 readings.
 
-    Fields the meter does not send are None (KSM-West meters send no power factor;
-    Netz NÖ meters no reactive energy).
+    Fields the meter does not send are None (KSM-West meters send no power
+    factor; Netz NÖ meters no reactive energy). P1 values are converted from
+    kW/kWh to W/Wh; a P1 meter that sends no total energy gets the sum of its
+    tariff registers (1-0:1.8.1, 1.8.2, …).
     """
 
-    protocol: Literal["dlms"]
     timestamp: Optional[str]
     """The meter clock, ISO 8601 local time with the meter's UTC offset,
     e.g. ``"2021-09-27T09:47:15+02:00"`` (no offset when the meter sends none)."""
     lxTimestamp: Optional[int]
     """Loxone time: local wall-clock seconds since 2009-01-01 00:00."""
     meterNumber: Optional[str]
-    """0-0:96.1.0.255, or the last element of the Netz NÖ layout."""
+    """0-0:96.1.0.255 (DLMS: or the last element of the Netz NÖ layout; P1: or
+    the equipment identifier 0-0:96.1.1, its hex decoded to text)."""
     activePowerPlus: Optional[Number]
     """+P, 1-0:1.7.0, W."""
     activePowerMinus: Optional[Number]
@@ -76,9 +79,16 @@ class Reading(TypedDict):
     powerFactor: Optional[Number]
     """cos φ, 1-0:13.7.0, e.g. 0.968; signed."""
     systemTitle: Optional[str]
-    """System title of the general-glo-ciphering APDU, 16 lower-case hex digits."""
+    """System title of the general-glo-ciphering APDU, 16 lower-case hex digits
+    (None for a telegram sent in the clear)."""
     frameCounter: Optional[int]
     """Frame counter (invocation counter) of the APDU."""
+
+
+class Reading(MbusPicoFields):
+    """A decoded DLMS push, with MBusPico's field names."""
+
+    protocol: Literal["dlms"]
     obis: Dict[str, ObisValue]
     """Every value by OBIS code ``A-B:C.D.E`` (``*F`` only when F ≠ 255), in the
     order the meter sent them."""
@@ -170,13 +180,12 @@ class DsmrMbusDevice(TypedDict):
     valvePosition: Optional[int]
 
 
-class DsmrReading(TypedDict):
+class DsmrReading(MbusPicoFields):
     """A decoded DSMR P1 telegram (``protocol == "dsmr"``).
 
     Besides the telegram's own lines it carries MBusPico's field names
-    (``activeEnergyPlus`` in Wh, ``activePowerPlus`` in W, …), so a P1 meter's
-    reading has the shape of a DLMS push's (DSMR P1 Companion Standard 5.0.2
-    §6.12 for the OBIS codes).
+    (:class:`MbusPicoFields`), so a P1 meter's reading has the shape of a DLMS
+    push's (DSMR P1 Companion Standard 5.0.2 §6.12 for the OBIS codes).
     """
 
     protocol: Literal["dsmr"]
@@ -186,49 +195,12 @@ class DsmrReading(TypedDict):
     """``missing`` for DSMR 2.2/3.0 (no CRC); ``mismatch`` only with ``verify_crc=False``."""
     lineEndings: Literal["crlf", "lf"]
     """``lf`` for a re-saved capture; its CRC was checked over the CR LF form."""
-    timestamp: Optional[str]
-    """0-0:1.0.0, ISO 8601 with the meter's offset."""
-    lxTimestamp: Optional[int]
-    """Loxone time of ``timestamp``: local wall-clock seconds since 2009-01-01."""
-    meterNumber: Optional[str]
-    """0-0:96.1.0, else the equipment identifier 0-0:96.1.1 (its hex decoded
-    to text, e.g. ``"K8EG004046395507"``)."""
-    activePowerPlus: Optional[Number]
-    """1-0:1.7.0 in W (P1 sends kW)."""
-    activePowerMinus: Optional[Number]
-    """1-0:2.7.0 in W."""
-    activeEnergyPlus: Optional[Number]
-    """1-0:1.8.0 in Wh, or the sum of the tariff registers 1-0:1.8.1, 1.8.2, …
-    when the meter sends no total (Dutch and Belgian meters)."""
-    activeEnergyMinus: Optional[Number]
-    """1-0:2.8.0 (or its tariffs' sum) in Wh."""
-    reactiveEnergyPlus: Optional[Number]
-    """1-0:3.8.0 (or its tariffs' sum) in varh."""
-    reactiveEnergyMinus: Optional[Number]
-    """1-0:4.8.0 (or its tariffs' sum) in varh."""
-    voltageL1: Optional[Number]
-    """1-0:32.7.0, V."""
-    voltageL2: Optional[Number]
-    """1-0:52.7.0, V."""
-    voltageL3: Optional[Number]
-    """1-0:72.7.0, V."""
-    currentL1: Optional[Number]
-    """1-0:31.7.0, A."""
-    currentL2: Optional[Number]
-    """1-0:51.7.0, A."""
-    currentL3: Optional[Number]
-    """1-0:71.7.0, A."""
-    powerFactor: Optional[Number]
-    """1-0:13.7.0 where a meter sends it."""
     obis: Dict[str, DsmrValue]
     """Every line by OBIS code ``A-B:C.D.E``, in telegram order."""
     mbus: Dict[str, DsmrMbusDevice]
     """M-Bus devices by channel number (``"1"``, ``"2"``, …)."""
     unknownLines: List[str]
     """Lines that are not COSEM lines, kept as sent."""
-    systemTitle: Optional[str]
-    """For encrypted frames (Luxembourg Smarty): the system title, hex."""
-    frameCounter: Optional[int]
 
 
 class DeframerStats(TypedDict):

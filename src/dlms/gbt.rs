@@ -118,29 +118,6 @@ fn push_ber_length(out: &mut Vec<u8>, len: usize) {
     }
 }
 
-/// One unsegmented HDLC type 3 frame carrying `info` (framing as
-/// [`hdlc::emit`], but without adding an LLC header).
-fn push_frame(out: &mut Vec<u8>, info: &[u8], destination: &[u8], source: &[u8], control: u8) {
-    let header_len = 2 + destination.len() + source.len() + 1;
-    let length = header_len + 2 + info.len() + 2;
-    let mut frame = Vec::with_capacity(length);
-    frame.extend_from_slice(&[
-        hdlc::FORMAT_TYPE_3 | ((length >> 8) as u8 & 0x07),
-        (length & 0xFF) as u8,
-    ]);
-    frame.extend_from_slice(destination);
-    frame.extend_from_slice(source);
-    frame.push(control);
-    let hcs = hdlc::crc16_x25(&frame);
-    frame.extend_from_slice(&hcs.to_le_bytes());
-    frame.extend_from_slice(info);
-    let fcs = hdlc::crc16_x25(&frame);
-    frame.extend_from_slice(&fcs.to_le_bytes());
-    out.push(hdlc::FLAG);
-    out.extend_from_slice(&frame);
-    out.push(hdlc::FLAG);
-}
-
 /// Sends `apdu` as a general block transfer the way the Landis+Gyr E450 pushes
 /// it (the inverse of [`reassemble`], for the simulator and tests): blocks
 /// numbered from 1, block-control [`STREAMING`] (`0x40`) and
@@ -192,7 +169,7 @@ pub fn emit(
         info.extend_from_slice(&0u16.to_be_bytes());
         push_ber_length(&mut info, data.len());
         info.extend_from_slice(data);
-        push_frame(&mut out, &info, destination, source, control);
+        hdlc::push_frame(&mut out, &info, destination, source, control, false);
         if last {
             return out;
         }

@@ -326,25 +326,41 @@ pub fn emit(
     let chunks: Vec<&[u8]> = info.chunks(max_info.clamp(LLC.len(), limit)).collect();
     let mut out = Vec::with_capacity(info.len() + (header_len + 6) * chunks.len());
     for (i, chunk) in chunks.iter().enumerate() {
-        let length = header_len + 2 + chunk.len() + 2;
-        let mut f0 = FORMAT_TYPE_3 | ((length >> 8) as u8 & 0x07);
-        if i + 1 < chunks.len() {
-            f0 |= SEGMENTATION;
-        }
-        let mut frame = vec![f0, (length & 0xFF) as u8];
-        frame.extend_from_slice(destination);
-        frame.extend_from_slice(source);
-        frame.push(control);
-        let hcs = crc16_x25(&frame);
-        frame.extend_from_slice(&hcs.to_le_bytes());
-        frame.extend_from_slice(chunk);
-        let fcs = crc16_x25(&frame);
-        frame.extend_from_slice(&fcs.to_le_bytes());
-        out.push(FLAG);
-        out.extend_from_slice(&frame);
-        out.push(FLAG);
+        let segmented = i + 1 < chunks.len();
+        push_frame(&mut out, chunk, destination, source, control, segmented);
     }
     out
+}
+
+/// Appends one HDLC type 3 frame carrying `info` to `out`: flag, format (with
+/// the segmentation bit when `segmented`) and length, addresses, control, HCS,
+/// the information field as given (no LLC header added), FCS, flag.
+pub fn push_frame(
+    out: &mut Vec<u8>,
+    info: &[u8],
+    destination: &[u8],
+    source: &[u8],
+    control: u8,
+    segmented: bool,
+) {
+    let header_len = 2 + destination.len() + source.len() + 1;
+    let length = header_len + 2 + info.len() + 2;
+    let mut f0 = FORMAT_TYPE_3 | ((length >> 8) as u8 & 0x07);
+    if segmented {
+        f0 |= SEGMENTATION;
+    }
+    let start = out.len();
+    out.push(FLAG);
+    out.extend_from_slice(&[f0, (length & 0xFF) as u8]);
+    out.extend_from_slice(destination);
+    out.extend_from_slice(source);
+    out.push(control);
+    let hcs = crc16_x25(out.get(start + 1..).unwrap_or_default());
+    out.extend_from_slice(&hcs.to_le_bytes());
+    out.extend_from_slice(info);
+    let fcs = crc16_x25(out.get(start + 1..).unwrap_or_default());
+    out.extend_from_slice(&fcs.to_le_bytes());
+    out.push(FLAG);
 }
 
 #[cfg(test)]
