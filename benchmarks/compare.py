@@ -766,11 +766,21 @@ def time_cases(cases: list[Case], rounds: int, target: float) -> None:
 # Import time, memory, sys.modules
 
 
+# Interpreters as users run them: bytecode caches written and used (a
+# PYTHONDONTWRITEBYTECODE inherited from a CI or tool environment would make
+# every import compile its sources and the import times meaningless).
+USER_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def run_python(python: str, code: str, *options: str) -> subprocess.CompletedProcess[str]:
     """Run code in a fresh interpreter; retry while mbuspico's core is being rebuilt."""
     for attempt in range(6):
         done = subprocess.run(  # noqa: S603
-            [python, *options, "-c", code], capture_output=True, text=True, check=False
+            [python, *options, "-c", code],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=USER_ENV,
         )
         if done.returncode == 0 or "mbuspico" not in done.stderr or attempt == 5:
             return done
@@ -857,6 +867,7 @@ def footprints(inputs: Inputs, repeats: int) -> list[Footprint]:
         row = Footprint(library, version_of(dist), "", "", "\u2014")
         log(f"import time and RSS: {library}")
         try:
+            import_time_ms(statement)  # the first import writes the bytecode caches
             times = [import_time_ms(statement) for _ in range(9)]
             row.import_ms = f"{statistics.median(times):.1f} ms"
             rss = [peak_rss_mib(statement) for _ in range(repeats)]
