@@ -13,7 +13,8 @@
 //! start, and counted in [`Stats`].
 //!
 //! Invariant: every byte pushed is either part of a telegram handed out, counted in
-//! [`Stats::bytes_skipped`], or still buffered ([`Deframer::buffered`]).
+//! [`Stats::bytes_skipped`], or still buffered ([`Deframer::buffered`]); an HDLC
+//! flag shared by two frames is in both telegrams ([`Stats::shared_flags`]).
 
 use crate::dlms::{gbt, hdlc, transport};
 use crate::error::ErrorKind;
@@ -32,6 +33,11 @@ pub struct Stats {
     /// Telegrams dropped incomplete: verified segments whose telegram lost a
     /// segment (or arrived out of order), counted once per telegram.
     pub incomplete_telegrams: u64,
+    /// HDLC flags that closed one frame and opened the next (ISO/IEC 13239
+    /// allows one flag between frames; a meter's own opening flag may also be
+    /// lost): such a flag is in both telegrams handed out, so bytes in
+    /// telegrams + skipped = bytes pushed + shared flags.
+    pub shared_flags: u64,
 }
 
 /// Most blocks a general block transfer may have; a longer one is dropped.
@@ -52,6 +58,9 @@ pub struct Deframer {
     /// cannot be complete (0: try now); spares re-reading a long GBT push
     /// on every byte.
     hdlc_wait: usize,
+    /// The last telegram handed out was HDLC and ended in a flag, and nothing
+    /// came since: a frame format byte next means that flag opens it too.
+    flag_may_open: bool,
 }
 
 /// What the frame dropped last belonged to.
@@ -124,7 +133,23 @@ impl Deframer {
         self.stats.telegrams += 1;
         self.last_dropped = None;
         self.hdlc_wait = 0;
+        self.flag_may_open = false;
         telegram
+    }
+
+    /// A frame right after an HDLC telegram that starts with its format byte
+    /// (`0xA_`) shares the telegram's closing flag: put a copy of the flag back
+    /// in front of it, counted in [`Stats::shared_flags`].
+    fn share_flag(&mut self) {
+        if std::mem::take(&mut self.flag_may_open)
+            && self
+                .buf
+                .first()
+                .is_some_and(|&b| b & 0xF0 == hdlc::FORMAT_TYPE_3)
+        {
+            self.buf.insert(0, hdlc::FLAG);
+            self.stats.shared_flags += 1;
+        }
     }
 
     /// Drops a verified frame that does not complete a telegram.
@@ -170,6 +195,9 @@ impl Deframer {
     /// The next complete, verified telegram (its raw frames), or `None` when more
     /// bytes are needed.
     pub fn next_telegram(&mut self) -> Option<Vec<u8>> {
+        if self.flag_may_open && !self.buf.is_empty() {
+            self.share_flag();
+        }
         loop {
             let start = self
                 .buf
@@ -236,7 +264,12 @@ impl Deframer {
         });
         match result {
             Ok(r) if r.segments <= MAX_GBT_BLOCKS && r.consumed <= MAX_HDLC_TELEGRAM => {
-                Some(Some(self.take(r.consumed)))
+                let telegram = self.take(r.consumed);
+                self.flag_may_open = telegram.last() == Some(&hdlc::FLAG);
+                if !self.buf.is_empty() {
+                    self.share_flag();
+                }
+                Some(Some(telegram))
             }
             Err(e)
                 if needs_more(&e.kind, e.offset, self.buf.len())
@@ -481,7 +514,10 @@ mod tests {
         d.finish();
         let s = d.stats();
         let handed: usize = out.iter().map(Vec::len).sum();
-        assert_eq!(handed as u64 + s.bytes_skipped, stream.len() as u64);
+        assert_eq!(
+            handed as u64 + s.bytes_skipped,
+            stream.len() as u64 + s.shared_flags
+        );
         (out, s)
     }
 

@@ -805,8 +805,8 @@ fn deframe(stream: &[u8], chunks: &[usize]) -> (Vec<Vec<u8>>, Stats) {
     let handed: usize = out.iter().map(Vec::len).sum();
     assert_eq!(
         handed as u64 + s.bytes_skipped,
-        stream.len() as u64,
-        "bytes out + skipped = bytes in"
+        stream.len() as u64 + s.shared_flags,
+        "bytes out + skipped = bytes in + shared flags"
     );
     assert_eq!(s.telegrams, out.len() as u64);
     (out, s)
@@ -1081,4 +1081,25 @@ proptest! {
         }
         prop_assert_eq!(out.last(), Some(whole));
     }
+}
+
+#[test]
+fn a_flag_shared_by_two_frames_opens_the_second() {
+    // Soak finding: a push that lost its closing flag took the next push's
+    // opening flag as its own, and the next (intact) push was lost. One flag
+    // may close a frame and open the next (ISO/IEC 13239 §4.3.1).
+    let v = hdlc_vectors()
+        .into_iter()
+        .find(|v| v["id"] == "wienernetze_siemens_im350")
+        .unwrap();
+    let wire = bytes(&v, "hex");
+    let shared: Vec<u8> = [&wire[..], &wire[1..], &wire[1..]].concat();
+    for chunks in chunkings() {
+        let (out, s) = deframe(&shared, &chunks);
+        assert_eq!(out, vec![wire.clone(), wire.clone(), wire.clone()]);
+        assert_eq!(s.shared_flags, 2);
+        assert_eq!(s.bytes_skipped, 0);
+    }
+    let r = dlms::decode(&wire, &keys(&v)).unwrap();
+    assert_eq!(r.meter_number.as_deref(), Some("SMS1030788000020"));
 }

@@ -519,3 +519,22 @@ def test_deframer_any_bytes(data: bytes, chunk: int) -> None:
 
 def test_reading_type_exported() -> None:
     assert mbuspico.DsmrReading.__name__ == "DsmrReading"
+
+
+def test_a_bang_inside_a_line_is_no_end_and_a_lost_line_end_keeps_the_next() -> None:
+    """Soak findings: one flipped bit turns a line's ``1`` into ``!`` (0x31 ->
+    0x21), which once cut the telegram short as one "without CRC" and read
+    1-0:1.8.1 wrong; a lost CR LF after ``!CRC`` once swallowed the next
+    telegram's header."""
+    v5 = next(v for v in VECTORS if v["id"] == "dsmr_parser/TELEGRAM_V5")["text"].encode()
+    at = v5.index(b"\n1-0:1.8.1(") + 1
+    flipped = v5[:at] + b"!" + v5[at + 1 :]
+    with pytest.raises(mbuspico.ChecksumError):
+        mbuspico.Decoder(protocol="dsmr").decode(flipped)
+    deframer = mbuspico.Deframer(protocol="dsmr")
+    assert deframer.feed(flipped + v5) == [v5]
+    assert deframer.stats["bad_checksums"] == 1
+    cut = v5.rstrip(b"\r\n")
+    deframer = mbuspico.Deframer(protocol="dsmr")
+    assert deframer.feed(cut + v5 + v5) == [cut, v5, v5]
+    assert mbuspico.Decoder(protocol="dsmr").decode(cut)["crc"] == "ok"

@@ -21,6 +21,7 @@ def test_all_real_telegrams_one_byte_at_a_time() -> None:
         "bytes_skipped": 10 * (len(TELEGRAMS) - 1),
         "bad_checksums": 0,
         "incomplete_telegrams": 0,
+        "shared_flags": 0,
     }
 
 

@@ -214,6 +214,10 @@ class DeframerStats(TypedDict):
     """Frame candidates whose checksum failed."""
     incomplete_telegrams: int
     """Telegrams dropped because a segment was missing or out of order."""
+    shared_flags: int
+    """HDLC flags that closed one frame and opened the next (in both
+    telegrams): bytes in telegrams + ``bytes_skipped`` = bytes fed +
+    ``shared_flags``."""
 
 
 class ReaderStats(DeframerStats):

@@ -9,7 +9,7 @@
 //! they are complete; their tag is checked by the decoder. Anything else is
 //! skipped and counted.
 
-use super::telegram::{self, find_bang};
+use super::telegram::{self, find_bang, trailer_end};
 use crate::stream::Stats;
 
 /// Longest telegram accepted (real ones reach 2.3 kB; the spec allows 1,024
@@ -138,18 +138,13 @@ impl Framer {
                             self.skip(r);
                         }
                         (Some(b), _) => {
-                            let Some(eol) = self
-                                .buf
-                                .get(b..)
-                                .and_then(|t| t.iter().position(|&c| c == b'\n'))
-                            else {
+                            let Some(end) = trailer_end(&self.buf, b) else {
                                 if self.buf.len() > MAX_TELEGRAM {
                                     self.skip(1);
                                     continue;
                                 }
                                 return None;
                             };
-                            let end = b + eol + 1;
                             let t: Vec<u8> = self.buf.drain(..end).collect();
                             match crc_ok(&t) {
                                 Some(true) => {

@@ -184,17 +184,66 @@ fn groups_as<'t, T>(text: &'t [u8], f: impl Fn(&'t [u8]) -> T) -> Option<Vec<T>>
 }
 
 /// Finds the `!` that ends a telegram starting at `buf[0]`: at a line start,
-/// or right after the last group's `)` (as the Aidon 6534 example prints it).
+/// or right after the last group's `)` (as the Aidon 6534 example prints it),
+/// and followed by at most four hex digits (the CRC; none on DSMR 2.2/3.0)
+/// and a line end, a NUL or the end of the input. A `!` followed by anything
+/// else is no end: a corrupted line start (`1` → `!` is one bit) must not cut
+/// a telegram short and pass it off as one without a CRC.
 pub fn find_bang(buf: &[u8]) -> Option<usize> {
     let mut from = 0;
     loop {
         let at = buf.get(from..)?.iter().position(|&b| b == b'!')? + from;
         let before = at.checked_sub(1).and_then(|i| buf.get(i));
-        if matches!(before, Some(b'\n' | b')')) {
+        if matches!(before, Some(b'\n' | b')')) && ends_trailer(buf, at) {
             return Some(at);
         }
         from = at + 1;
     }
+}
+
+/// Whether the bytes after the `!` at `bang` can be a CRC trailer.
+fn ends_trailer(buf: &[u8], bang: usize) -> bool {
+    let rest = buf.get(bang + 1..).unwrap_or_default();
+    let digits = rest
+        .iter()
+        .take(4)
+        .take_while(|b| b.is_ascii_hexdigit())
+        .count();
+    match rest.get(digits) {
+        None | Some(b'\r' | b'\n' | 0) => true,
+        // Fewer than four digits, then the next telegram (its line end lost).
+        Some(b'/') => true,
+        Some(_) => false,
+    }
+}
+
+/// One past the trailer of the `!` at `bang`: up to four CRC digits and a line
+/// end (CR LF, or LF alone). `None` while the input may still be inside it
+/// (it ends before the line end). A trailer whose line end was lost ends after
+/// its digits, so the next telegram's `/` is not swallowed.
+pub fn trailer_end(buf: &[u8], bang: usize) -> Option<usize> {
+    let start = bang + 1;
+    let rest = buf.get(start..)?;
+    let digits = rest
+        .iter()
+        .take(4)
+        .take_while(|b| b.is_ascii_hexdigit())
+        .count();
+    let mut end = start + digits;
+    match buf.get(end) {
+        None => return None,
+        Some(b'\r') => {
+            end += 1;
+            match buf.get(end) {
+                None => return None,
+                Some(b'\n') => end += 1,
+                Some(_) => {}
+            }
+        }
+        Some(b'\n') => end += 1,
+        Some(_) => {}
+    }
+    Some(end)
 }
 
 /// Finds the end of a telegram that starts at `buf[0] == b'/'`: the index of
@@ -202,10 +251,7 @@ pub fn find_bang(buf: &[u8]) -> Option<usize> {
 /// ends right after the CRC digits (many saved captures), the input's end.
 pub fn find_end(buf: &[u8]) -> Option<(usize, usize)> {
     let bang = find_bang(buf)?;
-    let end = match buf.get(bang..)?.iter().position(|&b| b == b'\n') {
-        Some(eol) => bang + eol + 1,
-        None => buf.len(),
-    };
+    let end = trailer_end(buf, bang).unwrap_or(buf.len());
     Some((bang, end))
 }
 

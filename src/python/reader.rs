@@ -374,6 +374,7 @@ impl SerialReader {
         d.set_item("bytes_skipped", s.bytes_skipped)?;
         d.set_item("bad_checksums", s.bad_checksums)?;
         d.set_item("incomplete_telegrams", s.incomplete_telegrams)?;
+        d.set_item("shared_flags", s.shared_flags)?;
         d.set_item("readings", self.counters.readings)?;
         d.set_item("decode_errors", self.counters.decode_errors)?;
         d.set_item("decryption_errors", self.counters.decryption_errors)?;

@@ -81,7 +81,8 @@ impl Deframer {
         self.inner.buffered()
     }
 
-    /// Counters: telegrams, bytes_skipped, bad_checksums, incomplete_telegrams.
+    /// Counters: telegrams, bytes_skipped, bad_checksums, incomplete_telegrams,
+    /// shared_flags.
     #[getter]
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         pythonize::pythonize(py, &self.inner.stats()).map_err(PyErr::from)
