@@ -9,7 +9,7 @@
 //! they are complete; their tag is checked by the decoder. Anything else is
 //! skipped and counted.
 
-use super::telegram::{self, find_bang, trailer_end};
+use super::telegram::{self, find_bang_from, trailer_end};
 use crate::stream::Stats;
 
 /// Longest telegram accepted (real ones reach 2.3 kB; the spec allows 1,024
@@ -21,6 +21,10 @@ pub const MAX_TELEGRAM: usize = 8192;
 pub struct Framer {
     buf: Vec<u8>,
     stats: Stats,
+    /// How far the telegram at the buffer start was already searched for its
+    /// end and for a new start, without result: a telegram arriving byte by
+    /// byte is then scanned once, not once per byte.
+    scanned: usize,
 }
 
 /// Whether a telegram header may start at `i`: `/` and three letters (the
@@ -68,11 +72,17 @@ impl Framer {
         let n = n.min(self.buf.len());
         self.buf.drain(..n);
         self.stats.bytes_skipped += n as u64;
+        if n > 0 {
+            self.scanned = 0;
+        }
     }
 
     /// Where the next candidate starts: a header (`/` and the three letters of
     /// the manufacturer's FLAG id, or too few bytes yet to tell) or `DB 08`.
     fn start(&self) -> usize {
+        if header_at(&self.buf, 0) || self.buf.starts_with(&[0xDB, 0x08]) {
+            return 0;
+        }
         let slash = (0..self.buf.len()).find(|&i| header_at(&self.buf, i));
         let db = self.buf.windows(2).position(|w| w == [0xDB, 0x08]);
         match (slash, db) {
@@ -116,6 +126,7 @@ impl Framer {
                             return None;
                         }
                         self.stats.telegrams += 1;
+                        self.scanned = 0;
                         return Some(self.buf.drain(..len).collect());
                     }
                     _ => self.skip(1),
@@ -126,12 +137,15 @@ impl Framer {
                     // off (`/` + letters never occurs in a body: values are
                     // digits and hex).
                     // A text telegram never holds 0xDB either: `DB 08` restarts too.
-                    let restart = (1..self.buf.len()).find(|&i| {
+                    // Bytes searched before may hold the first few bytes of a
+                    // pattern that completes only now: look back a little.
+                    let from = self.scanned.saturating_sub(8).max(1);
+                    let restart = (from..self.buf.len()).find(|&i| {
                         (header_at(&self.buf, i) && self.buf.get(i + 3).is_some())
                             || (self.buf.get(i) == Some(&0xDB)
                                 && self.buf.get(i + 1) == Some(&0x08))
                     });
-                    let bang = find_bang(&self.buf);
+                    let bang = find_bang_from(&self.buf, from);
                     match (bang, restart) {
                         (Some(b), Some(r)) if r < b => {
                             self.stats.incomplete_telegrams += 1;
@@ -146,6 +160,7 @@ impl Framer {
                                 return None;
                             };
                             let t: Vec<u8> = self.buf.drain(..end).collect();
+                            self.scanned = 0;
                             match crc_ok(&t) {
                                 Some(true) => {
                                     self.stats.telegrams += 1;
@@ -163,7 +178,10 @@ impl Framer {
                             self.skip(r);
                         }
                         (None, None) if self.buf.len() > MAX_TELEGRAM => self.skip(1),
-                        (None, None) => return None,
+                        (None, None) => {
+                            self.scanned = self.buf.len();
+                            return None;
+                        }
                     }
                 }
             }
@@ -180,6 +198,7 @@ impl Framer {
         let mut buf = rest.to_vec();
         buf.extend_from_slice(&self.buf);
         self.buf = buf;
+        self.scanned = 0;
         self.stats.telegrams = self.stats.telegrams.saturating_sub(1);
         self.stats.bytes_skipped += 1;
     }

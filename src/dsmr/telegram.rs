@@ -190,7 +190,12 @@ fn groups_as<'t, T>(text: &'t [u8], f: impl Fn(&'t [u8]) -> T) -> Option<Vec<T>>
 /// else is no end: a corrupted line start (`1` → `!` is one bit) must not cut
 /// a telegram short and pass it off as one without a CRC.
 pub fn find_bang(buf: &[u8]) -> Option<usize> {
-    let mut from = 0;
+    find_bang_from(buf, 0)
+}
+
+/// [`find_bang`] searching from `from` on (the bytes before it still count as
+/// context: the byte before a `!`).
+pub fn find_bang_from(buf: &[u8], mut from: usize) -> Option<usize> {
     loop {
         let at = buf.get(from..)?.iter().position(|&b| b == b'!')? + from;
         let before = at.checked_sub(1).and_then(|i| buf.get(i));
