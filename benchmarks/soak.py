@@ -45,7 +45,7 @@ from typing import Any
 import mbuspico
 from mbuspico.mbus_slave import MBusSlave, SlaveMeter, load_frames
 from mbuspico.p1_simulator import ENCRYPTED_METERS, PROFILES, P1Simulator, SimulatedP1Telegram
-from mbuspico.simulator import AUTHENTICATED, SimulatedTelegram, Simulator
+from mbuspico.simulator import AUTHENTICATED, EXPECTED_FIELDS, SimulatedTelegram, Simulator
 
 KEY = "36C66639E48A8CA4D6BC8B282A793BBB"
 AUTH_KEY = "D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF"
@@ -58,25 +58,7 @@ DLMS_METERS = (
     "steiermark-e450",
 )
 DSMR_METERS = ("dsmr5", "luxembourg-smarty")
-DLMS_FIELDS = (
-    "timestamp",
-    "meterNumber",
-    "activeEnergyPlus",
-    "activeEnergyMinus",
-    "activePowerPlus",
-    "activePowerMinus",
-    "reactiveEnergyPlus",
-    "reactiveEnergyMinus",
-    "voltageL1",
-    "voltageL2",
-    "voltageL3",
-    "currentL1",
-    "currentL2",
-    "currentL3",
-    "powerFactor",
-    "frameCounter",
-    "systemTitle",
-)
+DLMS_FIELDS = EXPECTED_FIELDS
 # A weekday in winter time, far from a daylight-saving change: DSMR timestamps
 # (one a second) stay unique for weeks of simulated telegrams.
 P1_START = datetime(2026, 1, 5, 5, 30, tzinfo=timezone.utc)
