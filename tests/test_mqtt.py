@@ -30,6 +30,9 @@ from mbuspico.sinks.mqtt import MqttSink
 
 MOSQUITTO = Path("/usr/sbin/mosquitto")
 PASSWORD = "s3cr3t-Pa55word"  # noqa: S105 - a test broker's password
+# <prefix>/status of a sink without statistics, and its last will.
+ONLINE = '{"state": "online"}'
+OFFLINE = '{"state": "offline"}'
 
 
 # -- readings ------------------------------------------------------------------------------------
@@ -169,6 +172,16 @@ class Subscriber:
 
         return wait_for(seen, timeout, f"{topic} = {payload!r}")  # type: ignore[no-any-return]
 
+    def wait_state(self, topic: str, state: str, timeout: float = 10.0) -> dict[str, Any]:
+        """The latest JSON status on ``topic`` once its ``state`` is ``state``."""
+
+        def seen() -> dict[str, Any] | None:
+            got = self.latest().get(topic)
+            doc = json.loads(got[0]) if got is not None else None
+            return doc if isinstance(doc, dict) and doc.get("state") == state else None
+
+        return wait_for(seen, timeout, f"{topic} state {state!r}")  # type: ignore[no-any-return]
+
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
@@ -217,7 +230,7 @@ def test_mbuspico_mode_matches_mbuspico_json(broker, subscribe, sinks, dlms_read
     sub = subscribe(broker.port, "mbuspico/#")
     sink = sinks(port=broker.port, mode="mbuspico")
     assert sink.wait_connected(10)
-    assert sub.wait("mbuspico/status") == "online"
+    assert sub.wait("mbuspico/status") == ONLINE
     sink.publish(dlms_reading)
     delivered(sink)
     sub.wait("mbuspico/powerFactor")  # the last topic of a reading
@@ -245,7 +258,7 @@ def test_mbuspico_mode_matches_mbuspico_json(broker, subscribe, sinks, dlms_read
     assert status == {"published": 1, "failed": 0, "dropped": 0, "connected": True}
 
     sink.close()  # a clean stop says offline too
-    assert sub.wait("mbuspico/status", "offline") == "offline"
+    assert sub.wait("mbuspico/status", OFFLINE) == OFFLINE
     assert sink.status()["connected"] is False
 
 
@@ -258,7 +271,7 @@ def test_evn_topics(broker, subscribe, sinks, dlms_reading):
     sub.wait("evn/timestamp")
     got = {topic: payload for topic, (payload, _) in sub.latest().items()}
     assert got == {
-        "evn/status": "online",
+        "evn/status": ONLINE,
         "evn/w_p": "1055",
         "evn/w_n": "0",
         "evn/p_p": "1340436",
@@ -383,6 +396,7 @@ def test_discovery_dlms_and_republish_on_reconnect(
     assert energy["unit_of_measurement"] == "Wh"
     assert energy["state_topic"] == "mbuspico/activeEnergyPlus"
     assert energy["availability_topic"] == "mbuspico/status"
+    assert energy["availability_template"] == "{{ value_json.state }}"  # the status is JSON
     assert energy["unique_id"] == "mbuspico_181220002177_activeEnergyPlus"
     assert energy["device"]["manufacturer"] == "mbuspico"
     assert energy["device"]["identifiers"] == [node]
@@ -411,7 +425,7 @@ def test_discovery_dlms_and_republish_on_reconnect(
     wait_for(lambda: sink.status()["connected"], 15, "sink reconnected")
     after = subscribe(again.port, "#")
     wait_for(lambda: len(configs(after, node)) == 11, 10, "configs republished")
-    assert after.wait("mbuspico/status") == "online"
+    assert after.wait("mbuspico/status") == ONLINE
     assert after.latest()["mbuspico/status"][1] is True
 
 
@@ -469,15 +483,15 @@ def test_last_will_after_unclean_death(broker, subscribe, tmp_path):
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline() == b"connected\n"
-        assert sub.wait("will/status", "online") == "online"
+        assert sub.wait("will/status", ONLINE) == ONLINE
         late = subscribe(broker.port, "will/status")
-        assert late.wait("will/status") == "online"
+        assert late.wait("will/status") == ONLINE
         assert late.latest()["will/status"][1] is True  # retained
         proc.send_signal(signal.SIGKILL)
         proc.wait(5)
-        assert sub.wait("will/status", "offline") == "offline"
+        assert json.loads(sub.wait("will/status", OFFLINE)) == {"state": "offline"}
         later = subscribe(broker.port, "will/status")
-        assert later.wait("will/status") == "offline"
+        assert later.wait("will/status") == OFFLINE
         assert later.latest()["will/status"][1] is True  # the will is retained
     finally:
         if proc.poll() is None:
@@ -557,7 +571,7 @@ def test_tls_with_client_certificate(brokers, subscribe, sinks, pki, dlms_readin
     assert sink.wait_connected(10)
     sink.publish(dlms_reading)
     assert json.loads(sub.wait("secure/json"))["w_p"] == 1055
-    assert sub.wait("secure/status") == "online"
+    assert sub.wait("secure/status") == ONLINE
     assert not untrusted.status()["connected"]
 
 
@@ -635,7 +649,8 @@ def test_serve_publishes_to_mqtt_end_to_end(broker, subscribe):
         [exe, "serve", "--demo"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     try:
-        sub.wait("home/meter/status", "online", timeout=15)
+        online = sub.wait_state("home/meter/status", "online", timeout=15)
+        assert online["clientId"].startswith("mbuspico-")  # the service's statistics
         power = sub.wait("home/meter/activePowerPlus", timeout=15)
         voltage = sub.wait("home/meter/voltageL1", timeout=15)
         number = sub.wait("home/meter/meterNumber", timeout=15)
@@ -655,7 +670,7 @@ def test_serve_publishes_to_mqtt_end_to_end(broker, subscribe):
         out, _ = proc.communicate(timeout=15)
     assert proc.returncode == 0, out.decode(errors="replace")
     assert b"publishing to mqtt" in out
-    sub.wait("home/meter/status", "offline", timeout=10)
+    assert sub.wait("home/meter/status", OFFLINE, timeout=10) == OFFLINE
 
 
 def test_serve_evn_raw_publishes_the_decrypted_apdu(broker, subscribe):

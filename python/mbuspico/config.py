@@ -31,6 +31,7 @@ __all__ = [
     "ConfigError",
     "Setting",
     "load",
+    "update",
 ]
 
 DEMO_KEY = "36C66639E48A8CA4D6BC8B282A793BBB"
@@ -178,6 +179,29 @@ def _code_table(value: Any) -> str | None:
     return text
 
 
+def _interval(value: Any) -> float:
+    """Seconds between periodic messages; 0 turns them off."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if not 0 <= number < 86_400 * 365:
+        msg = "must be a number of seconds, 0 (off) or more"
+        raise ValueError(msg)
+    return number
+
+
+def _instance_name(value: Any) -> str | None:
+    """An mDNS service instance name (RFC 6763 section 4.1.1: at most 63 bytes of UTF-8)."""
+    text = _optional(value)
+    if text is None:
+        return None
+    if len(text.encode("utf-8")) > 63 or any(not c.isprintable() for c in text):
+        msg = "must be at most 63 bytes (UTF-8) of printable text"
+        raise ValueError(msg)
+    return text
+
+
 def _address(value: Any) -> str:
     text = _text(value).strip()
     if text.isdigit() and 0 <= int(text) <= 250:
@@ -259,6 +283,22 @@ SETTINGS: tuple[Setting, ...] = (
         _text,
         "HTTP password",
         secret=True,
+    ),
+    Setting(
+        "mdns_enabled",
+        "MBUSPICO_MDNS_ENABLED",
+        "mdns.enabled",
+        "--mdns",
+        _bool,
+        "announce the HTTP service by mDNS (_http._tcp)",
+    ),
+    Setting(
+        "mdns_name",
+        "MBUSPICO_MDNS_NAME",
+        "mdns.name",
+        "--mdns-name",
+        _instance_name,
+        "mDNS instance name",
     ),
     Setting("udp_enabled", "MBUSPICO_UDP_ENABLED", "udp.enabled", "--udp", _bool, "UDP on"),
     Setting(
@@ -427,6 +467,14 @@ SETTINGS: tuple[Setting, ...] = (
         "obis mode: also the whole reading as JSON",
     ),
     Setting(
+        "mqtt_status_interval",
+        "MBUSPICO_MQTT_STATUS_INTERVAL_S",
+        "mqtt.status_interval",
+        "--mqtt-status-interval",
+        _interval,
+        "seconds between statistics on <prefix>/status (0: off)",
+    ),
+    Setting(
         "csv_directory",
         "MBUSPICO_CSV_DIRECTORY",
         "csv.directory",
@@ -544,6 +592,8 @@ class Config:
     http_port: int = 80
     http_user: str = ""
     http_password: str = dataclasses.field(default="", repr=False)
+    mdns_enabled: bool = True
+    mdns_name: str | None = None
     udp_enabled: bool = False
     udp_host: str = "127.0.0.1"
     udp_port: int = 0
@@ -570,6 +620,7 @@ class Config:
     mqtt_discovery: bool = False
     mqtt_discovery_prefix: str = "homeassistant"
     mqtt_telegram_json: bool = False
+    mqtt_status_interval: float = 60.0
     csv_directory: str | None = None
     graphite_host: str | None = None
     graphite_port: int = 2003
@@ -583,6 +634,9 @@ class Config:
     influx_bucket: str | None = None
     influx_token: str | None = dataclasses.field(default=None, repr=False)
     demo: bool = False
+    config_file: str | None = None
+    """The ``--config`` file the settings came from, as an absolute path (None:
+    none); ``POST /settings`` writes changes to it."""
     warnings: tuple[str, ...] = dataclasses.field(default=(), compare=False)
     """Problems worth a warning at start-up (a ``--config`` file with secrets
     that others can read); the service logs each once."""
@@ -725,7 +779,20 @@ def load(
         values.setdefault("parity", "none")
     exposed = _exposed_secrets(Path(config_file), doc) if config_file is not None else None
     warnings = (exposed,) if exposed else ()
-    config = dataclasses.replace(Config(), demo=demo, warnings=warnings, **values)
+    config = dataclasses.replace(
+        Config(),
+        demo=demo,
+        warnings=warnings,
+        config_file=None if config_file is None else os.path.abspath(config_file),
+        **values,
+    )
+    _check(config, sources)
+    return config
+
+
+def _check(config: Config, sources: Mapping[str, str]) -> None:
+    """The checks across settings, for :func:`load` and :func:`update`."""
+    demo = config.demo
     if not demo:
         if config.key is None and config.protocol == "dlms":
             msg = "missing key: set MBUSPICO_DEVICE_KEY, key in the config file, or --key"
@@ -753,4 +820,53 @@ def load(
             "and InfluxDB are all off"
         )
         raise ConfigError(msg)
-    return config
+
+
+def update(config: Config, changes: Mapping[str, Any]) -> Config:
+    """Validate changed settings against a configuration, as :func:`load` does.
+
+    Each value is parsed by its :data:`SETTINGS` entry (text as in the TOML file
+    or the environment, or an already typed value), then the result passes the
+    same checks across settings as at start-up. A ``device`` change without a
+    ``protocol`` takes the new profile's protocol, as :func:`load` does.
+
+    Args:
+        config: The configuration to change.
+        changes: New values by setting name (``"udp_interval"``, ...).
+
+    Returns:
+        A new configuration; ``config`` is unchanged.
+
+    Raises:
+        ConfigError: An unknown setting, an invalid value or an invalid
+            combination; the message names the setting by its TOML key
+            (``invalid udp.interval ('0'): must be a number of seconds above 0``)
+            and never shows the value of a secret.
+
+    """
+    by_name = {s.name: s for s in SETTINGS}
+    sources = {s.name: s.toml for s in SETTINGS}
+    values: dict[str, Any] = {}
+    for name, raw in changes.items():
+        s = by_name.get(name)
+        if s is None:
+            msg = f"unknown setting {name!r}"
+            raise ConfigError(msg)
+        try:
+            values[name] = s.parse(raw)
+        except (ValueError, TypeError, OverflowError) as e:  # typed values (JSON) too
+            shown = "" if s.secret else f" ({str(raw)[:40]!r})"
+            msg = f"invalid {s.toml}{shown}: {e}"
+            raise ConfigError(msg) from None
+    new = dataclasses.replace(config, **values)
+    profile = _find_profile(new.device)
+    if profile is not None and new.protocol != profile.protocol:
+        if "protocol" in values or "device" not in values:
+            msg = (
+                f"invalid protocol: device {new.device} is a {profile.protocol} meter, "
+                f"not {new.protocol}"
+            )
+            raise ConfigError(msg)
+        new = dataclasses.replace(new, protocol=profile.protocol)
+    _check(new, sources)
+    return new

@@ -10,6 +10,11 @@ reconnects by itself when the port vanishes); an asyncio loop serves it:
   are 404 as MBusPico answers off the Pico.
 * UDP: MBusPico's JSON to a receiver every interval, nothing before the first
   reading.
+* mDNS: the HTTP endpoint announced as ``_http._tcp.local.``
+  (:mod:`mbuspico.mdns`), on unless ``mdns_enabled`` is false.
+
+:meth:`Service.status` (``/api/status``, and ``<prefix>/status`` on MQTT) adds
+the telegram counters, memory and CPU temperature (:mod:`mbuspico.stats`).
 
 Source of the behaviour: raven-worx/MBusPico ``python/dist/provider/www.py``,
 ``udp.py``, ``config.py``.
@@ -19,22 +24,25 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hmac
 import html
 import json
 import logging
+import secrets
 import socket
 import threading
 import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any, Union
+from typing import Any, Callable, Union
 
 from . import __version__
-from ._core import SerialReader
+from ._core import Decoder, SerialReader
 from .compat import to_mbuspico_json
 from .config import DEMO_AUTH_KEY, DEMO_KEY, Config, ConfigError
 from .sinks import Sink
+from .stats import THERMAL_BASE, cpu_temperature, hostname, rss_mib
 from .types import DsmrReading, MbusReading, Reading
 
 AnyReading = Union[Reading, DsmrReading, MbusReading]
@@ -110,6 +118,19 @@ class _State:
             return self.reading, self.mbuspico_json, self.reading_at
 
 
+def _checksum_failed(data: bytes) -> bool:
+    """Whether a garbled M-Bus answer is one frame whose checksum failed (EN 13757-2 §5)."""
+    from .errors import ChecksumError, DecodeError
+
+    try:
+        Decoder(protocol="mbus").decode(data)
+    except ChecksumError:
+        return True
+    except DecodeError:
+        return False
+    return False
+
+
 def _iso(epoch: float | None) -> str | None:
     if epoch is None:
         return None
@@ -151,6 +172,16 @@ class Service:
         """UDP datagrams sent."""
         self.udp_failed = 0
         """UDP sends that failed (logged once per run of failures)."""
+        self.thermal_base = THERMAL_BASE
+        """Thermal sysfs directory :meth:`status` reads the CPU temperature from."""
+        self._announcer: Any = None  # mdns.Announcer while mDNS is on
+        self.saved_config = config
+        """The settings the ``--config`` file holds after ``POST /settings``:
+        :attr:`config` plus the changes that apply at the next start."""
+        self._settings_token = secrets.token_urlsafe(32)
+        self._settings_lock: asyncio.Lock | None = None
+        self._udp_task: asyncio.Future[None] | None = None
+        self._started_with = config  # what the reader thread was built from
 
     # -- reading -------------------------------------------------------------
 
@@ -224,13 +255,19 @@ class Service:
 
     def _poll_loop(self) -> None:
         """Wired M-Bus: request the meter's data every ``mbus_interval`` seconds."""
-        from .errors import DecodeError, MbusPicoError, SerialPortError
+        from .errors import CollisionError, DecodeError, MbusPicoError, SerialPortError
         from .master import MBusMaster
 
         c = self.config
         assert self.port is not None  # noqa: S101 - checked by config.load / demo
         address: int | str = int(c.mbus_address) if c.mbus_address.isdigit() else c.mbus_address
-        counters = {"polls": 0, "readings": 0, "no_response": 0, "decode_errors": 0}
+        counters = {
+            "polls": 0,
+            "readings": 0,
+            "no_response": 0,
+            "decode_errors": 0,
+            "bad_checksums": 0,
+        }
         master: MBusMaster | None = None
         try:
             while not self._stop.is_set():
@@ -251,17 +288,19 @@ class Service:
                     master = None
                 except MbusPicoError as e:  # no response, collision
                     counters["no_response"] += 1
+                    if isinstance(e, CollisionError) and _checksum_failed(e.data):
+                        counters["bad_checksums"] += 1
                     log.warning("M-Bus meter %s: %s", c.mbus_address, e)
                 if reading is not None:
                     self._publish(reading)  # type: ignore[arg-type]
                 self.state.update(reading, dict(counters), master is not None)  # type: ignore[arg-type]
-                self._stop.wait(c.mbus_interval)
+                self._stop.wait(self.config.mbus_interval)  # changeable on /settings
         finally:
             if master is not None:
                 master.close()
 
-    def _make_sinks(self) -> list[Sink]:
-        c = self.config
+    def _make_sinks(self, config: Config | None = None) -> list[Sink]:
+        c = self.config if config is None else config
         sinks: list[Sink] = []
         if c.mqtt_enabled:
             from .sinks.mqtt import MqttSink
@@ -285,6 +324,8 @@ class Service:
                     discovery=c.mqtt_discovery,
                     discovery_prefix=c.mqtt_discovery_prefix,
                     telegram_json=c.mqtt_telegram_json,
+                    status=self.status,
+                    status_interval=c.mqtt_status_interval,
                 )
             )
         if c.csv_directory:
@@ -382,6 +423,7 @@ class Service:
             ("/update", pico_only),
         ):
             app.route(path)(handler)
+        self._add_settings_routes(app, respond)
         if self.config.csv_directory:
             from .sinks.csvlog import add_file_routes
 
@@ -390,10 +432,32 @@ class Service:
         return app
 
     def status(self) -> dict[str, Any]:
-        """The service's status: uptime, serial port, counters, last good reading."""
+        """The service's status, the JSON of ``GET /api/status`` and ``<prefix>/status``.
+
+        Keys: ``version``, ``device``, ``protocol``; ``uptimeSeconds`` (s);
+        ``serialPort`` (``path``, ``connected``); ``counters`` (the reader's
+        :class:`mbuspico.ReaderStats`, or the wired M-Bus poll counters);
+        ``telegrams``, the same four figures for every protocol: ``good``
+        (readings decoded), ``badChecksum`` (frames whose checksum failed),
+        ``decryptionFailures`` (wrong key, tag mismatch), ``bytesSkipped``
+        (bytes outside any telegram); ``sinks`` (each sink's counters);
+        ``lastReadingAt`` (UTC, ISO 8601) and ``lastMeterTime`` (the meter's
+        clock) of the last good reading, None before; ``rssMiB`` (resident
+        memory, MiB; :func:`mbuspico.stats.rss_mib`); ``cpuTemperatureC`` (°C,
+        None where the board has no thermal zone;
+        :func:`mbuspico.stats.cpu_temperature`); ``hostname``; ``clientId``
+        (the MQTT client id, None without MQTT); ``mdns`` (``{"name": ...}``,
+        the announced instance name, None until registered; None when off).
+        """
         reading, _, reading_at = self.state.snapshot()
         with self.state.lock:
             stats, connected = dict(self.state.stats), self.state.connected
+
+        def count(name: str) -> int:
+            value = stats.get(name, 0)
+            return value if isinstance(value, int) else 0
+
+        announcer = self._announcer
         return {
             "version": __version__,
             "device": self.config.device,
@@ -404,6 +468,20 @@ class Service:
             "sinks": {sink.name: sink.status() for sink in self.sinks},
             "lastReadingAt": _iso(reading_at),
             "lastMeterTime": reading.get("timestamp") if reading else None,
+            "telegrams": {
+                "good": count("readings"),
+                "badChecksum": count("bad_checksums"),
+                "decryptionFailures": count("decryption_errors"),
+                "bytesSkipped": count("bytes_skipped"),
+            },
+            "rssMiB": rss_mib(),
+            "cpuTemperatureC": cpu_temperature(self.thermal_base),
+            "hostname": hostname(),
+            "clientId": next(
+                (getattr(sink, "client_id", None) for sink in self.sinks if sink.name == "mqtt"),
+                None,
+            ),
+            "mdns": None if announcer is None else {"name": announcer.name},
         }
 
     def _status_html(self) -> str:
@@ -425,6 +503,8 @@ class Service:
             f"<tr><td>{esc(k)}</td><td class=n>{v}</td></tr>" for k, v in status["counters"].items()
         )
         port = status["serialPort"]
+        tg = status["telegrams"]
+        cpu = "—" if status["cpuTemperatureC"] is None else f"{status['cpuTemperatureC']} °C"
         return f"""<!doctype html>
 <html lang=en><head><meta charset=utf-8><meta http-equiv=refresh content=5>
 <title>mbuspico {esc(status["device"])}</title>
@@ -435,11 +515,186 @@ class Service:
 {"connected" if port["connected"] else "<b>not connected</b>"};
 up {status["uptimeSeconds"]:.0f} s; last reading {esc(str(status["lastReadingAt"]))}
 (meter time {esc(str(status["lastMeterTime"]))})</p>
+<p>{esc(status["hostname"])}: memory {status["rssMiB"]} MiB; CPU {cpu};
+telegrams {tg["good"]} good, {tg["badChecksum"]} bad checksum,
+{tg["decryptionFailures"]} not decrypted, {tg["bytesSkipped"]} bytes skipped</p>
 <h2>Reading</h2><table>{rows or "<tr><td>no reading yet</td></tr>"}</table>
 <h2>Counters</h2><table>{counters}</table>
 <p><a href="/">MBusPico JSON</a> · <a href="/api/reading">reading</a> ·
 <a href="/api/status">status</a></p></body></html>
 """
+
+    # -- settings ------------------------------------------------------------
+
+    async def apply_settings(self, changes: Mapping[str, Any]) -> dict[str, list[str]]:
+        """Validate, save and apply changed settings (``POST /settings``).
+
+        The changes are checked as at start-up (:func:`mbuspico.config.update`),
+        new sinks are built, then the ``--config`` file is rewritten atomically
+        (:func:`mbuspico.settings_page.write_settings`), and only then are the
+        live settings applied: UDP restarts its sender, MQTT/Graphite/InfluxDB
+        changes close the sinks and start new ones, HTTP user and password
+        hold from the next request. Settings of
+        :data:`mbuspico.settings_page.AT_RESTART` are saved only. Changes are
+        applied one request at a time.
+
+        Args:
+            changes: New values by setting name (``{"udp_interval": "5"}``):
+                text as in the file, or typed values.
+
+        Returns:
+            TOML keys: ``{"changed": [...], "applied": [...], "restart": [...]}``,
+            what differs from the saved settings, what is in effect now, and
+            what waits for the next start (``mqtt.mode`` too when switching to
+            ``evn-raw``, whose APDUs the running reader does not keep).
+
+        Raises:
+            ConfigError: No ``--config`` file, a setting off the allow-list
+                (:data:`mbuspico.settings_page.EDITABLE`), or an invalid value
+                or combination; nothing is written or applied.
+            OSError: The file could not be written; nothing is applied.
+
+        """
+        from .config import SETTINGS, update
+        from .settings_page import EDITABLE, LIVE, SINK_PREFIXES, UDP, write_settings
+
+        if self._settings_lock is None:
+            self._settings_lock = asyncio.Lock()
+        async with self._settings_lock:
+            path = self.config.config_file
+            if path is None:
+                msg = (
+                    "the service was started without --config FILE, so there is no file "
+                    "to save settings in; start it with --config"
+                )
+                raise ConfigError(msg)
+            for name in changes:
+                if name not in EDITABLE:
+                    key = next((s.toml for s in SETTINGS if s.name == name), name)
+                    msg = f"{key} cannot be changed on the settings page"
+                    raise ConfigError(msg)
+            before = self.saved_config
+            saved = update(before, changes)
+            changed = [s for s in SETTINGS if getattr(saved, s.name) != getattr(before, s.name)]
+            live = {s.name: getattr(saved, s.name) for s in changed if s.name in LIVE}
+            running = dataclasses.replace(self.config, **live)
+            sinks = None
+            if any(name.startswith(SINK_PREFIXES) for name in live):
+                try:
+                    sinks = self._make_sinks(running)
+                except ValueError as e:  # what only the sink checks, e.g. a topic with '#'
+                    raise ConfigError(str(e)) from None
+            loop = asyncio.get_running_loop()
+            if changed:
+                updates = {s.toml: getattr(saved, s.name) for s in changed}
+                await loop.run_in_executor(None, write_settings, path, updates)
+            self.saved_config, self.config = saved, running
+            if UDP & live.keys():
+                if self._udp_task is not None:
+                    self._udp_task.cancel()
+                    self._udp_task = None
+                if running.udp_enabled:
+                    self._udp_task = asyncio.ensure_future(self._udp_loop())
+            if sinks is not None:
+                old, self.sinks = self.sinks, sinks  # readings queue until started
+
+                def close_old() -> None:
+                    for sink in old:
+                        sink.close()
+
+                await loop.run_in_executor(None, close_old)
+                for sink in sinks:
+                    sink.start()
+            restart = [s.toml for s in changed if s.name not in LIVE]
+            raw = self._started_with.mqtt_enabled and self._started_with.mqtt_mode == "evn-raw"
+            wants_raw = running.mqtt_enabled and running.mqtt_mode == "evn-raw"
+            if wants_raw and not raw and {"mqtt_enabled", "mqtt_mode"} & live.keys():
+                restart.append("mqtt.mode")
+            result = {
+                "changed": [s.toml for s in changed],
+                "applied": [s.toml for s in changed if s.name in LIVE],
+                "restart": restart,
+            }
+            if changed:  # names only: values may be secrets
+                log.info(
+                    "settings saved to %s: %s in effect now, %s at the next start",
+                    path,
+                    ", ".join(result["applied"]) or "none",
+                    ", ".join(restart) or "none",
+                )
+            return result
+
+    def _add_settings_routes(self, app: Any, respond: Callable[..., Any]) -> None:
+        """``/settings`` and ``/api/settings`` (see :mod:`mbuspico.settings_page`)."""
+        from .settings_page import describe, render, same_origin, submitted_changes
+
+        html_type = "text/html; charset=utf-8"
+
+        async def settings(request: Any) -> Any:
+            headers = request.headers
+            as_json = request.path == "/api/settings" or "application/json" in (
+                headers.get("Accept") or ""
+            )
+
+            def page(status: int = 200, **notice: str | None) -> Any:
+                body = render(self.config, self.saved_config, self._settings_token, **notice)
+                return respond(body, status, html_type)
+
+            def fail(status: int, reason: str) -> Any:
+                if as_json:
+                    return respond(json.dumps({"error": reason}), status)
+                return page(status, error=reason)
+
+            # Before_request has checked the credentials; without any there are
+            # none to check, and this page can change the service.
+            if not self.config.http_password:
+                reason = (
+                    "the settings page needs HTTP authentication: set http.user and "
+                    "http.password (MBUSPICO_HTTP_AUTH_USER, MBUSPICO_HTTP_AUTH_PWD)"
+                )
+                if as_json:
+                    return respond(json.dumps({"error": reason}), 403)
+                return respond(reason, 403, "text/plain")  # not the page: it holds the token
+            if request.method == "GET":
+                if as_json:
+                    return respond(json.dumps(describe(self.config, self.saved_config)))
+                return page()
+            ctype = headers.get("Content-Type") or ""
+            mime = ctype.split(";")[0].strip().lower()
+            as_json = as_json or mime == "application/json"
+            if not same_origin(headers):
+                return fail(403, "refused: a request from another site (Origin/Referer)")
+            if mime not in ("application/json", "application/x-www-form-urlencoded"):
+                return fail(415, "send the settings as application/json or as the page's form")
+            try:
+                changes, token = submitted_changes(request.body, ctype, self.saved_config)
+            except ConfigError as e:
+                return fail(400, str(e))
+            if token is not None and not hmac.compare_digest(
+                token.encode(), self._settings_token.encode()
+            ):
+                return fail(403, "refused: the form's token is missing or old; reload the page")
+            if self.config.config_file is None:
+                return fail(409, "no --config FILE to save settings in: start with --config")
+            try:
+                result = await self.apply_settings(changes)
+            except ConfigError as e:
+                return fail(400, str(e))
+            except OSError as e:
+                return fail(500, f"cannot write {self.config.config_file}: {e.strerror}")
+            if as_json:
+                return respond(json.dumps({**result, "file": self.config.config_file}))
+            if not result["changed"]:
+                return page(message="Nothing changed.")
+            message = f"Saved {', '.join(result['changed'])}."
+            if result["applied"]:
+                message += f" In effect now: {', '.join(result['applied'])}."
+            if result["restart"]:
+                message += f" Applies at the next start: {', '.join(result['restart'])}."
+            return page(message=message)
+
+        for path in ("/settings", "/api/settings"):
+            app.route(path, methods=["GET", "POST"])(settings)
 
     # -- UDP -----------------------------------------------------------------
 
@@ -478,6 +733,45 @@ up {status["uptimeSeconds"]:.0f} s; last reading {esc(str(status["lastReadingAt"
                         )
                     failing = 0
 
+    # -- mDNS ----------------------------------------------------------------
+
+    async def _mdns_loop(self) -> None:
+        """Announce HTTP as ``_http._tcp.local.`` until cancelled, then withdraw it.
+
+        Without ``mdns_name``: ``mbuspico-<host name>`` at once, renamed to
+        ``mbuspico-<meter number>`` when the first reading that shows one
+        arrives (once per run). A failure is logged; HTTP keeps serving.
+        """
+        c = self.config
+        try:
+            from .mdns import Announcer, default_name, meter_number
+
+            txt = {"path": "/", "version": __version__, "device": c.device}
+            self._announcer = announcer = Announcer(self.http_port or 0, c.http_host, txt)
+            name = c.mdns_name or default_name(self.state.snapshot()[0])
+            await announcer.register(name)
+            log.info("mDNS: announcing %s on %s", announcer.name, "_http._tcp.local.")
+            while c.mdns_name is None and not self._stop.is_set():
+                reading = self.state.snapshot()[0]
+                if meter_number(reading) is not None:
+                    if default_name(reading) != name:
+                        await announcer.register(default_name(reading))
+                        log.info("mDNS: announcing %s (the meter's number)", announcer.name)
+                    break
+                await asyncio.sleep(0.5)
+            await asyncio.Event().wait()  # until cancelled
+        except asyncio.CancelledError:
+            pass
+        except Exception as e:  # no multicast, port 5353 refused: HTTP works without it
+            log.warning("mDNS: could not announce the HTTP service: %s", e)
+        finally:
+            if self._announcer is not None:
+                try:
+                    await self._announcer.close()
+                except Exception as e:  # sockets gone already
+                    log.debug("mDNS: closing: %s", e)
+            self._announcer = None
+
     # -- running -------------------------------------------------------------
 
     async def serve(self) -> None:
@@ -495,7 +789,8 @@ up {status["uptimeSeconds"]:.0f} s; last reading {esc(str(status["lastReadingAt"
         self._reader_thread.start()
         tasks = []
         if c.udp_enabled:
-            tasks.append(asyncio.ensure_future(self._udp_loop()))
+            self._udp_task = asyncio.ensure_future(self._udp_loop())
+            tasks.append(self._udp_task)
         server = None
         if c.http_enabled:
             self._app = self._make_app()
@@ -504,6 +799,9 @@ up {status["uptimeSeconds"]:.0f} s; last reading {esc(str(status["lastReadingAt"
             )
             self.http_port = server.sockets[0].getsockname()[1]
             await server.start_serving()
+        mdns = None
+        if server is not None and c.mdns_enabled:
+            mdns = asyncio.ensure_future(self._mdns_loop())
         if c.protocol == "dsmr" and (c.baudrate, c.parity) == (2400, "even"):
             meter, line = "a P1 meter (DSMR)", "115200 Bd, parity none"
         else:
@@ -528,6 +826,11 @@ up {status["uptimeSeconds"]:.0f} s; last reading {esc(str(status["lastReadingAt"
         finally:
             for t in tasks:
                 t.cancel()
+            if mdns is not None:
+                mdns.cancel()
+                await asyncio.gather(mdns, return_exceptions=True)  # withdraws the name
+            if self._udp_task is not None:  # restarted by POST /settings
+                self._udp_task.cancel()
             if server is not None:
                 server.close()
                 await server.wait_closed()

@@ -36,9 +36,14 @@ Numbers are sent as plain text (``4.426``, ``1055``). An energy or volume
 total (a ``total_increasing`` sensor) that is None or zero is never published:
 Home Assistant would take it as a meter reset and count the whole total again.
 
-``<prefix>/status`` is ``online`` (retained) after every connect and
-``offline`` (retained, the last will) when the sink stops or its connection
-drops uncleanly.
+``<prefix>/status`` (retained, QoS 1) is always a JSON object whose ``state``
+says whether the service is up: ``{"state": "online", ...}`` after every
+connect and then every ``status_interval`` seconds, with the statistics the
+``status`` callable returns (``mbuspico serve`` gives its ``/api/status``
+figures: uptime, telegram counters, memory, CPU temperature, client id, ...);
+``{"state": "offline"}`` when the sink stops, and as the last will when its
+connection drops uncleanly. Home Assistant discovery configs read it with the
+availability template ``{{ value_json.state }}``.
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -68,6 +73,7 @@ MODES = ("mbuspico", "evn-raw", "evn-topics", "evn-json", "obis")
 """The values of ``MqttSink(mode=...)``."""
 
 _SAFE = re.compile(r"[^A-Za-z0-9_-]+")
+_OFFLINE = json.dumps({"state": "offline"})
 _NAME = re.compile(r"[^A-Za-z0-9_]+")
 
 # evn-topics / evn-json name -> MBusPico field name.
@@ -217,11 +223,17 @@ class MqttSink(Sink):
         discovery_prefix: Home Assistant's discovery prefix.
         telegram_json: In ``obis`` mode, also publish the whole reading as
             JSON on ``<prefix>/telegram``.
+        status: Returns the statistics sent with ``"state": "online"`` on
+            ``<prefix>/status`` (a JSON-serialisable mapping; called on paho's
+            and the status thread); None sends the state alone.
+        status_interval: Seconds between status messages while connected
+            (besides the one on every connect); 0 sends the state alone, on
+            connect only.
         maxsize: Readings kept while delivery is slow (see :class:`Sink`).
 
     Raises:
-        ValueError: ``mode`` or ``qos`` is not valid, or ``topic_prefix`` is
-            empty or holds a wildcard.
+        ValueError: ``mode`` or ``qos`` is not valid, ``topic_prefix`` is
+            empty or holds a wildcard, or ``status_interval`` is negative.
         OSError: The TLS files could not be read (``ssl.SSLError`` when they are
             not valid PEM).
 
@@ -251,6 +263,8 @@ class MqttSink(Sink):
         discovery: bool = False,
         discovery_prefix: str = "homeassistant",
         telegram_json: bool = False,
+        status: Callable[[], Mapping[str, Any]] | None = None,
+        status_interval: float = 60.0,
         maxsize: int = 100,
     ) -> None:
         """Configure the sink; the connection is opened by :meth:`start`."""
@@ -263,6 +277,8 @@ class MqttSink(Sink):
             raise ValueError(
                 f"mqtt topic_prefix must be a topic without wildcards: {topic_prefix!r}"
             )
+        if not status_interval >= 0:  # also NaN
+            raise ValueError(f"mqtt status_interval must be 0 or more, not {status_interval!r}")
         super().__init__("mqtt", maxsize)
         self.host = host
         self.port = port
@@ -277,7 +293,12 @@ class MqttSink(Sink):
         self.discovery_prefix = discovery_prefix.strip("/")
         self.telegram_json = telegram_json
         self.status_topic = f"{prefix}/status"
-        """Availability topic: ``online`` / ``offline``, retained."""
+        """Availability and statistics topic: JSON with ``state`` ``online`` /
+        ``offline``, retained."""
+        self.status_interval = status_interval
+        self._status = status
+        self._status_stop = threading.Event()
+        self._status_thread: threading.Thread | None = None
 
         self._connected = threading.Event()
         self._started = False
@@ -300,7 +321,7 @@ class MqttSink(Sink):
             client.tls_set_context(context)
             if tls_insecure:
                 client.tls_insecure_set(True)
-        client.will_set(self.status_topic, "offline", qos=1, retain=True)
+        client.will_set(self.status_topic, _OFFLINE, qos=1, retain=True)
         client.reconnect_delay_set(1, 60)
         client.max_queued_messages_set(1000)
         client.on_connect = self._on_connect
@@ -360,15 +381,25 @@ class MqttSink(Sink):
         self._started = True
         self._client.connect_async(self.host, self.port, keepalive=60)
         self._client.loop_start()
+        if self.status_interval > 0:
+            self._status_stop.clear()
+            self._status_thread = threading.Thread(
+                target=self._status_loop, name="mbuspico-mqtt-status", daemon=True
+            )
+            self._status_thread.start()
 
     def disconnect(self) -> None:
-        """Publish ``offline``, disconnect and stop the network thread."""
+        """Publish ``{"state": "offline"}``, disconnect and stop the network thread."""
         if not self._started:
             return
         self._started = False
+        self._status_stop.set()
+        if self._status_thread is not None:
+            self._status_thread.join(5)
+            self._status_thread = None
         if self._connected.is_set():
             try:
-                info = self._client.publish(self.status_topic, "offline", qos=1, retain=True)
+                info = self._client.publish(self.status_topic, _OFFLINE, qos=1, retain=True)
                 info.wait_for_publish(2.0)
             except (RuntimeError, ValueError):  # the connection dropped meanwhile
                 pass
@@ -406,12 +437,13 @@ class MqttSink(Sink):
             )
             return
         log.info("mqtt: connected to %s:%s", self.host, self.port)
-        client.publish(self.status_topic, "online", qos=1, retain=True)
         with self._discovery_lock:
             configs = list(self._configs.items())
         for topic, payload in configs:
             client.publish(topic, payload, qos=1, retain=True)
         self._connected.set()
+        # After set(): the statistics show this connection as up.
+        client.publish(self.status_topic, self.status_payload(), qos=1, retain=True)
 
     def _on_disconnect(
         self,
@@ -428,6 +460,34 @@ class MqttSink(Sink):
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         log.debug("mqtt: could not connect to %s:%s; retrying", self.host, self.port)
+
+    # -- status ----------------------------------------------------------------------------------
+
+    def status_payload(self) -> str:
+        """The JSON of ``<prefix>/status`` while running: ``{"state": "online", ...}``.
+
+        The statistics of ``status`` follow ``state`` (not with
+        ``status_interval`` 0); when the callable raises, the state goes alone
+        (logged at debug level).
+        """
+        doc: dict[str, Any] = {"state": "online"}
+        if self._status is not None and self.status_interval > 0:
+            try:
+                doc.update(self._status())
+            except Exception as e:  # statistics must never stop the availability message
+                log.debug("mqtt: no statistics for %s: %s", self.status_topic, e)
+            doc["state"] = "online"
+        return json.dumps(doc, ensure_ascii=False, default=_json_default)
+
+    def _status_loop(self) -> None:
+        """Republish the status every ``status_interval`` seconds while connected."""
+        while not self._status_stop.wait(self.status_interval):
+            if not self._connected.is_set():
+                continue
+            payload = self.status_payload()
+            info = self._client.publish(self.status_topic, payload, qos=1, retain=True)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                log.debug("mqtt: status not sent: %s", mqtt.error_string(info.rc))
 
     # -- messages --------------------------------------------------------------------------------
 
@@ -498,6 +558,7 @@ class MqttSink(Sink):
                 "unique_id": f"{node_id}_{_SAFE.sub('_', object_id)}",
                 "state_topic": f"{self.topic_prefix}/{object_id}",
                 "availability_topic": self.status_topic,
+                "availability_template": "{{ value_json.state }}",
                 "device": device,
             }
             config.update(extra)

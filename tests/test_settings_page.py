@@ -1,0 +1,661 @@
+"""The settings page of ``mbuspico serve`` end to end: a simulated meter, the service with a
+TOML file in the background, HTTP clients on loopback (and a mosquitto for the sink rebuild)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from mbuspico.config import Config, load
+from mbuspico.service import Service
+from mbuspico.settings_page import same_origin, write_settings
+from mbuspico.simulator import Simulator
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - depends on the interpreter
+    import tomli as tomllib
+
+KEY = "36C66639E48A8CA4D6BC8B282A793BBB"
+NEW_KEY = "00112233445566778899AABBCCDDEEFF"
+USER, PASSWORD = "admin", "Old-Pa55-word"
+NEW_PASSWORD = "N3w-Pa55-word"  # noqa: S105
+MOSQUITTO = Path("/usr/sbin/mosquitto")
+METER_NUMBER = "181220002177"  # the simulated Kaifa MA309M's
+
+
+def request(
+    url: str,
+    *,
+    auth: tuple[str, str] | None = (USER, PASSWORD),
+    data: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], str]:
+    req = urllib.request.Request(url, data=data, headers=headers or {})  # noqa: S310 - loopback
+    if auth is not None:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        req.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310
+            return r.status, dict(r.headers), r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read().decode()
+
+
+def post_json(url: str, doc: Any, **kw: Any) -> tuple[int, Any]:
+    headers = {"Content-Type": "application/json", **kw.pop("headers", {})}
+    status, _, body = request(url, data=json.dumps(doc).encode(), headers=headers, **kw)
+    return status, json.loads(body)
+
+
+def form_token(page: str) -> str:
+    found = re.search(r'<input type=hidden name=csrf value="([^"]+)">', page)
+    assert found is not None, page
+    return found[1]
+
+
+def wait_for(predicate: Any, timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def toml_file(path: Path, sim: Simulator, extra: str = "", auth: bool = True) -> Path:
+    credentials = f'user = "{USER}"\npassword = "{PASSWORD}"\n' if auth else ""
+    path.write_text(
+        f'key = "{KEY}"\n[serial]\nport = "{sim.port}"\n'
+        f'[http]\nhost = "127.0.0.1"\nport = 0\n{credentials}{extra}',
+        encoding="utf-8",
+    )
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture
+def meter() -> Iterator[Simulator]:
+    with Simulator("kaifa-ma309m", key=KEY, interval=0.2, seed=5) as sim:
+        yield sim
+
+
+@pytest.fixture
+def udp_rx() -> Iterator[socket.socket]:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx:
+        rx.bind(("127.0.0.1", 0))
+        yield rx
+
+
+@pytest.fixture
+def running() -> Iterator[Any]:
+    """``running(config_file)`` starts the service from the file; stopped at the end."""
+    services: list[Service] = []
+
+    def start(path: Path | None, **config: Any) -> tuple[Service, str]:
+        c = load({}, path) if path is not None else Config(**config)
+        service = Service(c)
+        service.start()
+        services.append(service)
+        return service, f"http://127.0.0.1:{service.http_port}"
+
+    yield start
+    for service in services:
+        service.stop()
+
+
+def test_udp_interval_changes_at_once_and_the_file_is_replaced_atomically(
+    tmp_path: Path, meter: Simulator, udp_rx: socket.socket, running: Any
+) -> None:
+    path = toml_file(
+        tmp_path / "mbuspico.toml",
+        meter,
+        f"[udp]\nenabled = true\nport = {udp_rx.getsockname()[1]}\ninterval = 60.0\n"
+        '# a comment\n[mqtt]\ntopic_prefix = "home/meter"\n',
+    )
+    before = tomllib.loads(path.read_text(encoding="utf-8"))
+    inode = path.stat().st_ino
+    service, url = running(path)
+    meter.start()
+    wait_for(lambda: request(url + "/")[0] == 200)
+    udp_rx.settimeout(1.0)
+    with pytest.raises(socket.timeout):
+        udp_rx.recv(4096)  # a reading is there, but the next send is a minute away
+    sink_count = len(service.sinks)
+
+    status, result = post_json(url + "/api/settings", {"udp.interval": 0.25})
+    assert status == 200, result
+    assert result == {
+        "changed": ["udp.interval"],
+        "applied": ["udp.interval"],
+        "restart": [],
+        "file": str(path),
+    }
+    # In effect: the sender restarted with the new interval sends several datagrams a second.
+    udp_rx.settimeout(5)
+    packets = [json.loads(udp_rx.recv(4096)) for _ in range(4)]
+    assert {p["meterNumber"] for p in packets} == {METER_NUMBER}
+    assert service.config.udp_interval == 0.25
+    assert len(service.sinks) == sink_count  # no sink setting changed: none rebuilt
+
+    # The file: replaced (new inode), same permissions, no temporary file left, every other
+    # setting kept, and it loads as the service would at the next start.
+    assert path.stat().st_ino != inode
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["mbuspico.toml"]
+    after = tomllib.loads(path.read_text(encoding="utf-8"))
+    assert after["udp"]["interval"] == 0.25
+    after["udp"]["interval"] = before["udp"]["interval"]
+    assert after == before
+    assert load({}, path).udp_interval == 0.25
+
+    # GET shows the new value in effect.
+    status, _, body = request(url + "/api/settings")
+    assert json.loads(body)["settings"]["udp.interval"]["value"] == 0.25
+
+
+def test_concurrent_changes_are_serialised_and_readers_always_see_a_whole_file(
+    tmp_path: Path, meter: Simulator, running: Any
+) -> None:
+    path = toml_file(tmp_path / "m.toml", meter, '[graphite]\nprefix = "home"\n')
+    service, url = running(path)
+    seen: list[dict[str, Any]] = []
+    errors: list[Exception] = []
+    done = threading.Event()
+
+    def read_file() -> None:  # what a second process reading the file meanwhile gets
+        while not done.is_set():
+            try:
+                seen.append(tomllib.loads(path.read_text(encoding="utf-8")))
+            except Exception as e:  # collected for the assertion below
+                errors.append(e)
+
+    statuses: list[int] = []
+
+    def change(n: int) -> None:
+        status, _ = post_json(url + "/api/settings", {"udp.interval": 1 + n, "udp.port": 7000 + n})
+        statuses.append(status)
+
+    reader = threading.Thread(target=read_file)
+    reader.start()
+    writers = [threading.Thread(target=change, args=(n,)) for n in range(12)]
+    for t in writers:
+        t.start()
+    for t in writers:
+        t.join(30)
+    done.set()
+    reader.join(10)
+    assert statuses == [200] * 12
+    assert errors == []
+    assert len(seen) > 12
+    for doc in seen:  # never a torn or half-updated file
+        assert (doc["key"], doc["graphite"]["prefix"]) == (KEY, "home")
+        if "udp" in doc:
+            assert doc["udp"]["port"] - 7000 == doc["udp"]["interval"] - 1
+    final = tomllib.loads(path.read_text(encoding="utf-8"))["udp"]
+    assert (service.config.udp_interval, service.config.udp_port) == (
+        final["interval"],
+        final["port"],
+    )
+    assert [p.name for p in tmp_path.iterdir()] == ["m.toml"]
+
+
+def test_get_masks_every_secret_and_needs_authentication(
+    tmp_path: Path, meter: Simulator, running: Any
+) -> None:
+    token = "influx-T0ken-value"  # noqa: S105
+    path = toml_file(
+        tmp_path / "m.toml",
+        meter,
+        f'[influx]\nurl = "http://127.0.0.1:9"\nversion = 2\norg = "o"\nbucket = "b"\n'
+        f'token = "{token}"\n',
+    )
+    _, url = running(path)
+    for page in ("/settings", "/api/settings"):
+        status, headers, _ = request(url + page, auth=None)
+        assert status == 401
+        assert headers["WWW-Authenticate"] == 'Basic realm="MBusPico"'
+        assert request(url + page, auth=(USER, "wrong"))[0] == 403
+        assert request(url + page, auth=None, data=b"{}")[0] == 401  # POST too
+    bodies = []
+    status, headers, page = request(url + "/settings")
+    assert status == 200
+    assert headers["Content-Type"] == "text/html; charset=utf-8"
+    assert 'name="udp.interval" value="30.0"' in page
+    assert re.search(r'<input type=password name="key"[^>]*placeholder="set;', page)
+    assert re.search(r'<input type=password name="mqtt.password"[^>]*placeholder="not set"', page)
+    bodies.append(page)
+    for target, headers_ in (("/api/settings", {}), ("/settings", {"Accept": "application/json"})):
+        status, headers, body = request(url + target, headers=headers_)
+        assert (status, headers["Content-Type"]) == (200, "application/json")
+        doc = json.loads(body)
+        settings = doc["settings"]
+        assert doc["file"] == str(path)
+        assert settings["key"] == {
+            "help": "encryption key (32 hex)",
+            "secret": True,
+            "set": True,
+            "editable": True,
+            "live": False,
+        }
+        assert settings["http.password"]["set"] is True
+        assert settings["influx.token"]["set"] is True
+        assert settings["mqtt.password"]["set"] is False
+        assert settings["auth_key"]["set"] is False
+        assert all("value" not in e for e in settings.values() if e.get("secret"))
+        assert settings["serial.port"]["value"] == meter.port
+        assert settings["influx.version"]["value"] == 2
+        assert settings["http.enabled"]["editable"] is False
+        bodies.append(body)
+    for body in bodies:
+        for secret in (KEY, PASSWORD, token):
+            assert secret not in body
+            assert secret.lower() not in body.lower()
+
+
+def test_the_page_is_refused_without_http_authentication(
+    tmp_path: Path, meter: Simulator, running: Any
+) -> None:
+    path = toml_file(tmp_path / "m.toml", meter, auth=False)
+    content = path.read_bytes()
+    _, url = running(path)
+    assert request(url + "/", auth=None)[0] == 204  # the rest of the service is open
+    status, _, body = request(url + "/settings", auth=None)
+    assert status == 403
+    assert "needs HTTP authentication" in body
+    assert KEY not in body
+    status, _, body = request(
+        url + "/api/settings",
+        auth=None,
+        data=b'{"udp.interval": 5}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert status == 403
+    assert "set http.user and http.password" in json.loads(body)["error"]
+    assert path.read_bytes() == content
+
+
+def test_cross_origin_and_tokenless_posts_are_refused(
+    tmp_path: Path, meter: Simulator, running: Any
+) -> None:
+    path = toml_file(tmp_path / "m.toml", meter)
+    content = path.read_bytes()
+    service, url = running(path)
+    host = urllib.parse.urlsplit(url).netloc
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    _, _, page = request(url + "/settings")
+    good = urllib.parse.urlencode({"csrf": form_token(page), "udp.host": "127.0.0.2"}).encode()
+    refused = [
+        # Another site's page posting the form, with and without the right token.
+        ({**form, "Origin": "http://evil.example"}, good, 403),
+        ({**form, "Origin": "null"}, good, 403),
+        ({**form, "Referer": f"http://evil.example/{host}"}, good, 403),
+        ({**form, "Origin": f"http://{host}.evil.example"}, good, 403),
+        # A form without the page's token, or an old one.
+        (form, b"udp.host=127.0.0.2", 403),
+        (form, b"csrf=AAAA&udp.host=127.0.0.2", 403),
+        # A "simple" cross-site request (no preflight) is neither JSON nor the form.
+        ({"Content-Type": "text/plain"}, b'{"udp.host": "127.0.0.2"}', 415),
+        ({"Content-Type": "application/json", "Origin": "http://evil.example"}, b"{}", 403),
+    ]
+    for headers, data, expected in refused:
+        status, _, body = request(url + "/settings", data=data, headers=headers)
+        assert status == expected, (headers, data, body)
+        assert "refused" in body or "send the settings" in body
+    assert path.read_bytes() == content
+    assert service.saved_config.udp_host == "127.0.0.1"
+    # The page itself, from the same origin, may.
+    headers = {**form, "Origin": url, "Referer": url + "/settings"}
+    status, _, body = request(url + "/settings", data=good, headers=headers)
+    assert status == 200, body
+    assert "Saved udp.host. In effect now: udp.host." in body
+    assert tomllib.loads(path.read_text(encoding="utf-8"))["udp"]["host"] == "127.0.0.2"
+    assert service.config.udp_host == "127.0.0.2"
+
+
+def test_the_whole_form_posted_back_changes_only_what_was_edited(
+    tmp_path: Path, meter: Simulator, running: Any
+) -> None:
+    path = toml_file(tmp_path / "m.toml", meter, "[mbus]\ninterval = 45\n")
+    before = tomllib.loads(path.read_text(encoding="utf-8"))
+    service, url = running(path)
+    _, _, page = request(url + "/settings")
+    # What a browser submits: every named input and select, as shown (passwords empty).
+    fields = [
+        (m[1], m[2] or "")
+        for m in re.finditer(r'<input (?:type=\w+ )?name="([^"]+)"(?: value="([^"]*)")?', page)
+    ]
+    fields += [
+        (m[1], re.findall(r"<option selected>([^<]*)", m[2])[0])
+        for m in re.finditer(r'<select name="([^"]+)"[^>]*>(.*?)</select>', page)
+    ]
+    fields.append(("csrf", form_token(page)))
+    names = dict(fields)
+    assert {"udp.interval", "mqtt.qos", "mqtt.retain", "key", "serial.port"} <= names.keys()
+    assert "http.enabled" not in names  # off the allow-list: shown, not a field
+    edited = [(k, "/dev/ttyUSB7" if k == "serial.port" else v) for k, v in fields]
+    status, _, body = request(
+        url + "/settings",
+        data=urllib.parse.urlencode(edited).encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert status == 200, body
+    assert "Saved serial.port. Applies at the next start: serial.port." in body
+    assert "saved, applies at restart" in body
+    after = tomllib.loads(path.read_text(encoding="utf-8"))
+    assert after["serial"]["port"] == "/dev/ttyUSB7"
+    after["serial"]["port"] = before["serial"]["port"]
+    assert after == before  # the submitted unchanged fields (and empty secrets) wrote nothing
+    # Saved, not applied: the reader keeps its port until the service restarts.
+    assert service.config.serial_port == meter.port
+    assert service.saved_config.serial_port == "/dev/ttyUSB7"
+    meter.start()
+    wait_for(lambda: request(url + "/")[0] == 200)
+    entry = json.loads(request(url + "/api/settings")[2])["settings"]["serial.port"]
+    assert entry == {
+        "help": "serial port",
+        "value": meter.port,
+        "editable": True,
+        "live": False,
+        "atRestart": "/dev/ttyUSB7",
+    }
+    # The same form again: nothing changed.
+    status, _, body = request(
+        url + "/settings",
+        data=urllib.parse.urlencode(edited).encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert (status, "Nothing changed." in body) == (200, True)
+    # Values are escaped on the page.
+    status, _ = post_json(url + "/api/settings", {"mqtt.topic_prefix": '"><b>x'})
+    assert status == 200
+    page = request(url + "/settings")[2]
+    assert 'name="mqtt.topic_prefix" value="&quot;&gt;&lt;b&gt;x"' in page
+    assert "<b>x" not in page
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"udp.interval": "0"}, "invalid udp.interval ('0'): must be a number of seconds above 0"),
+        ({"udp.port": 70000}, "invalid udp.port ('70000'): must be a whole number from 0 to 65535"),
+        ({"udp.enabled": True}, "invalid udp.port: UDP is enabled but the receiver port is 0"),
+        ({"mqtt.mode": "xml"}, "invalid mqtt.mode ('xml'): must be one of"),
+        ({"mqtt.enabled": True, "mqtt.topic_prefix": "a/#"}, "mqtt topic_prefix must be a topic"),
+        ({"influx.url": "http://127.0.0.1:9"}, "missing influx.database"),
+        ({"device": "dsmr5", "protocol": "mbus"}, "device dsmr5 is a dsmr meter, not mbus"),
+        ({"key": "0011zz"}, "invalid key: must be 32 hexadecimal digits"),
+        ({"http.enabled": False}, "http.enabled cannot be changed on the settings page"),
+        ({"http.nonsense": 1}, "unknown setting 'http.nonsense'"),
+    ],
+)
+def test_invalid_values_are_rejected_naming_the_setting_and_nothing_is_written(
+    tmp_path: Path, meter: Simulator, running: Any, change: dict[str, Any], reason: str
+) -> None:
+    path = toml_file(tmp_path / "m.toml", meter)
+    content = path.read_bytes()
+    service, url = running(path)
+    config = service.config
+    # A valid change besides the bad one must not be saved either.
+    status, doc = post_json(url + "/api/settings", {"udp.host": "127.0.0.9", **change})
+    assert status == 400
+    assert reason in doc["error"]
+    assert "0011zz" not in doc["error"]
+    assert path.read_bytes() == content
+    assert (service.config, service.saved_config) == (config, config)
+    # The page's form gets the reason on the page.
+    _, _, page = request(url + "/settings")
+    token = form_token(page)
+    status, _, page = request(
+        url + "/settings",
+        data=urllib.parse.urlencode({"csrf": token, **change}).encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert status == 400
+    assert reason.replace("'", "&#x27;") in page
+    assert path.read_bytes() == content
+
+
+@pytest.mark.parametrize(
+    ("ctype", "body", "reason"),
+    [
+        ("application/json", b"\xff\xfe{}", "not UTF-8 (byte 0)"),
+        ("application/json", b'{"udp.interval": ', "not valid JSON"),
+        ("application/json", b"[" * 15000, "not valid JSON"),
+        ("application/json", b'["udp.interval", 5]', "must be a JSON object"),
+        ("application/json", b'{"udp.interval": 1' + b"0" * 400 + b"}", "invalid udp.interval"),
+        ("application/json", b'{"udp.port": [1]}', "invalid udp.port ('[1]')"),
+        ("application/json", b'{"mbus.address": {"a": 1}}', "invalid mbus.address"),
+        ("application/json", b'{"udp.enabled": "maybe"}', "must be true or false"),
+        ("application/x-www-form-urlencoded", b"csrf=x&&&=", "not a valid form"),
+    ],
+)
+def test_malformed_bodies_answer_400_and_the_service_keeps_serving(
+    tmp_path: Path, meter: Simulator, running: Any, ctype: str, body: bytes, reason: str
+) -> None:
+    path = toml_file(tmp_path / "m.toml", meter)
+    content = path.read_bytes()
+    _, url = running(path)
+    status, headers, text = request(
+        url + "/api/settings", data=body, headers={"Content-Type": ctype}
+    )
+    assert (status, headers["Content-Type"]) == (400, "application/json")
+    assert reason in json.loads(text)["error"]
+    assert path.read_bytes() == content
+    meter.start()
+    served = json.loads(wait_for(lambda: (r := request(url + "/"))[0] == 200 and r)[2])
+    assert served["meterNumber"] == METER_NUMBER
+
+
+def test_a_replaced_password_is_required_afterwards_and_never_echoed(
+    tmp_path: Path, meter: Simulator, running: Any
+) -> None:
+    path = toml_file(tmp_path / "m.toml", meter)
+    service, url = running(path)
+    status, _, body = request(
+        url + "/api/settings",
+        data=json.dumps(
+            {"http.password": NEW_PASSWORD, "key": NEW_KEY, "mqtt.password": ""}
+        ).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    assert status == 200, body
+    assert json.loads(body) == {
+        "changed": ["key", "http.password"],
+        "applied": ["http.password"],
+        "restart": ["key"],
+        "file": str(path),
+    }
+    assert request(url + "/", auth=(USER, PASSWORD))[0] == 403
+    assert request(url + "/", auth=(USER, NEW_PASSWORD))[0] == 204
+    new = (USER, NEW_PASSWORD)
+    responses = [body, request(url + "/settings", auth=new)[2]]
+    responses.append(request(url + "/api/settings", auth=new)[2])
+    settings = json.loads(responses[-1])["settings"]
+    assert settings["key"]["atRestart"] is True  # saved; the running decoder keeps the old key
+    assert "atRestart" not in settings["http.password"]
+    for text in responses:
+        for secret in (NEW_PASSWORD, NEW_KEY, KEY, PASSWORD):
+            assert secret not in text
+    assert service.key == KEY
+    doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    assert (doc["http"]["password"], doc["key"]) == (NEW_PASSWORD, NEW_KEY)
+    assert "mqtt" not in doc  # an empty secret keeps it (here: unset)
+    assert "N3w" not in repr(service.config) + repr(service.saved_config)
+    # The running meter still decodes with the old key.
+    meter.start()
+    served = json.loads(wait_for(lambda: (r := request(url + "/", auth=new))[0] == 200 and r)[2])
+    assert served["meterNumber"] == METER_NUMBER
+
+
+def test_without_a_config_file_nothing_can_be_saved(meter: Simulator, running: Any) -> None:
+    service, url = running(
+        None,
+        key=KEY,
+        serial_port=meter.port,
+        http_host="127.0.0.1",
+        http_port=0,
+        http_user=USER,
+        http_password=PASSWORD,
+    )
+    assert "started without <code>--config FILE</code>" in request(url + "/settings")[2]
+    status, doc = post_json(url + "/api/settings", {"udp.interval": 5})
+    assert status == 409
+    assert "--config" in doc["error"]
+    assert service.config.udp_interval == 30.0
+
+
+def test_a_file_that_cannot_be_written_answers_500_and_nothing_is_applied(
+    tmp_path: Path, meter: Simulator, running: Any
+) -> None:
+    directory = tmp_path / "etc"
+    directory.mkdir()
+    path = toml_file(directory / "m.toml", meter)
+    service, url = running(path)
+    path.unlink()
+    directory.rmdir()  # the directory went away: no temporary file can be made there
+    status, doc = post_json(url + "/api/settings", {"udp.interval": 5})
+    assert status == 500
+    assert doc["error"] == f"cannot write {path}: No such file or directory"
+    assert (service.config.udp_interval, service.saved_config.udp_interval) == (30.0, 30.0)
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[int]:
+    if not MOSQUITTO.exists():
+        pytest.fail(f"{MOSQUITTO} is missing: run scripts/system-deps to install mosquitto")
+    port = free_port()
+    conf = tmp_path / "mosquitto.conf"
+    lines = [f"listener {port} 127.0.0.1", "allow_anonymous true", "persistence false"]
+    if os.geteuid() == 0:
+        lines.append("user root")
+    conf.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    proc = subprocess.Popen(
+        [str(MOSQUITTO), "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+    def accepting() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    try:
+        wait_for(accepting)
+        yield port
+    finally:
+        proc.kill()
+        proc.wait(5)
+
+
+def test_an_mqtt_prefix_change_rebuilds_the_sink(
+    tmp_path: Path, meter: Simulator, running: Any, broker: int
+) -> None:
+    got: dict[str, str] = {}
+    lock = threading.Lock()
+
+    def on_message(client: Any, userdata: Any, message: Any) -> None:
+        with lock:
+            got[message.topic] = message.payload.decode()
+
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="settings-test")
+    sub.on_message = on_message
+    sub.connect("127.0.0.1", broker)
+    sub.subscribe("#")
+    sub.loop_start()
+    try:
+        path = toml_file(
+            tmp_path / "m.toml",
+            meter,
+            f'[mqtt]\nenabled = true\nhost = "127.0.0.1"\nport = {broker}\n'
+            'topic_prefix = "before"\n',
+        )
+        service, url = running(path)
+        meter.start()
+        wait_for(lambda: got.get("before/meterNumber") == METER_NUMBER)
+        (old,) = service.sinks
+        status, result = post_json(url + "/api/settings", {"mqtt.topic_prefix": "after"})
+        assert status == 200, result
+        assert result["applied"] == ["mqtt.topic_prefix"]
+        wait_for(lambda: got.get("after/meterNumber") == METER_NUMBER)
+        (new,) = service.sinks
+        assert new is not old
+        assert json.loads(got["before/status"])["state"] == "offline"  # the old one closed
+        assert json.loads(got["after/status"])["state"] == "online"
+        assert json.loads(request(url + "/api/status")[2])["sinks"]["mqtt"]["published"] >= 1
+        with lock:
+            got.clear()
+        time.sleep(0.6)  # three telegrams: all on the new prefix
+        with lock:
+            assert got
+            assert all(topic.startswith("after/") for topic in got), sorted(got)
+        assert tomllib.loads(path.read_text(encoding="utf-8"))["mqtt"]["topic_prefix"] == "after"
+        # evn-raw needs the APDUs, which the running reader was not built to keep.
+        status, result = post_json(url + "/api/settings", {"mqtt.mode": "evn-raw"})
+        assert (result["applied"], result["restart"]) == (["mqtt.mode"], ["mqtt.mode"])
+        assert service.sinks[0].mode == "evn-raw"
+    finally:
+        sub.loop_stop()
+        sub.disconnect()
+
+
+def test_write_settings_keeps_the_rest_follows_symlinks_and_removes_emptied_keys(
+    tmp_path: Path,
+) -> None:
+    real = tmp_path / "etc" / "mbuspico.toml"
+    real.parent.mkdir()
+    real.write_text('device = "ksm-west"\n[mqtt]\nuser = "u"\n[udp]\nport = 7000\n')
+    real.chmod(0o640)
+    link = tmp_path / "link.toml"
+    link.symlink_to(real)
+    write_settings(link, {"mqtt.user": None, "udp.interval": 2.5, "graphite.host": "g.lan"})
+    assert link.is_symlink()
+    assert stat.S_IMODE(real.stat().st_mode) == 0o640
+    assert tomllib.loads(real.read_text()) == {
+        "device": "ksm-west",
+        "udp": {"port": 7000, "interval": 2.5},
+        "graphite": {"host": "g.lan"},
+    }
+    assert sorted(p.name for p in real.parent.iterdir()) == ["mbuspico.toml"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "allowed"),
+    [
+        ({"Host": "pi:8080"}, True),
+        ({"Host": "pi:8080", "Origin": "http://pi:8080"}, True),
+        ({"Host": "pi:8080", "Origin": "http://pi:8081"}, False),
+        ({"Host": "pi:8080", "Origin": "null"}, False),
+        ({"Host": "pi:8080", "Referer": "http://pi:8080/settings"}, True),
+        ({"Host": "pi:8080", "Referer": "http://evil/pi:8080"}, False),
+        ({"Origin": "http://pi:8080"}, False),
+    ],
+)
+def test_same_origin(headers: dict[str, str], allowed: bool) -> None:
+    assert same_origin(headers) is allowed
