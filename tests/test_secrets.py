@@ -594,6 +594,7 @@ def test_no_key_in_any_output_of_the_running_service(tmp_path: Path, mosquitto: 
         (tmp_path / "csv-serve-good" / "2020-01.csv").symlink_to(config_file)
         # Every route, with no, wrong and right credentials.
         paths = ["/", "/api/reading", "/api/status", "/status.html", "/reboot", "/update"]
+        paths += ["/settings", "/api/settings"]  # secrets shown only as set / not set
         paths += ["/nothing", "/files", "/files/../mbuspico.toml", "/files/%2e%2e%2fmbuspico.toml"]
         paths += ["/files/..%2F..%2Fmbuspico.toml", "/files/%2Fetc%2Fpasswd", "/api/reading?key=1"]
         for name, url in urls.items():
@@ -611,6 +612,10 @@ def test_no_key_in_any_output_of_the_running_service(tmp_path: Path, mosquitto: 
                 if path.startswith("/files/") and "20" not in path:
                     assert outputs[f"HTTP {name} {path} good"][:3] == b"404", path
         assert outputs["HTTP serve-good /files/2020-01.csv good"][:3] == b"404"
+        assert outputs["HTTP serve-good /api/settings good"].startswith(b"200\n")
+        settings = outputs["HTTP serve-good /api/settings good"].split(b"\n\n", 1)[1]
+        assert json.loads(settings)["settings"]["key"]["set"] is True
+        assert b"<form" in outputs["HTTP serve-good /settings good"]
         assert b'"meterNumber"' in outputs["HTTP serve-good / good"]
         assert b'"meterNumber"' in outputs["HTTP serve-demo / good"]
         assert outputs["HTTP serve-wrong / good"].startswith(b"204\n")
