@@ -32,8 +32,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from . import aio as aio
     from .capture import Capture, read_capture
     from .compat import to_mbuspico_json
+    from .frames import to_pandas
     from .master import MBusMaster
     from .types import (
         DeframerStats,
@@ -51,6 +53,7 @@ _LAZY = {
     "Capture": "capture",
     "read_capture": "capture",
     "to_mbuspico_json": "compat",
+    "to_pandas": "frames",
     "MBusMaster": "master",
     "DeframerStats": "types",
     "DsmrReading": "types",
@@ -62,8 +65,16 @@ _LAZY = {
 }
 
 
+# Submodules loaded on first use: mbuspico.aio imports asyncio.
+_SUBMODULES = ("aio",)
+
+
 def __getattr__(name: str) -> Any:
     """Import the module behind a lazily loaded name (PEP 562)."""
+    if name in _SUBMODULES:
+        from importlib import import_module
+
+        return import_module(f".{name}", __name__)
     module = _LAZY.get(name)
     if module is None:
         msg = f"module 'mbuspico' has no attribute {name!r}"
@@ -77,7 +88,7 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     """The public names, including those not loaded yet."""
-    return sorted(__all__)
+    return sorted([*__all__, *_SUBMODULES])
 
 
 __all__ = [
@@ -106,4 +117,5 @@ __all__ = [
     "__version__",
     "read_capture",
     "to_mbuspico_json",
+    "to_pandas",
 ]
