@@ -11,6 +11,10 @@ telegrams with :meth:`mbuspico.Decoder.decode_iter`::
     for reading in decoder.decode_iter(capture):
         ...
     capture.stats  # telegrams found, bytes skipped, bad checksums, ...
+
+``read_capture(path, progress=True)`` shows a tqdm progress bar of the bytes
+read (``pip install mbuspico[progress]``); without tqdm it warns once and reads
+on without a bar.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import os
 import re
 import string
 from collections.abc import Iterator
-from typing import BinaryIO, Literal
+from typing import Any, BinaryIO, Literal
 
 from ._core import Deframer
 from .types import DeframerStats
@@ -57,6 +61,7 @@ class Capture:
         protocol: ``"auto"`` (M-Bus and HDLC framing, or DSMR P1 when the file
             starts like P1 text), ``"dlms"``/``"mbus"`` or ``"dsmr"``.
         hex: Whether the file is hex text (known once iteration started).
+        progress: Whether iterating shows a tqdm progress bar.
 
     """
 
@@ -66,6 +71,7 @@ class Capture:
         *,
         protocol: Literal["auto", "dlms", "mbus", "dsmr"] = "auto",
         chunk_size: int = 1 << 16,
+        progress: bool = False,
     ) -> None:
         """Prepare to read ``path``; nothing is opened until iteration."""
         if protocol not in ("auto", "dlms", "mbus", "dsmr"):
@@ -80,6 +86,9 @@ class Capture:
         self._chunk_size = chunk_size
         self._deframer: Deframer | None = None
         self._started = False
+        self._bar: Any = None
+        self._tqdm = _tqdm() if progress else None
+        self.progress = self._tqdm is not None
 
     def __repr__(self) -> str:
         """Show the file and protocol."""
@@ -108,10 +117,24 @@ class Capture:
             raise RuntimeError(msg)
         self._started = True
         with open(self.path, "rb") as f:
-            yield from self._telegrams(f)
+            if self._tqdm is not None:
+                size = os.fstat(f.fileno()).st_size
+                name = os.path.basename(self.path)
+                self._bar = self._tqdm(total=size, unit="B", unit_scale=True, desc=name)
+            try:
+                yield from self._telegrams(f)
+            finally:
+                if self._bar is not None:
+                    self._bar.close()
+
+    def _read(self, f: BinaryIO, size: int) -> bytes:
+        data = f.read(size)
+        if self._bar is not None and data:
+            self._bar.update(len(data))
+        return data
 
     def _telegrams(self, f: BinaryIO) -> Iterator[bytes]:
-        sample = f.read(_SNIFF)
+        sample = self._read(f, _SNIFF)
         self.hex = _is_hex(sample)
         chunks = self._hex_chunks(f, sample) if self.hex else self._raw_chunks(f, sample)
         first = next(chunks, b"")
@@ -125,7 +148,7 @@ class Capture:
     def _raw_chunks(self, f: BinaryIO, sample: bytes) -> Iterator[bytes]:
         if sample:
             yield sample
-        while chunk := f.read(self._chunk_size):
+        while chunk := self._read(f, self._chunk_size):
             yield chunk
 
     def _hex_chunks(self, f: BinaryIO, sample: bytes) -> Iterator[bytes]:
@@ -142,7 +165,7 @@ class Capture:
                 return  # not hex after all from here on: stop at the last whole pair
             if data:
                 yield data
-            text = f.read(self._chunk_size)
+            text = self._read(f, self._chunk_size)
 
 
 def read_capture(
@@ -150,6 +173,7 @@ def read_capture(
     *,
     protocol: Literal["auto", "dlms", "mbus", "dsmr"] = "auto",
     chunk_size: int = 1 << 16,
+    progress: bool = False,
 ) -> Capture:
     """The telegrams of a capture file (binary or hex text), read lazily.
 
@@ -161,6 +185,12 @@ def read_capture(
             telegrams when the file starts like P1 text; ``"dsmr"`` forces the
             P1 framer; ``"dlms"`` and ``"mbus"`` the M-Bus/HDLC one.
         chunk_size: Bytes read per step.
+        progress: Show a progress bar of the bytes read (of the file's size)
+            while iterating, with tqdm (``tqdm.auto``: a widget in Jupyter
+            with ipywidgets, text on stderr elsewhere). Without tqdm
+            installed (``pip install mbuspico[progress]``) a
+            ``RuntimeWarning`` says so once, here, and the capture is read
+            without a bar.
 
     Returns:
         A :class:`Capture`: iterate it for the telegrams (``bytes``, each
@@ -172,4 +202,22 @@ def read_capture(
             the file cannot be read (on iteration).
 
     """
-    return Capture(path, protocol=protocol, chunk_size=chunk_size)
+    if progress and _tqdm() is None:
+        import warnings
+
+        warnings.warn(
+            "read_capture(progress=True) needs tqdm (pip install mbuspico[progress]); "
+            "reading without a progress bar",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return Capture(path, protocol=protocol, chunk_size=chunk_size, progress=progress)
+
+
+def _tqdm() -> Any:
+    """The progress bar class of tqdm (``tqdm.auto``), or None without tqdm."""
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm
