@@ -15,7 +15,7 @@ pub type Result<T> = core::result::Result<T, DecodeError>;
 ///
 /// `Frame` → `mbuspico.FrameError`, `Checksum` → `mbuspico.ChecksumError`,
 /// `Record` → `mbuspico.RecordError`, `Apdu` → `mbuspico.ApduError`,
-/// `Decryption` → `mbuspico.DecryptionError`.
+/// `Decryption` → `mbuspico.DecryptionError`, `Hex` → `mbuspico.HexError`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Category {
     /// Link-layer envelope: start, length, stop byte, truncation, segments.
@@ -28,6 +28,8 @@ pub enum Category {
     Apdu,
     /// Missing or wrong key, authentication tag mismatch, unsupported security.
     Decryption,
+    /// Hex text that is no hex dump ([`crate::hexdump`]); the offset counts characters.
+    Hex,
 }
 
 /// What was wrong, with the evidence.
@@ -272,6 +274,18 @@ pub enum ErrorKind {
         /// The layout found.
         found: &'static str,
     },
+    /// Hex text holds a character that is no hex digit, separator or prefix
+    /// ([`crate::hexdump`]); the offset is its character position.
+    InvalidHexCharacter {
+        /// The character found.
+        found: char,
+    },
+    /// A group of hex digits between separators has an odd number of digits
+    /// ([`crate::hexdump`]); the offset is the group's character position.
+    OddHexDigits {
+        /// How many digits the group has.
+        count: usize,
+    },
 }
 
 impl ErrorKind {
@@ -321,6 +335,7 @@ impl ErrorKind {
             | PrematureEnd { .. }
             | TooManyExtensions { .. }
             | PlainTextTooLong { .. } => Category::Record,
+            InvalidHexCharacter { .. } | OddHexDigits { .. } => Category::Hex,
         }
     }
 
@@ -372,6 +387,8 @@ impl ErrorKind {
             UnsupportedLayout => "unsupported_layout",
             ProfileFraming { .. } => "profile_framing",
             ProfileLayout { .. } => "profile_layout",
+            InvalidHexCharacter { .. } => "invalid_hex",
+            OddHexDigits { .. } => "odd_hex_digits",
         }
     }
 }
@@ -557,12 +574,19 @@ impl fmt::Display for ErrorKind {
                 f,
                 "meter profile {profile:?} sends the {expected} layout, but the data-notification has the {found} layout"
             ),
+            InvalidHexCharacter { found } => {
+                write!(f, "not hexadecimal text: invalid character {found:?}")
+            }
+            OddHexDigits { count } => write!(
+                f,
+                "not hexadecimal text: a group of {count} hex digits (an odd number)"
+            ),
         }
     }
 }
 
 /// A decoding failure: what was wrong ([`ErrorKind`]) and where (absolute byte offset
-/// into the caller's input).
+/// into the caller's input; for [`Category::Hex`], the character offset into the text).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodeError {
     /// What was wrong.
@@ -580,7 +604,12 @@ impl DecodeError {
 
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} at byte {}", self.kind, self.offset)
+        let unit = if self.kind.category() == Category::Hex {
+            "character position"
+        } else {
+            "byte"
+        };
+        write!(f, "{} at {unit} {}", self.kind, self.offset)
     }
 }
 

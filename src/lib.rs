@@ -30,6 +30,7 @@ pub mod dlms;
 pub mod dsmr;
 pub mod error;
 pub mod hex;
+pub mod hexdump;
 pub mod mbus;
 pub mod profile;
 #[cfg(feature = "serial")]

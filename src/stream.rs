@@ -21,7 +21,7 @@ use crate::error::ErrorKind;
 use crate::mbus::frame::{LongFrame, START};
 
 /// Counters of what the deframer did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Stats {
     /// Telegrams handed out.
     pub telegrams: u64,
@@ -47,7 +47,10 @@ pub const MAX_GBT_BLOCKS: usize = 64;
 pub const MAX_HDLC_TELEGRAM: usize = MAX_GBT_BLOCKS * (hdlc::MAX_LENGTH + 2);
 
 /// A streaming telegram finder: push bytes, pull telegrams.
-#[derive(Debug, Clone, Default)]
+///
+/// Its whole state (buffer, counters, what was dropped last) serializes with
+/// serde, so a deframer can be saved and resumed (Python pickling).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Deframer {
     buf: Vec<u8>,
     stats: Stats,
@@ -64,7 +67,7 @@ pub struct Deframer {
 }
 
 /// What the frame dropped last belonged to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum Dropped {
     /// A DLMS transport segment with this sequence number.
     Segment(u8),

@@ -133,10 +133,10 @@ def test_reprs_and_errors_in_process(tmp_path: Path) -> None:
     decoder = mbuspico.Decoder(KEY, auth_key=AUTH_KEY, profile="burgenland-e450")
     keep("Decoder", decoder)
     keep("Decoder(bytes)", mbuspico.Decoder(bytes.fromhex(KEY), auth_key=bytearray.fromhex(KEY)))
-    for name, copier in (("pickle", pickle.dumps), ("deepcopy", __import__("copy").deepcopy)):
-        with pytest.raises(TypeError) as pickled:
-            copier(decoder)
-        keep(f"Decoder {name}", pickled.value)
+    # A pickle carries the keys (documented), but no repr along the way shows them.
+    keep("Decoder __reduce__", decoder.__reduce__())
+    keep("Decoder unpickled", pickle.loads(pickle.dumps(decoder)))  # noqa: S301 - our own pickle
+    keep("Decoder deepcopy", __import__("copy").deepcopy(decoder))
     # Malformed keys: a wrong digit, one digit too many or too few, wrong lengths
     # of bytes, spaces; the message never repeats the value.
     bad = [KEY[:-1] + "G", KEY + "0", KEY[:-1], KEY + AUTH_KEY, bytes.fromhex(KEY)[:15]]

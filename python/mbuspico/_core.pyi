@@ -21,6 +21,7 @@ __all__ = [
     "Deframer",
     "MBusLink",
     "SerialReader",
+    "_Secret",
     "__version__",
     "dsmr_crc16",
     "dsmr_encrypt",
@@ -37,6 +38,7 @@ __all__ = [
     "mbus_set_primary_address",
     "mbus_snd_nke",
     "mbus_to_xml",
+    "parse_hex",
     "profiles",
     "system_title",
 ]
@@ -64,19 +66,27 @@ class Decoder:
 
     The keys are never shown: ``repr()`` prints ``<redacted>`` and no exception
     message contains them.
+
+    A decoder is immutable and safe to use from many threads at once
+    (:meth:`decode_many` and :meth:`decode_iter` release the GIL while
+    decoding). It pickles and copies (``copy.copy``, ``copy.deepcopy``) with its
+    options and keys, e.g. to a ``ProcessPoolExecutor`` worker: the keys travel
+    as :class:`_Secret` objects whose ``repr`` is masked, but the pickle's bytes
+    contain them, so a pickled decoder must be kept like the key itself.
     """
 
     def __new__(
         cls,
-        key: str | bytes | bytearray | None = None,
+        key: str | bytes | bytearray | _Secret | None = None,
         *,
-        auth_key: str | bytes | bytearray | None = None,
+        auth_key: str | bytes | bytearray | _Secret | None = None,
         protocol: Literal["auto", "dlms", "mbus", "dsmr"] = "auto",
         profile: str = "auto",
         tz: str | None = None,
         names: Mapping[str, str] | None = None,
         verify_crc: bool = True,
         verify_tag: bool = True,
+        verify_checksum: bool = True,
     ) -> Self:
         """Create a decoder.
 
@@ -111,6 +121,11 @@ class Decoder:
                 control 0x30; default). False decrypts them without ``auth_key``
                 and without checking the tag, for operators that do not hand
                 out the authentication key; such readings are unauthenticated.
+            verify_checksum: Raise ``ChecksumError`` when a wired M-Bus frame's
+                checksum (8-bit sum, EN 13757-2 §5.4) does not match (default).
+                False accepts it, e.g. for a published dump edited by hand;
+                start bytes, L-fields and stop byte are still checked, and the
+                M-Bus frames of DLMS pushes are always checked.
 
             Encrypted P1 frames (Luxembourg Smarty, Energienetze Steiermark) need
             ``key``; without ``auth_key`` the Smarty's public authentication key
@@ -134,6 +149,17 @@ class Decoder:
     def verify_tag(self) -> bool:
         """Whether GCM tags are verified."""
 
+    @property
+    def verify_checksum(self) -> bool:
+        """Whether wired M-Bus frame checksums are verified."""
+
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
+        """Pickle as ``(Decoder._restore, (options,))``, the keys as :class:`_Secret`."""
+
+    @classmethod
+    def _restore(cls, state: Mapping[str, Any], /) -> Self:
+        """Create the decoder :meth:`__reduce__` describes (unpickling)."""
+
     def identify(self, data: _Bytes, /) -> Identified:
         """What a telegram is, and which meter profiles send telegrams like it.
 
@@ -156,7 +182,10 @@ class Decoder:
         Args:
             data: The telegram: all its M-Bus frames (e.g. 282 bytes for a Netz NÖ
                 push, 376 for a KSM-West three-phase push), a bare APDU, as bytes,
-                bytearray, memoryview, or hex text (whitespace ignored).
+                bytearray, memoryview, or a str: a hex dump as :func:`parse_hex`
+                reads it (``"68 4d 4d 68 …"``, ``"68:4d:…"``, ``"0x68, 0x4d, …"``,
+                otb-iot's ``"ok:68/4d/…/xx"`` messages), or a P1 telegram's text
+                when it starts with ``/``.
 
         Returns:
             The reading: MBusPico's field names (``timestamp``, ``lxTimestamp``,
@@ -179,7 +208,8 @@ class Decoder:
             RecordError: Malformed M-Bus data header or records.
             DecryptionError: No key for an encrypted telegram, no authentication
                 key for a tagged one, tag mismatch, or a wrong key.
-            DecodeError: ``data`` is a str that is not hex.
+            HexError: ``data`` is a str that is no hex dump (``.offset`` is the
+                character position).
             TypeError: ``data`` is not bytes-like or str.
 
             Every ``DecodeError`` has ``.offset``, the byte of ``data`` where the
@@ -280,6 +310,11 @@ class Deframer:
     transport segments are complete and in order. Garbage, broken frames and
     incomplete telegrams are skipped and counted in :attr:`stats`; it never raises
     on bad data.
+
+    Safe to share between threads: each call has the deframer to itself, so
+    bytes fed from several threads interleave call by call, in the order the
+    calls get it (never within one call). It pickles and copies: the copy keeps
+    the bytes of a partial telegram and the counters, and goes on from there.
     """
 
     def __new__(cls, *, protocol: Literal["auto", "dlms", "mbus", "dsmr"] = "auto") -> Self:
@@ -322,6 +357,55 @@ class Deframer:
     @property
     def stats(self) -> DeframerStats:
         """Counters (see :class:`mbuspico.DeframerStats`)."""
+
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
+        """Pickle as ``(Deframer._restore, (state,))``: buffered bytes and counters."""
+
+    @classmethod
+    def _restore(cls, state: Mapping[str, Any], /) -> Self:
+        """Create the deframer :meth:`__reduce__` describes (unpickling)."""
+
+@final
+class _Secret:
+    """Key bytes whose ``repr`` is masked: how a pickled :class:`Decoder` holds its keys.
+
+    Pickles as its 16 bytes, so a pickle holding one must be kept like the key.
+    """
+
+    def __new__(cls, key: str | bytes | bytearray, /) -> Self:
+        """Wrap a key (32 hex digits or 16 bytes).
+
+        Raises:
+            ValueError: Not 32 hex digits or 16 bytes (the value is not shown).
+            TypeError: Neither str nor bytes-like.
+
+        """
+
+    def __reduce__(self) -> tuple[type[_Secret], tuple[bytes]]:
+        """Pickle as ``(_Secret, (key bytes,))``."""
+
+    def __eq__(self, other: object, /) -> bool:
+        """Whether ``other`` holds the same key."""
+
+    def __hash__(self) -> int:
+        """The same for every secret (it reveals nothing)."""
+
+def parse_hex(text: str, /) -> bytes:
+    """The bytes of a hex dump, as :meth:`Decoder.decode` reads text.
+
+    Accepts contiguous digits (``"684d4d68"``), pairs separated by whitespace,
+    ``:``, ``/``, ``-`` or ``,`` in any mix (``"68 4d 4d 68"`` as libmbus prints,
+    ``"68:4D:4D:68"``), ``0x``/``0X`` prefixes (``"0x68, 0x4d"``), and otb-iot's
+    serial-over-MQTT status messages (``"ok:68/4d/…"``; several in order, their
+    bytes joined; the ``xx`` that ends the last one, "buffer empty", is
+    skipped; otb-iot ``docs/source/serial_over_mqtt.rst``).
+
+    Raises:
+        HexError: A character that fits none of these (kind ``"invalid_hex"``),
+            or a group of digits with an odd count (kind ``"odd_hex_digits"``);
+            ``.offset`` is the character position.
+
+    """
 
 @final
 class SerialReader:

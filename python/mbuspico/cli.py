@@ -78,7 +78,19 @@ def _build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="STRING",
-        help="a telegram as hex text (repeatable)",
+        help=(
+            "telegrams as a hex dump (repeatable): digits, pairs separated by spaces, "
+            "':', '/', '-' or ',', 0x prefixes, or otb-iot's 'ok:68/4d/...' messages"
+        ),
+    )
+    decode.add_argument(
+        "--no-verify-checksum",
+        dest="verify_checksum",
+        action="store_false",
+        help=(
+            "decode each FILE or --hex as one telegram without checking wired M-Bus "
+            "checksums or P1 CRCs (e.g. a published dump edited by hand)"
+        ),
     )
     _key_arguments(decode)
     _format_argument(decode, xml=True)
@@ -291,16 +303,36 @@ def as_bytes(content: bytes) -> bytes:
     return content
 
 
-def _sources(args: argparse.Namespace, stdin: BinaryIO) -> Iterator[tuple[str, bytes]]:
+def _capture_bytes(content: bytes) -> bytes:
+    """A capture's bytes: a hex dump in any form --hex takes, else as_bytes."""
+    from ._core import parse_hex
+
+    text = content.strip()
+    if text and text.isascii() and not text.startswith(b"/"):  # "/": P1 text
+        with contextlib.suppress(DecodeError):
+            return parse_hex(text.decode("ascii"))
+    return as_bytes(content)
+
+
+def _sources(
+    args: argparse.Namespace, stdin: BinaryIO
+) -> Iterator[tuple[str, bytes | DecodeError]]:
+    """Each source's bytes: --hex as Decoder.decode parses text, captures by _capture_bytes."""
+    from ._core import parse_hex
+
     for i, text in enumerate(args.hex, 1):
-        yield f"--hex #{i}", text.encode()
+        try:
+            # A P1 telegram as text is its own bytes, as for Decoder.decode.
+            yield f"--hex #{i}", text.encode() if text.startswith("/") else parse_hex(text)
+        except DecodeError as e:
+            yield f"--hex #{i}", e
     files: list[str] = args.files or ([] if args.hex else ["-"])
     for name in files:
         if name == "-":
-            yield "<stdin>", stdin.read()
+            yield "<stdin>", _capture_bytes(stdin.read())
         else:
             with open(name, "rb") as f:
-                yield name, f.read()
+                yield name, _capture_bytes(f.read())
 
 
 def _telegrams(data: bytes, log: TextIO, name: str, protocol: str = "auto") -> list[bytes]:
@@ -447,16 +479,26 @@ def _decode(args: argparse.Namespace, out: TextIO, log: TextIO, stdin: BinaryIO)
             protocol=args.protocol,
             profile=args.profile,
             verify_tag=args.verify_tag,
+            verify_checksum=args.verify_checksum,
+            verify_crc=args.verify_checksum,
         )
     except (ValueError, TypeError) as e:
         print(f"mbuspico: {e}", file=log)
         return 2
     decoded = failed = 0
-    for name, content in _sources(args, stdin):
-        data = as_bytes(content)
-        telegrams = _telegrams(data, log, name, args.protocol)
+    for name, data in _sources(args, stdin):
+        if isinstance(data, DecodeError):
+            failed += 1
+            print(f"mbuspico: {name}: {data}", file=log)
+            continue
+        # Unchecked frames cannot be found in a stream: the source is one telegram.
+        telegrams = _telegrams(data, log, name, args.protocol) if args.verify_checksum else []
         if not telegrams:
-            print(f"mbuspico: {name}: no telegram found ({len(data)} bytes)", file=log)
+            if args.verify_checksum:
+                print(f"mbuspico: {name}: no telegram found ({len(data)} bytes)", file=log)
+            if data:
+                # Decoded whole, its error says what is wrong (e.g. a stale checksum).
+                telegrams = [data]
         for i, telegram in enumerate(telegrams, 1):
             try:
                 reading = decoder.decode(telegram)

@@ -18,6 +18,7 @@ __all__ = [
     "DecodeError",
     "DecryptionError",
     "FrameError",
+    "HexError",
     "MbusPicoError",
     "NoResponseError",
     "SerialPortError",
@@ -88,6 +89,18 @@ class DecryptionError(DecodeError):
     No key was given for an encrypted telegram, no authentication key for one with
     a tag, the GCM tag does not match, or (without a tag) the decrypted bytes are
     not a data-notification, which means the key is wrong.
+    """
+
+
+class HexError(DecodeError):
+    """Raised when text given as a telegram is no hex dump.
+
+    A character that is neither a hex digit, a separator (whitespace, ``:``,
+    ``/``, ``-``, ``,``), a ``0x`` prefix, otb-iot's ``ok:`` nor the ``xx`` that
+    ends an ``ok:`` message (kind ``"invalid_hex"``), or a group of digits
+    between separators with an odd number of digits (kind
+    ``"odd_hex_digits"``). ``offset`` is the *character* position in the text,
+    not a byte offset.
     """
 
 

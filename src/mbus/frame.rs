@@ -72,9 +72,9 @@ fn sum(bytes: &[u8]) -> u8 {
     bytes.iter().fold(0u8, |acc, b| acc.wrapping_add(*b))
 }
 
-/// Checks stop byte and checksum of a body of `len` bytes; `Ok(None)` when the
-/// buffer is too short to tell.
-fn verify(buf: &[u8], len: usize, base: usize) -> Result<Option<()>> {
+/// Checks stop byte and (when `checksum`) the checksum of a body of `len`
+/// bytes; `Ok(None)` when the buffer is too short to tell.
+fn verify(buf: &[u8], len: usize, base: usize, checksum: bool) -> Result<Option<()>> {
     let (Some(body), Some(&cs), Some(&stop)) = (
         buf.get(field::body(len)),
         buf.get(field::checksum(len)),
@@ -83,7 +83,7 @@ fn verify(buf: &[u8], len: usize, base: usize) -> Result<Option<()>> {
         return Ok(None);
     };
     let computed = sum(body);
-    if cs != computed {
+    if checksum && cs != computed {
         return Err(DecodeError::new(
             ErrorKind::Checksum {
                 expected: cs,
@@ -112,6 +112,18 @@ impl<'a> LongFrame<'a> {
     /// [`ErrorKind::InvalidStart`], [`ErrorKind::LengthMismatch`],
     /// [`ErrorKind::Checksum`], [`ErrorKind::InvalidStop`].
     pub fn parse(buf: &'a [u8], base: usize) -> Result<Self> {
+        Self::parse_with(buf, base, true)
+    }
+
+    /// [`LongFrame::parse`], the checksum checked only when `verify_checksum`
+    /// (for dumps whose checksum is known to be stale, e.g. after the bytes
+    /// were redacted by hand); start bytes, L-fields and stop byte are always
+    /// checked.
+    ///
+    /// # Errors
+    /// As [`LongFrame::parse`], without [`ErrorKind::Checksum`] when
+    /// `verify_checksum` is false.
+    pub fn parse_with(buf: &'a [u8], base: usize, verify_checksum: bool) -> Result<Self> {
         let header = buf.get(..field::BODY).ok_or_else(|| {
             DecodeError::new(
                 ErrorKind::Truncated {
@@ -147,7 +159,7 @@ impl<'a> LongFrame<'a> {
             )
         };
         let plain = if declared >= field::MIN_BODY {
-            match verify(buf, declared, base) {
+            match verify(buf, declared, base, verify_checksum) {
                 Ok(Some(())) => return Self::build(buf, declared, base),
                 Ok(None) => return Err(truncated(declared)),
                 Err(e) => e,
@@ -159,7 +171,7 @@ impl<'a> LongFrame<'a> {
         // Only an L-field too small to be a frame waits for the longer body; a
         // frame that failed its own checks is rejected unless the longer one
         // verifies with the bytes already here.
-        match verify(buf, declared + 256, base) {
+        match verify(buf, declared + 256, base, verify_checksum) {
             Ok(Some(())) => Self::build(buf, declared + 256, base),
             Ok(None) if declared < field::MIN_BODY => Err(truncated(declared + 256)),
             _ => Err(plain),
@@ -298,5 +310,20 @@ mod tests {
         assert_eq!(e, DecodeError::new(ErrorKind::Truncated { needed: 6 }, 20));
         assert!(LongFrame::parse(&[0x68, 0x00, 0x00, 0x68, 0x00, 0x16], 0).is_err());
         assert!(LongFrame::parse(&[], 0).is_err());
+    }
+
+    #[test]
+    fn checksum_check_can_be_skipped() {
+        let mut bad = fixed(FRAME.to_vec());
+        bad[24] ^= 0xFF;
+        let frame = LongFrame::parse_with(&bad, 0, false).unwrap();
+        assert_eq!(frame.frame_len, 26);
+        assert_eq!(frame.ci, 0x11);
+        // The other checks stay.
+        bad[25] = 0x17;
+        assert_eq!(
+            LongFrame::parse_with(&bad, 0, false).unwrap_err(),
+            DecodeError::new(ErrorKind::InvalidStop { found: 0x17 }, 25)
+        );
     }
 }

@@ -96,6 +96,15 @@ impl Frame<'_> {
 /// [`ErrorKind::Checksum`], [`ErrorKind::InvalidStop`], and the long-frame errors
 /// of [`LongFrame::parse`].
 pub fn parse(buf: &[u8], base: usize) -> Result<(Frame<'_>, usize)> {
+    parse_with(buf, base, true)
+}
+
+/// [`parse`], checksums checked only when `verify_checksum` (see
+/// [`LongFrame::parse_with`]).
+///
+/// # Errors
+/// As [`parse`], without [`ErrorKind::Checksum`] when `verify_checksum` is false.
+pub fn parse_with(buf: &[u8], base: usize, verify_checksum: bool) -> Result<(Frame<'_>, usize)> {
     match buf.first() {
         None => Err(DecodeError::new(ErrorKind::Empty, base)),
         Some(&ACK) => Ok((Frame::Ack, 1)),
@@ -111,7 +120,7 @@ pub fn parse(buf: &[u8], base: usize) -> Result<(Frame<'_>, usize)> {
                 ));
             };
             let computed = control.wrapping_add(address);
-            if cs != computed {
+            if verify_checksum && cs != computed {
                 return Err(DecodeError::new(
                     ErrorKind::Checksum {
                         expected: cs,
@@ -129,7 +138,7 @@ pub fn parse(buf: &[u8], base: usize) -> Result<(Frame<'_>, usize)> {
             Ok((Frame::Short { control, address }, 5))
         }
         Some(&START) => {
-            let f = LongFrame::parse(buf, base)?;
+            let f = LongFrame::parse_with(buf, base, verify_checksum)?;
             Ok((Frame::Long(f), f.frame_len))
         }
         Some(&found) => Err(DecodeError::new(ErrorKind::UnknownFraming { found }, base)),

@@ -29,7 +29,20 @@ use crate::error::{DecodeError, ErrorKind, Result};
 /// single character or short frame (they carry no data);
 /// [`ErrorKind::TrailingBytes`]; the record errors of [`data::parse`].
 pub fn parse_telegram(input: &[u8]) -> Result<(LongFrame<'_>, Application<'_>)> {
-    let (frame, len) = link::parse(input, 0)?;
+    parse_telegram_with(input, true)
+}
+
+/// [`parse_telegram`], the frame checksum (EN 13757-2 §5.4) checked only when
+/// `verify_checksum`.
+///
+/// # Errors
+/// As [`parse_telegram`], without [`ErrorKind::Checksum`] when
+/// `verify_checksum` is false.
+pub fn parse_telegram_with(
+    input: &[u8],
+    verify_checksum: bool,
+) -> Result<(LongFrame<'_>, Application<'_>)> {
+    let (frame, len) = link::parse_with(input, 0, verify_checksum)?;
     let Frame::Long(f) = frame else {
         return Err(DecodeError::new(
             ErrorKind::UnknownFraming {
@@ -55,7 +68,16 @@ pub fn parse_telegram(input: &[u8]) -> Result<(LongFrame<'_>, Application<'_>)> 
 /// # Errors
 /// As [`parse_telegram`].
 pub fn decode(input: &[u8]) -> Result<reading::MbusReading<'_>> {
-    let (frame, app) = parse_telegram(input)?;
+    decode_with(input, true)
+}
+
+/// [`decode`], the frame checksum checked only when `verify_checksum` (for a
+/// dump whose checksum is known to be stale).
+///
+/// # Errors
+/// As [`parse_telegram_with`].
+pub fn decode_with(input: &[u8], verify_checksum: bool) -> Result<reading::MbusReading<'_>> {
+    let (frame, app) = parse_telegram_with(input, verify_checksum)?;
     Ok(reading::build(&frame, &app))
 }
 

@@ -6,12 +6,10 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyMemoryView, PyString};
 
-use super::errors::input_error;
 use crate::dlms::Key;
-use crate::hex::{self, HexError};
 
-/// Telegram bytes from `bytes` (borrowed), `str` (hex digits, whitespace allowed;
-/// or a P1 telegram's text when it starts with `/`),
+/// Telegram bytes from `bytes` (borrowed), `str` (a hex dump, see
+/// [`crate::hexdump`]; or a P1 telegram's text when it starts with `/`),
 /// or any object with the buffer protocol (`bytearray`, `memoryview`, …; copied).
 pub fn input<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [u8]>> {
     if let Ok(b) = obj.cast::<PyBytes>() {
@@ -23,19 +21,9 @@ pub fn input<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [u8]>> {
         if text.starts_with('/') {
             return Ok(Cow::Owned(text.into_owned().into_bytes()));
         }
-        return match hex::decode(&text) {
-            Ok(v) => Ok(Cow::Owned(v)),
-            Err(HexError::InvalidCharacter(at)) => Err(input_error(
-                format!("not hexadecimal text: invalid character at position {at}"),
-                at,
-                "invalid_hex",
-            )),
-            Err(HexError::OddLength) => Err(input_error(
-                "not hexadecimal text: odd number of hex digits".to_owned(),
-                s.len()?,
-                "invalid_hex",
-            )),
-        };
+        return crate::hexdump::parse(&text)
+            .map(Cow::Owned)
+            .map_err(super::errors::to_py);
     }
     owned(obj)
         .ok_or_else(|| {

@@ -24,7 +24,8 @@ const SMARTY_AUTH_KEY: [u8; 16] = [
 /// Decodes the telegrams of one meter: DLMS push, DSMR P1 or wired M-Bus.
 ///
 /// Decoder(key=None, *, auth_key=None, protocol="auto", profile="auto",
-///         tz=None, names=None, verify_crc=True, verify_tag=True)
+///         tz=None, names=None, verify_crc=True, verify_tag=True,
+///         verify_checksum=True)
 ///
 /// key: the meter's encryption key (GUEK) from the grid operator, 32 hex digits
 /// or 16 bytes; auth_key: the authentication key (GAK), for telegrams with a
@@ -47,6 +48,19 @@ const SMARTY_AUTH_KEY: [u8; 16] = [
 /// tz: IANA zone of DSMR timestamps (default the profile's, else
 /// Europe/Amsterdam); names: OBIS code to name overrides for DSMR;
 /// verify_crc=False accepts DSMR telegrams with a wrong CRC.
+/// verify_checksum=False accepts wired M-Bus frames (protocol "mbus") whose
+/// 8-bit checksum (EN 13757-2 §5.4) does not match, e.g. a published dump
+/// edited by hand; start bytes, L-fields and stop byte are still checked, and
+/// DLMS pushes in M-Bus frames are always checked.
+///
+/// Decode text as well as bytes: a str is a hex dump (see decode) or, when it
+/// starts with "/", a DSMR P1 telegram.
+///
+/// A Decoder is immutable: one may be used from many threads at once
+/// (decode_many and decode_iter release the GIL while decoding). It pickles
+/// (and copies) with its options and keys; the keys are held in an object
+/// whose repr is masked, but the pickle's bytes contain them: treat a
+/// pickled Decoder like the key itself.
 ///
 /// Accepts M-Bus push frames (Netz NÖ, KSM-West), HDLC frames (Wiener Netze,
 /// Kärnten, Burgenland, Landis+Gyr general block transfer), a bare
@@ -60,6 +74,63 @@ pub struct Decoder {
     protocol: Option<crate::Protocol>,
     profile: Option<&'static Profile>,
     dsmr: dsmr::Options,
+    /// The IANA name of `dsmr.tz`, as given (for pickling).
+    tz_name: String,
+    /// Check the checksum of wired M-Bus frames.
+    verify_checksum: bool,
+}
+
+/// Key bytes whose repr is masked: how a pickled Decoder carries its keys.
+///
+/// _Secret(key: bytes) takes the 16 key bytes; repr() shows `_Secret(<redacted>)`.
+/// It pickles as its bytes: a pickle holding one must be kept like the key.
+#[pyclass(module = "mbuspico._core", name = "_Secret", frozen)]
+pub struct Secret(Key);
+
+#[pymethods]
+impl Secret {
+    #[new]
+    #[pyo3(signature = (key, /))]
+    fn new(key: &Bound<'_, PyAny>) -> PyResult<Self> {
+        convert::key(key, "key").map(Secret)
+    }
+
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
+        let py = slf.py();
+        let bytes = pyo3::types::PyBytes::new(py, slf.get().0.as_bytes());
+        pyo3::types::PyTuple::new(
+            py,
+            [
+                slf.get_type().into_any(),
+                pyo3::types::PyTuple::new(py, [bytes])?.into_any(),
+            ],
+        )
+    }
+
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
+        // Every byte compared, whatever differs first (no timing hint).
+        other.cast::<Secret>().is_ok_and(|o| {
+            let (a, b) = (self.0.as_bytes(), o.get().0.as_bytes());
+            a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        })
+    }
+
+    fn __hash__(&self) -> u64 {
+        // Equal secrets hash equal; the hash says nothing about the key.
+        0
+    }
+
+    fn __repr__(&self) -> &'static str {
+        "_Secret(<redacted>)"
+    }
+}
+
+/// A key argument: a `_Secret` (unpickling), 32 hex digits or 16 bytes.
+fn key_of(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Key> {
+    match obj.cast::<Secret>() {
+        Ok(s) => Ok(s.get().0.clone()),
+        Err(_) => convert::key(obj, name),
+    }
 }
 
 /// The meter profile called `name` (`"auto"`: none).
@@ -147,7 +218,9 @@ impl Decoder {
             crate::Protocol::Dlms => {
                 Decoded::Dlms(dlms::decode_as(bytes, &self.keys, self.profile)?)
             }
-            crate::Protocol::Mbus => Decoded::Mbus(crate::mbus::decode(bytes)?),
+            crate::Protocol::Mbus => {
+                Decoded::Mbus(crate::mbus::decode_with(bytes, self.verify_checksum)?)
+            }
         })
     }
 
@@ -402,11 +475,10 @@ pub(crate) fn check_keys(profile: &Profile, keys: &Keys) -> PyResult<()> {
     Ok(())
 }
 
-#[pymethods]
 impl Decoder {
-    #[new]
-    #[pyo3(signature = (key = None, *, auth_key = None, protocol = "auto", profile = "auto", tz = None, names = None, verify_crc = true, verify_tag = true))]
+    /// A decoder that checks M-Bus checksums (what `SerialReader` uses).
     #[allow(clippy::too_many_arguments)]
+    #[cfg_attr(not(feature = "serial"), allow(dead_code))]
     pub(crate) fn new(
         key: Option<&Bound<'_, PyAny>>,
         auth_key: Option<&Bound<'_, PyAny>>,
@@ -417,9 +489,42 @@ impl Decoder {
         verify_crc: bool,
         verify_tag: bool,
     ) -> PyResult<Self> {
+        Self::py_new(
+            key, auth_key, protocol, profile, tz, names, verify_crc, verify_tag, true,
+        )
+    }
+
+    /// The name of the protocol setting (`"auto"` when detected per telegram).
+    fn protocol_name(&self) -> &'static str {
+        match self.protocol {
+            None => "auto",
+            Some(crate::Protocol::Dlms) => "dlms",
+            Some(crate::Protocol::Mbus) => "mbus",
+            Some(crate::Protocol::Dsmr) => "dsmr",
+        }
+    }
+}
+
+#[pymethods]
+impl Decoder {
+    #[new]
+    #[pyo3(signature = (key = None, *, auth_key = None, protocol = "auto", profile = "auto", tz = None, names = None, verify_crc = true, verify_tag = true, verify_checksum = true))]
+    #[allow(clippy::too_many_arguments)]
+    fn py_new(
+        key: Option<&Bound<'_, PyAny>>,
+        auth_key: Option<&Bound<'_, PyAny>>,
+        protocol: &str,
+        profile: &str,
+        tz: Option<&str>,
+        names: Option<HashMap<String, String>>,
+        verify_crc: bool,
+        verify_tag: bool,
+        verify_checksum: bool,
+    ) -> PyResult<Self> {
         let profile = self::profile(profile)?;
         let protocol = self::protocol(protocol, profile)?;
         let tz = tz.unwrap_or(profile.map_or("Europe/Amsterdam", |p| p.tz));
+        let tz_name = tz.to_owned();
         let tz = jiff::tz::TimeZone::get(tz).map_err(|_| {
             PyValueError::new_err(format!(
                 "unknown time zone {tz:?}; give an IANA name such as \"Europe/Amsterdam\""
@@ -430,13 +535,13 @@ impl Decoder {
             names: names.unwrap_or_default(),
             verify_crc,
         };
-        let auth_key = auth_key.map(|k| convert::key(k, "auth_key")).transpose()?;
+        let auth_key = auth_key.map(|k| key_of(k, "auth_key")).transpose()?;
         // A meter given an authentication key, or one whose profile tags every
         // telegram, must not be accepted without a tag (a stripped tag).
         let tagged = profile
             .is_some_and(|p| matches!(p.security, Security::Authenticated | Security::PublicTag));
         let keys = Keys {
-            key: key.map(|k| convert::key(k, "key")).transpose()?,
+            key: key.map(|k| key_of(k, "key")).transpose()?,
             require_tag: verify_tag && (auth_key.is_some() || tagged),
             auth_key,
             skip_tag_check: !verify_tag,
@@ -449,7 +554,54 @@ impl Decoder {
             protocol,
             profile,
             dsmr,
+            tz_name,
+            verify_checksum,
         })
+    }
+
+    /// Pickle support: `(Decoder._restore, (options,))`, the keys as `_Secret`
+    /// objects (masked repr; the pickle's bytes hold the keys).
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
+        let py = slf.py();
+        let this = slf.get();
+        let state = pyo3::types::PyDict::new(py);
+        let secret = |k: &Option<Key>| -> PyResult<Option<Bound<'py, Secret>>> {
+            k.as_ref()
+                .map(|k| Bound::new(py, Secret(k.clone())))
+                .transpose()
+        };
+        state.set_item("key", secret(&this.keys.key)?)?;
+        state.set_item("auth_key", secret(&this.keys.auth_key)?)?;
+        state.set_item("protocol", this.protocol_name())?;
+        state.set_item("profile", this.profile.map_or("auto", |p| p.name))?;
+        state.set_item("tz", &this.tz_name)?;
+        state.set_item("names", &this.dsmr.names)?;
+        state.set_item("verify_crc", this.dsmr.verify_crc)?;
+        state.set_item("verify_tag", !this.keys.skip_tag_check)?;
+        state.set_item("verify_checksum", this.verify_checksum)?;
+        let restore = slf.get_type().getattr("_restore")?;
+        pyo3::types::PyTuple::new(
+            py,
+            [
+                restore.into_any(),
+                pyo3::types::PyTuple::new(py, [state])?.into_any(),
+            ],
+        )
+    }
+
+    /// A decoder from the options `__reduce__` gave (unpickling).
+    #[classmethod]
+    #[pyo3(signature = (state, /))]
+    fn _restore<'py>(
+        cls: &Bound<'py, pyo3::types::PyType>,
+        state: &Bound<'py, pyo3::types::PyDict>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let kwargs = state.copy()?;
+        let key = kwargs.get_item("key")?;
+        if key.is_some() {
+            kwargs.del_item("key")?;
+        }
+        cls.call((key,), Some(&kwargs))
     }
 
     /// Decode one telegram (bytes, bytearray, memoryview or hex text) into a dict.
@@ -565,6 +717,13 @@ impl Decoder {
         !self.keys.skip_tag_check
     }
 
+    /// Whether wired M-Bus frame checksums are verified (False only with
+    /// verify_checksum=False).
+    #[getter]
+    fn verify_checksum(&self) -> bool {
+        self.verify_checksum
+    }
+
     /// What a telegram is: {"protocol", "framing", "layout", "profiles"}.
     ///
     /// protocol: "dlms", "dsmr" or "mbus"; framing: "mbus", "hdlc",
@@ -644,10 +803,33 @@ impl Decoder {
         } else {
             ""
         };
+        let checksum = if self.verify_checksum {
+            ""
+        } else {
+            ", verify_checksum=False"
+        };
         format!(
-            "Decoder(key={}, auth_key={}{profile}{tag})",
+            "Decoder(key={}, auth_key={}{profile}{tag}{checksum})",
             shown(&self.keys.key),
             shown(&self.keys.auth_key)
         )
     }
+}
+
+/// The bytes of a hex dump, as `Decoder.decode` reads a str that does not
+/// start with "/".
+///
+/// Accepts contiguous digits or pairs separated by whitespace, ":", "/", "-"
+/// or ",", with or without "0x" prefixes, and otb-iot's serial-over-MQTT status
+/// messages ("ok:68/4d/.../xx", several in order). Raises HexError (kind
+/// "invalid_hex" or "odd_hex_digits") whose offset is the character position.
+#[pyfunction]
+#[pyo3(signature = (text, /))]
+pub(crate) fn parse_hex<'py>(
+    py: Python<'py>,
+    text: &str,
+) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+    crate::hexdump::parse(text)
+        .map(|b| pyo3::types::PyBytes::new(py, &b))
+        .map_err(errors::to_py)
 }

@@ -6,12 +6,12 @@ use crate::error::{Category, DecodeError};
 
 /// The exception classes of `mbuspico/errors.py`.
 mod exc {
-    pyo3::import_exception!(mbuspico.errors, DecodeError);
     pyo3::import_exception!(mbuspico.errors, FrameError);
     pyo3::import_exception!(mbuspico.errors, ChecksumError);
     pyo3::import_exception!(mbuspico.errors, ApduError);
     pyo3::import_exception!(mbuspico.errors, RecordError);
     pyo3::import_exception!(mbuspico.errors, DecryptionError);
+    pyo3::import_exception!(mbuspico.errors, HexError);
 }
 
 /// `DecodeError` → the `mbuspico.errors` class of its category, with `(message, offset, kind)`.
@@ -23,10 +23,6 @@ pub fn to_py(e: DecodeError) -> PyErr {
         Category::Apdu => exc::ApduError::new_err(args),
         Category::Record => exc::RecordError::new_err(args),
         Category::Decryption => exc::DecryptionError::new_err(args),
+        Category::Hex => exc::HexError::new_err(args),
     }
-}
-
-/// A `mbuspico.DecodeError` for input that is not even bytes (e.g. bad hex text).
-pub fn input_error(message: String, offset: usize, kind: &'static str) -> PyErr {
-    exc::DecodeError::new_err((message, offset, kind))
 }

@@ -30,6 +30,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<decoder::Decoder>()?;
     m.add_class::<decoder::DecodeIter>()?;
+    m.add_class::<decoder::Secret>()?;
     m.add_class::<stream::Deframer>()?;
     #[cfg(feature = "serial")]
     m.add_class::<reader::SerialReader>()?;
@@ -37,6 +38,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     mbus_master::register(m)?;
     m.add_function(wrap_pyfunction!(simulate::encode_push, m)?)?;
     m.add_function(wrap_pyfunction!(profiles::profiles, m)?)?;
+    m.add_function(wrap_pyfunction!(decoder::parse_hex, m)?)?;
     m.add_function(wrap_pyfunction!(mbus_xml::mbus_to_xml, m)?)?;
     m.add_function(wrap_pyfunction!(dsmr_emit::dsmr_crc16, m)?)?;
     m.add_function(wrap_pyfunction!(dsmr_emit::dsmr_encrypt, m)?)?;
