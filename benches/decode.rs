@@ -22,7 +22,8 @@
 //!   (`dsmr_parser/TELEGRAM_V5` of `tests/data/dsmr/vectors.json`), and the
 //!   Luxembourg Smarty frame (`meterlogger/luxembourgTelegram` encrypted as
 //!   `benchmarks/bench_decode.py` does) through [`mbuspico::dlms::decrypt`] and
-//!   `dsmr::decode`, as the Python `Decoder` does.
+//!   `dsmr::decode`, as the Python `Decoder` does; and `dsmr::telegram::parse`
+//!   (the grammar and CRC alone) on the DSMR 5 telegram.
 //! * `deframer` — [`mbuspico::stream::Deframer`] on 1 MiB of Kaifa pushes with
 //!   garbage between, fed in 4 KiB chunks.
 //! * `dsmr_framer` — [`mbuspico::dsmr::stream::Framer`] on 1 MiB of DSMR 5
@@ -134,6 +135,8 @@ fn dsmr_decode(c: &mut Criterion) {
     bench_frame(&mut group, "dsmr5_telegram", &v5, |t| {
         dsmr::decode(t, &options)
     });
+    // The grammar alone (lines, groups, CRC), without typing the values.
+    bench_frame(&mut group, "dsmr5_grammar_only", &v5, dsmr::telegram::parse);
     let (smarty, keys) = smarty_frame();
     // The reading is consumed inside (it may borrow the decrypted plaintext):
     // `Ok(header is Lux5, CRC ok)`.

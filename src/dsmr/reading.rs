@@ -59,25 +59,40 @@ pub fn timestamp(raw: &[u8], tz: &TimeZone) -> Option<Stamp> {
         // Skipped hour: no such local time; keep the clock's reading on the old offset.
         AmbiguousOffset::Gap { before, .. } => before,
     };
-    let secs = offset.seconds();
-    let sign = if secs < 0 { '-' } else { '+' };
-    let abs = secs.unsigned_abs();
-    let iso = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{sign}{:02}:{:02}",
-        civil.year(),
-        civil.month(),
-        civil.day(),
-        civil.hour(),
-        civil.minute(),
-        civil.second(),
-        abs / 3600,
-        abs % 3600 / 60
-    );
-    let unix = civil
-        .to_zoned(TimeZone::fixed(offset))
-        .ok()
-        .map(|z| z.timestamp().as_second())?;
-    Some(Stamp { iso, unix })
+    let unix = offset.to_timestamp(civil).ok()?.as_second();
+    Some(Stamp {
+        iso: iso(civil, offset.seconds()),
+        unix,
+    })
+}
+
+/// `YYYY-MM-DDThh:mm:ss±hh:mm` of a local time (year 0 to 9999) and its UTC
+/// offset in seconds, written digit by digit (this runs for most telegrams).
+fn iso(civil: Civil, offset: i32) -> String {
+    let mut buf = *b"0000-00-00T00:00:00+00:00";
+    let mut put2 = |at: usize, v: i32| {
+        if let Some([hi, lo]) = buf.get_mut(at..at + 2) {
+            *hi = b'0' + (v / 10 % 10) as u8;
+            *lo = b'0' + (v % 10) as u8;
+        }
+    };
+    let year = i32::from(civil.year());
+    put2(0, year / 100);
+    put2(2, year % 100);
+    put2(5, i32::from(civil.month()));
+    put2(8, i32::from(civil.day()));
+    put2(11, i32::from(civil.hour()));
+    put2(14, i32::from(civil.minute()));
+    put2(17, i32::from(civil.second()));
+    let abs = offset.unsigned_abs() as i32;
+    put2(20, abs / 3600);
+    put2(23, abs % 3600 / 60);
+    if offset < 0 {
+        if let Some(sign) = buf.get_mut(19) {
+            *sign = b'-';
+        }
+    }
+    std::str::from_utf8(&buf).map_or_else(|_| String::new(), str::to_owned)
 }
 
 /// How a code's value is typed.
@@ -244,21 +259,49 @@ const TABLE: &[(&str, &str, Kind)] = &[
     ("0-1:24.4.0", "mbus_valve_position", Kind::Number),
 ];
 
-/// The default table sorted by value groups, built once (a binary search
-/// beats hashing five bytes).
-fn table() -> &'static [([u8; 5], &'static str, Kind)] {
-    static SORTED: std::sync::OnceLock<Vec<([u8; 5], &'static str, Kind)>> =
-        std::sync::OnceLock::new();
-    SORTED.get_or_init(|| {
-        let mut v: Vec<_> = TABLE
-            .iter()
-            .filter_map(|(code, name, kind)| {
-                Code::parse(code.as_bytes()).map(|c| (c.groups, *name, *kind))
-            })
-            .collect();
-        v.sort_by_key(|e| e.0);
-        v.dedup_by_key(|e| e.0);
-        v
+/// Value groups A…E as one number.
+fn packed(groups: [u8; 5]) -> u64 {
+    let [a, b, c, d, e] = groups;
+    u64::from_be_bytes([0, 0, 0, a, b, c, d, e])
+}
+
+/// Slots of the default table's hash (a power of two, about four times the
+/// table, so probes stay short).
+const SLOTS: usize = 512;
+
+/// The slot where the probe for `key` starts.
+fn slot(key: u64) -> usize {
+    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 55) as usize & (SLOTS - 1)
+}
+
+/// A slot of the default table's hash: packed code, name, kind.
+type Slot = Option<(u64, &'static str, Kind)>;
+
+/// The default table by [`packed`] value groups in an open-addressing hash,
+/// built once (for duplicate codes the first entry counts).
+fn table() -> &'static [Slot] {
+    static HASHED: std::sync::OnceLock<Vec<Slot>> = std::sync::OnceLock::new();
+    HASHED.get_or_init(|| {
+        let mut slots = vec![None; SLOTS];
+        for (code, name, kind) in TABLE {
+            let Some(c) = Code::parse(code.as_bytes()) else {
+                continue;
+            };
+            let key = packed(c.groups);
+            let mut i = slot(key);
+            // Linear probing; the table is never more than a quarter full.
+            for _ in 0..SLOTS {
+                match slots.get_mut(i) {
+                    Some(Some((k, _, _))) if *k == key => break,
+                    Some(s @ None) => {
+                        *s = Some((key, *name, *kind));
+                        break;
+                    }
+                    _ => i = (i + 1) & (SLOTS - 1),
+                }
+            }
+        }
+        slots
     })
 }
 
@@ -270,9 +313,16 @@ fn entry(code: &Code) -> Option<(&'static str, Kind)> {
     } else {
         b
     };
+    let key = packed([a, b, c, d, e]);
     let t = table();
-    let i = t.binary_search_by_key(&[a, b, c, d, e], |e| e.0).ok()?;
-    t.get(i).map(|(_, name, kind)| (*name, *kind))
+    let mut i = slot(key);
+    loop {
+        match t.get(i)? {
+            Some((k, name, kind)) if *k == key => return Some((*name, *kind)),
+            Some(_) => i = (i + 1) & (SLOTS - 1),
+            None => return None,
+        }
+    }
 }
 
 /// One value of a reading.
@@ -366,9 +416,26 @@ fn in_base(v: &DsmrValue) -> Option<Value> {
 
 /// Printable ASCII of an even-length hex string (the P1 equipment identifier).
 fn hex_ascii(s: &str) -> Option<String> {
-    let bytes = crate::hex::decode(s).ok()?;
-    let ok = !bytes.is_empty() && bytes.iter().all(|b| (0x20..0x7F).contains(b));
-    ok.then(|| bytes.iter().map(|&b| char::from(b)).collect())
+    let hex = s.as_bytes();
+    if hex.iter().any(u8::is_ascii_whitespace) {
+        // Hex with spaces in it, as `hex::decode` reads it.
+        let bytes = crate::hex::decode(s).ok()?;
+        let ok = !bytes.is_empty() && bytes.iter().all(|b| (0x20..0x7F).contains(b));
+        return ok.then(|| bytes.iter().map(|&b| char::from(b)).collect());
+    }
+    if hex.is_empty() || hex.len() % 2 != 0 {
+        return None;
+    }
+    let nibble = |c: u8| (c as char).to_digit(16);
+    hex.chunks_exact(2)
+        .map(|pair| match pair {
+            [hi, lo] => {
+                let b = nibble(*hi)? << 4 | nibble(*lo)?;
+                (0x20..0x7F).contains(&b).then(|| char::from(b as u8))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 impl DsmrReading {
@@ -383,7 +450,7 @@ impl DsmrReading {
 /// `1-0:C.8.0`, or the sum of the tariff registers `1-0:C.8.x` (Dutch and
 /// Belgian meters send only those) when there is no total.
 fn mbuspico_fields(
-    lines: &[Line<'_>],
+    lines: &[Line],
     obis: &[(Code, DsmrValue)],
     timestamp: Option<&str>,
 ) -> MbusPicoFields {
@@ -456,7 +523,10 @@ fn mbuspico_fields(
         }
     }
     let lx_timestamp = timestamp.and_then(|t| {
-        let local: Civil = t.get(..19)?.parse().ok()?;
+        let local: Civil = match civil_of(t) {
+            Some(c) => c,
+            None => t.get(..19)?.parse().ok()?,
+        };
         let epoch = jiff::civil::date(2009, 1, 1).at(0, 0, 0, 0);
         Some(local.duration_since(epoch).as_secs())
     });
@@ -486,16 +556,53 @@ fn mbuspico_fields(
     }
 }
 
+/// The local time of `YYYY-MM-DDThh:mm:ss…` as [`iso`] writes it, read by
+/// position (`None` for any other text, which jiff's parser then reads).
+fn civil_of(iso: &str) -> Option<Civil> {
+    let b = iso.as_bytes();
+    let shape = b.get(..19)?;
+    let separators = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
+    if separators.iter().any(|&(i, c)| shape.get(i) != Some(&c)) {
+        return None;
+    }
+    let num = |at: usize, len: usize| -> Option<i32> {
+        shape.get(at..at + len)?.iter().try_fold(0i32, |v, &d| {
+            d.is_ascii_digit().then(|| v * 10 + i32::from(d - b'0'))
+        })
+    };
+    Civil::new(
+        i16::try_from(num(0, 4)?).ok()?,
+        i8::try_from(num(5, 2)?).ok()?,
+        i8::try_from(num(8, 2)?).ok()?,
+        i8::try_from(num(11, 2)?).ok()?,
+        i8::try_from(num(14, 2)?).ok()?,
+        i8::try_from(num(17, 2)?).ok()?,
+        0,
+    )
+    .ok()
+}
+
 /// A unit as sent; the ones P1 meters use are not allocated.
 fn unit_text(bytes: &[u8]) -> Cow<'static, str> {
-    const KNOWN: [&str; 16] = [
-        "kWh", "kW", "V", "A", "m3", "GJ", "s", "Wh", "W", "kvarh", "kvar", "varh", "var", "kVArh",
-        "kVAr", "m³",
-    ];
-    match KNOWN.iter().find(|k| k.as_bytes() == bytes) {
-        Some(k) => Cow::Borrowed(k),
-        None => Cow::Owned(text(bytes)),
-    }
+    Cow::Borrowed(match bytes {
+        b"kWh" => "kWh",
+        b"kW" => "kW",
+        b"V" => "V",
+        b"A" => "A",
+        b"m3" => "m3",
+        b"GJ" => "GJ",
+        b"s" => "s",
+        b"Wh" => "Wh",
+        b"W" => "W",
+        b"kvarh" => "kvarh",
+        b"kvar" => "kvar",
+        b"varh" => "varh",
+        b"var" => "var",
+        b"kVArh" => "kVArh",
+        b"kVAr" => "kVAr",
+        b"m\xC2\xB3" => "m³",
+        _ => return Cow::Owned(text(bytes)),
+    })
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -512,6 +619,51 @@ fn split_unit(group: &[u8]) -> (&[u8], Option<&[u8]>) {
 
 /// A number from decimal digits (optional sign, optional point).
 fn number(raw: &[u8]) -> Option<Value> {
+    fast_number(raw).or_else(|| slow_number(raw))
+}
+
+/// [`number`] for the usual shapes, `-?d+` and `-?d+.d+` with at most 15
+/// digits, without a string: the digits as an integer and, with a point,
+/// divided by the power of ten of its decimals. Both are exact as `f64`, so
+/// the quotient is the correctly rounded value, which `str::parse` gives too.
+/// `None` for any other shape (left to [`slow_number`]).
+fn fast_number(raw: &[u8]) -> Option<Value> {
+    /// 10^0 … 10^15, all exact as `f64`.
+    const POW10: [f64; 16] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    ];
+    let (negative, digits) = match raw.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, raw),
+    };
+    if digits.len() > 16 {
+        return None;
+    }
+    let mut m = 0i64;
+    let mut point = None;
+    for (i, &b) in digits.iter().enumerate() {
+        match b {
+            // At most 16 digits: no overflow.
+            b'0'..=b'9' => m = m.wrapping_mul(10).wrapping_add(i64::from(b - b'0')),
+            b'.' if point.is_none() => point = Some(i),
+            _ => return None,
+        }
+    }
+    let m = if negative { -m } else { m };
+    match point {
+        None if !digits.is_empty() => Some(Value::Int(m)),
+        Some(p) if p > 0 && p + 1 < digits.len() => {
+            let decimals = digits.len() - p - 1;
+            let x = m as f64 / POW10.get(decimals)?;
+            // "-0.0" is negative zero, as `str::parse` reads it.
+            Some(Value::Float(if negative && m == 0 { -x } else { x }))
+        }
+        _ => None,
+    }
+}
+
+/// [`number`] by `str::parse`.
+fn slow_number(raw: &[u8]) -> Option<Value> {
     let s = std::str::from_utf8(raw).ok()?;
     let digits = s.strip_prefix('-').unwrap_or(s);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
@@ -569,7 +721,7 @@ pub fn build(t: &Telegram<'_>, tz: &TimeZone, names: &HashMap<String, String>) -
             names.get(&line.code.text()).cloned().map(Cow::Owned)
         };
         let name = custom.or_else(|| known.map(|(n, _)| Cow::Borrowed(n)));
-        let v = line_value(line, kind, tz);
+        let v = line_value(&line.code, t.groups_of(line), kind, tz);
         let [a, b, c, d, _] = line.code.groups;
         if a == 0 && b >= 1 {
             let idx = match mbus.iter().position(|(ch, _)| *ch == b) {
@@ -633,24 +785,29 @@ fn as_int(v: &Value) -> Option<i64> {
 
 /// The value of a line: single values, `(timestamp)(value*unit)` pairs, the
 /// DSMR 2.2 gas line, the power-failure log, and a list for anything else.
-fn line_value(line: &Line<'_>, kind: Kind, tz: &TimeZone) -> DsmrValue {
-    // The groups as plain slices, on the stack for the usual few.
-    let small: [&[u8]; 8];
-    let many: Vec<&[u8]>;
-    let g: &[&[u8]] = if line.groups.len() <= 8 {
-        small = std::array::from_fn(|i| line.groups.get(i).map_or(&[][..], |c| c.as_ref()));
-        small.get(..line.groups.len()).unwrap_or_default()
-    } else {
-        many = line.groups.iter().map(|c| c.as_ref()).collect();
-        &many
-    };
+fn line_value(code: &Code, groups: &[Cow<'_, [u8]>], kind: Kind, tz: &TimeZone) -> DsmrValue {
     let plain = |value: Value, unit: Option<&[u8]>, timestamp: Option<String>| DsmrValue {
         value,
         unit: unit.filter(|u| !u.is_empty()).map(unit_text),
         name: None,
         timestamp,
     };
-    let [a, _, c, d, e] = line.code.groups;
+    // Most lines carry one group.
+    if let [one] = groups {
+        let (v, unit) = split_unit(one);
+        return plain(group_value(v, kind, tz), unit, None);
+    }
+    // The groups as plain slices, on the stack for the usual few.
+    let small: [&[u8]; 8];
+    let many: Vec<&[u8]>;
+    let g: &[&[u8]] = if groups.len() <= 8 {
+        small = std::array::from_fn(|i| groups.get(i).map_or(&[][..], |c| c.as_ref()));
+        small.get(..groups.len()).unwrap_or_default()
+    } else {
+        many = groups.iter().map(|c| c.as_ref()).collect();
+        &many
+    };
+    let [a, _, c, d, e] = code.groups;
     match g {
         [] => plain(Value::Null, None, None),
         [one] => {
@@ -756,5 +913,84 @@ mod tests {
         assert!(timestamp(b"632525252525S", &tz).is_none());
         assert!(timestamp(b"700101010000W", &tz).is_none());
         assert!(timestamp(b"12345", &tz).is_none());
+    }
+
+    #[test]
+    fn numbers_read_as_str_parse_reads_them() {
+        assert_eq!(number(b"00.244"), Some(Value::Float(0.244)));
+        assert_eq!(number(b"0230.0"), Some(Value::Float(230.0)));
+        assert_eq!(number(b"000004.426"), Some(Value::Float(4.426)));
+        assert_eq!(number(b"00013"), Some(Value::Int(13)));
+        assert_eq!(number(b"-5"), Some(Value::Int(-5)));
+        let Some(Value::Float(z)) = number(b"-0.000") else {
+            panic!("-0.000 is no float");
+        };
+        assert!(z == 0.0 && z.is_sign_negative());
+        // Shapes left to str::parse.
+        assert_eq!(number(b"5."), Some(Value::Float(5.0)));
+        assert_eq!(
+            number(b"1234567890.1234567"),
+            Some(Value::Float(1_234_567_890.123_456_7))
+        );
+        assert_eq!(number(b"1.2.3"), None);
+        assert_eq!(number(b"-"), None);
+        assert_eq!(number(b"12a"), None);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(5000))]
+
+        /// The fast path gives exactly (bit for bit) what str::parse gives.
+        #[test]
+        fn fast_numbers_are_str_parse(s in "-?[0-9]{0,12}(\\.[0-9]{0,8})?") {
+            let fast = fast_number(s.as_bytes());
+            let slow = slow_number(s.as_bytes());
+            match (&fast, &slow) {
+                (Some(Value::Float(a)), Some(Value::Float(b))) => {
+                    proptest::prop_assert_eq!(a.to_bits(), b.to_bits(), "{}", s);
+                }
+                (Some(_), _) => proptest::prop_assert_eq!(&fast, &slow, "{}", s),
+                (None, _) => {}
+            }
+            proptest::prop_assert_eq!(number(s.as_bytes()), slow);
+        }
+
+        /// iso() writes what format! wrote, for any local time and offset.
+        #[test]
+        fn iso_is_the_formatted_time(
+            y in 0i16..=9999, mo in 1i8..=12, d in 1i8..=28, h in 0i8..=23,
+            mi in 0i8..=59, sec in 0i8..=59, offset in -93_599i32..=93_599,
+        ) {
+            let civil = Civil::new(y, mo, d, h, mi, sec, 0).unwrap();
+            let abs = offset.unsigned_abs();
+            let sign = if offset < 0 { '-' } else { '+' };
+            let expected = format!(
+                "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{sec:02}{sign}{:02}:{:02}",
+                abs / 3600,
+                abs % 3600 / 60
+            );
+            proptest::prop_assert_eq!(iso(civil, offset), expected.clone());
+            proptest::prop_assert_eq!(civil_of(&expected), expected.get(..19).unwrap().parse().ok());
+        }
+    }
+
+    #[test]
+    fn every_table_code_is_found() {
+        for (code, name, kind) in TABLE {
+            let c = Code::parse(code.as_bytes()).unwrap();
+            let first = TABLE
+                .iter()
+                .find(|(other, _, _)| Code::parse(other.as_bytes()) == Some(c))
+                .unwrap();
+            assert_eq!(entry(&c), Some((first.1, first.2)), "{code}");
+            if first.1 == *name {
+                assert_eq!(entry(&c), Some((*name, *kind)));
+            }
+        }
+        // Any channel of an M-Bus code; unknown codes have no entry.
+        let gas = Code::parse(b"0-3:24.2.1").unwrap();
+        assert_eq!(entry(&gas).map(|e| e.0), Some("mbus_meter_reading"));
+        assert_eq!(entry(&Code::parse(b"1-0:99.99.9").unwrap()), None);
+        assert_eq!(entry(&Code::parse(b"0-2:1.8.0").unwrap()), None);
     }
 }

@@ -54,39 +54,37 @@ impl Code {
 
     /// Parses `A-B:C.D.E` with an optional `*F` or `.F`.
     pub fn parse(text: &[u8]) -> Option<Code> {
+        // The separator after group i (after E also "."; none after F).
+        const SEPARATORS: [u8; 5] = [b'-', b':', b'.', b'.', b'*'];
         let mut groups = [0u8; 5];
         let mut i = 0usize;
-        let mut current: Option<u16> = None;
+        let mut v = 0u32;
+        let mut digits = false;
         for &b in text {
-            match b {
-                b'0'..=b'9' => {
-                    let v = current.unwrap_or(0) * 10 + u16::from(b - b'0');
-                    if v > 255 {
-                        return None;
-                    }
-                    current = Some(v);
+            let d = b.wrapping_sub(b'0');
+            if d < 10 {
+                // v <= 255 here, so this cannot overflow.
+                v = v.wrapping_mul(10).wrapping_add(u32::from(d));
+                if v > 255 {
+                    return None;
                 }
-                b'-' | b':' | b'.' | b'*' => {
-                    let expected = match i {
-                        0 => b == b'-',
-                        1 => b == b':',
-                        2 | 3 => b == b'.',
-                        4 => b == b'*' || b == b'.',
-                        _ => false,
-                    };
-                    let v = current.take()?;
-                    if i < 5 {
-                        *groups.get_mut(i)? = v as u8;
-                    }
-                    if !expected {
-                        return None;
-                    }
-                    i += 1;
-                }
-                _ => return None,
+                digits = true;
+                continue;
             }
+            let expected = SEPARATORS.get(i) == Some(&b) || (i == 4 && b == b'.');
+            if !digits || !expected {
+                return None;
+            }
+            if let Some(g) = groups.get_mut(i) {
+                *g = v as u8;
+            }
+            i += 1;
+            v = 0;
+            digits = false;
         }
-        let v = current?;
+        if !digits {
+            return None;
+        }
         match i {
             4 => *groups.get_mut(4)? = v as u8,
             5 => {} // F group
@@ -114,13 +112,14 @@ impl Code {
     }
 }
 
-/// One COSEM line: its code and the contents of its `(…)` groups.
+/// One COSEM line: its code and where its `(…)` groups are in
+/// [`Telegram::groups`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Line<'a> {
+pub struct Line {
     /// The OBIS reference.
     pub code: Code,
-    /// Group contents without the parentheses (continuation lines joined).
-    pub groups: Vec<Cow<'a, [u8]>>,
+    /// The range of the line's groups in [`Telegram::groups`].
+    pub groups: std::ops::Range<usize>,
     /// Offset of the line in the input.
     pub offset: usize,
 }
@@ -131,7 +130,11 @@ pub struct Telegram<'a> {
     /// The header line without `/` and line end, e.g. `ISK5\2M550T-1013`.
     pub header: &'a [u8],
     /// The COSEM lines in order.
-    pub lines: Vec<Line<'a>>,
+    pub lines: Vec<Line>,
+    /// The contents of every line's groups, without the parentheses
+    /// (continuation lines joined), line after line: one vector for the
+    /// telegram, not one per line.
+    pub groups: Vec<Cow<'a, [u8]>>,
     /// Lines that are not COSEM lines (kept as sent, without line end).
     pub unknown: Vec<&'a [u8]>,
     /// The CRC verdict.
@@ -141,6 +144,40 @@ pub struct Telegram<'a> {
     pub lf_only: bool,
     /// Bytes from `/` through the line end after the CRC.
     pub len: usize,
+}
+
+impl<'a> Telegram<'a> {
+    /// The group contents of `line`.
+    pub fn groups_of(&self, line: &Line) -> &[Cow<'a, [u8]>] {
+        self.groups.get(line.groups.clone()).unwrap_or_default()
+    }
+}
+
+/// The index of the first `needle` in `hay`, eight bytes at a time (the
+/// classic zero-byte test on `word ^ needle × 0x01…01`: the lowest flagged byte
+/// is always a true match).
+pub fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let pattern = LO * u64::from(needle);
+    let mut chunks = hay.chunks_exact(8);
+    let mut base = 0usize;
+    for chunk in &mut chunks {
+        let Ok(word) = <[u8; 8]>::try_from(chunk) else {
+            break;
+        };
+        let x = u64::from_le_bytes(word) ^ pattern;
+        let found = x.wrapping_sub(LO) & !x & HI;
+        if found != 0 {
+            return Some(base + (found.trailing_zeros() / 8) as usize);
+        }
+        base += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == needle)
+        .map(|i| base + i)
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -164,23 +201,30 @@ fn crc_as_crlf(bytes: &[u8]) -> u16 {
     crc16(&crlf)
 }
 
-/// Splits `(a)(b*u)…` into group contents; `None` if the text is not groups only.
-fn groups(text: &[u8]) -> Option<Vec<&[u8]>> {
-    groups_as(text, |g| g)
+/// Splits `(a)(b*u)…` into group contents, appended to `out`; `false` (and
+/// `out` as it was) if the text is not groups only.
+fn split_groups<'t, T>(text: &'t [u8], out: &mut Vec<T>, f: impl Fn(&'t [u8]) -> T) -> bool {
+    let before = out.len();
+    let mut rest = text;
+    while let Some((&open, inner)) = rest.split_first() {
+        let close = match (open, inner.iter().position(|&b| b == b')')) {
+            (b'(', Some(close)) => close,
+            _ => {
+                out.truncate(before);
+                return false;
+            }
+        };
+        let (content, after) = inner.split_at(close);
+        out.push(f(content));
+        rest = after.get(1..).unwrap_or_default();
+    }
+    true
 }
 
-/// [`groups`], each content mapped by `f` into the vector (one allocation).
-fn groups_as<'t, T>(text: &'t [u8], f: impl Fn(&'t [u8]) -> T) -> Option<Vec<T>> {
-    // Most lines carry one or two groups.
-    let mut out = Vec::with_capacity(2);
-    let mut rest = text;
-    while !rest.is_empty() {
-        let inner = rest.strip_prefix(b"(")?;
-        let close = inner.iter().position(|&b| b == b')')?;
-        out.push(f(inner.get(..close)?));
-        rest = inner.get(close + 1..)?;
-    }
-    Some(out)
+/// Whether `text` opens more groups than it closes (a group continued on
+/// the next line).
+fn left_open(text: &[u8]) -> bool {
+    text.iter().filter(|&&b| b == b'(').count() > text.iter().filter(|&&b| b == b')').count()
 }
 
 /// Finds the `!` that ends a telegram starting at `buf[0]`: at a line start,
@@ -197,7 +241,7 @@ pub fn find_bang(buf: &[u8]) -> Option<usize> {
 /// context: the byte before a `!`).
 pub fn find_bang_from(buf: &[u8], mut from: usize) -> Option<usize> {
     loop {
-        let at = buf.get(from..)?.iter().position(|&b| b == b'!')? + from;
+        let at = find_byte(buf.get(from..)?, b'!')? + from;
         let before = at.checked_sub(1).and_then(|i| buf.get(i));
         if matches!(before, Some(b'\n' | b')')) && ends_trailer(buf, at) {
             return Some(at);
@@ -290,15 +334,11 @@ pub fn parse(input: &[u8]) -> Result<Telegram<'_>> {
     let lf_only = !body.contains(&b'\r');
     // CRC digits after "!": 1 to 4 hex digits in any case (a NUL may follow).
     let trailer = input.get(bang + 1..end).unwrap_or_default();
-    let digits: Vec<u8> = trailer
-        .iter()
-        .copied()
-        .take_while(|b| b.is_ascii_hexdigit())
-        .collect();
-    let crc = if digits.is_empty() {
+    let digits = trailer.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    let crc = if digits == 0 {
         Crc::Missing
     } else {
-        let given = digits.iter().take(4).fold(0u16, |v, d| {
+        let given = trailer.iter().take(digits.min(4)).fold(0u16, |v, d| {
             (v << 4) | u16::from((*d as char).to_digit(16).unwrap_or(0) as u8)
         });
         let region = input.get(..=bang).unwrap_or_default();
@@ -311,68 +351,69 @@ pub fn parse(input: &[u8]) -> Result<Telegram<'_>> {
         }
     };
 
-    let header_end = body.iter().position(|&b| b == b'\n').unwrap_or(body.len());
+    let header_end = find_byte(body, b'\n').unwrap_or(body.len());
     let header = trim_cr(body.get(1..header_end).unwrap_or_default());
-    let mut lines: Vec<Line<'_>> = Vec::new();
+    // Real lines are 12 bytes or more ("0-0:96.13.0()" and a line end), and
+    // most carry one group.
+    let mut lines: Vec<Line> = Vec::with_capacity(body.len() / 12 + 4);
+    let mut groups: Vec<Cow<'_, [u8]>> = Vec::with_capacity(body.len() / 12 + 4);
     let mut unknown = Vec::new();
     // A group left open at a line end continues on the next line.
     let mut open: Option<(Code, usize, Vec<u8>)> = None;
     let mut pos = header_end + 1;
     while pos < bang {
-        let nl = body
-            .get(pos..)
-            .and_then(|r| r.iter().position(|&b| b == b'\n'));
+        let nl = body.get(pos..).and_then(|r| find_byte(r, b'\n'));
         let line_end = nl.map_or(bang, |n| pos + n);
         let line = trim_cr(body.get(pos..line_end).unwrap_or_default());
         let offset = pos;
         pos = line_end + 1;
         if let Some((code, at, mut text)) = open.take() {
             text.extend_from_slice(line);
-            finish(&mut lines, &mut unknown, code, at, text, &mut open);
+            finish(&mut lines, &mut groups, code, at, text, &mut open);
             continue;
         }
-        if line.is_empty() {
+        let Some(&first) = line.first() else {
             continue;
-        }
-        if line.first() == Some(&b'(') {
-            // A continuation line: more groups of the previous line.
-            match (groups(line), lines.last_mut()) {
-                (Some(more), Some(prev)) => {
-                    prev.groups.extend(more.into_iter().map(Cow::Borrowed));
-                }
+        };
+        if first == b'(' {
+            // A continuation line: more groups of the previous line (the last
+            // one to add groups, so its range ends where the new ones start).
+            let added = !lines.is_empty() && split_groups(line, &mut groups, Cow::Borrowed);
+            match lines.last_mut() {
+                Some(prev) if added => prev.groups.end = groups.len(),
                 _ => unknown.push(line),
             }
             continue;
         }
-        let Some(paren) = line.iter().position(|&b| b == b'(') else {
+        let Some(paren) = find_byte(line, b'(') else {
             unknown.push(line);
             continue;
         };
-        let Some(code) = line.get(..paren).and_then(Code::parse) else {
+        let (code, rest) = line.split_at(paren);
+        let Some(code) = Code::parse(code) else {
             unknown.push(line);
             continue;
         };
-        let rest = line.get(paren..).unwrap_or_default();
-        match groups_as(rest, Cow::Borrowed) {
-            Some(groups) => lines.push(Line {
+        let start = groups.len();
+        if split_groups(rest, &mut groups, Cow::Borrowed) {
+            lines.push(Line {
                 code,
-                groups,
+                groups: start..groups.len(),
                 offset,
-            }),
-            None if rest.iter().filter(|&&b| b == b'(').count()
-                > rest.iter().filter(|&&b| b == b')').count() =>
-            {
-                open = Some((code, offset, rest.to_vec()));
-            }
-            None => unknown.push(line),
+            });
+        } else if left_open(rest) {
+            open = Some((code, offset, rest.to_vec()));
+        } else {
+            unknown.push(line);
         }
     }
     if let Some((code, at, text)) = open {
-        finish(&mut lines, &mut unknown, code, at, text, &mut None);
+        finish(&mut lines, &mut groups, code, at, text, &mut None);
     }
     Ok(Telegram {
         header,
         lines,
+        groups,
         unknown,
         crc,
         lf_only,
@@ -380,32 +421,25 @@ pub fn parse(input: &[u8]) -> Result<Telegram<'_>> {
     })
 }
 
-/// Completes a line whose group spanned physical lines.
-fn finish<'a>(
-    lines: &mut Vec<Line<'a>>,
-    unknown: &mut Vec<&'a [u8]>,
+/// Completes a line whose group spanned physical lines (a text that is no
+/// groups even then is dropped).
+fn finish(
+    lines: &mut Vec<Line>,
+    groups: &mut Vec<Cow<'_, [u8]>>,
     code: Code,
     offset: usize,
     text: Vec<u8>,
     open: &mut Option<(Code, usize, Vec<u8>)>,
 ) {
-    match groups(&text) {
-        Some(g) => {
-            let owned: Vec<Cow<'a, [u8]>> = g.into_iter().map(|s| Cow::Owned(s.to_vec())).collect();
-            lines.push(Line {
-                code,
-                groups: owned,
-                offset,
-            });
-        }
-        None if text.iter().filter(|&&b| b == b'(').count()
-            > text.iter().filter(|&&b| b == b')').count() =>
-        {
-            *open = Some((code, offset, text));
-        }
-        None => {
-            let _ = unknown;
-        }
+    let start = groups.len();
+    if split_groups(&text, groups, |g| Cow::Owned(g.to_vec())) {
+        lines.push(Line {
+            code,
+            groups: start..groups.len(),
+            offset,
+        });
+    } else if left_open(&text) {
+        *open = Some((code, offset, text));
     }
 }
 
@@ -425,7 +459,7 @@ mod tests {
         assert_eq!(p.crc, Crc::Ok(crc));
         assert_eq!(p.lines.len(), 3);
         assert_eq!(p.lines[1].code.text(), "1-0:1.8.1");
-        assert_eq!(&*p.lines[2].groups[1], b"00000.107*m3");
+        assert_eq!(&*p.groups_of(&p.lines[2])[1], b"00000.107*m3");
         assert_eq!(p.len, t.len());
         assert!(!p.lf_only);
         // Lower case, unpadded digits.
@@ -450,9 +484,9 @@ mod tests {
         let text = b"/KMP5 ZABF\r\n\r\n0-1:24.3.0(121030140000)(00)(60)(1)(0-1:24.2.1)(m3)\r\n(00124.477)\r\n0-0:96.13.0(3031\r\n3233)\r\ngarbage\r\n!\r\n";
         let p = parse(text).unwrap();
         assert_eq!(p.crc, Crc::Missing);
-        assert_eq!(p.lines[0].groups.len(), 7);
-        assert_eq!(&*p.lines[0].groups[6], b"00124.477");
-        assert_eq!(&*p.lines[1].groups[0], b"30313233");
+        assert_eq!(p.groups_of(&p.lines[0]).len(), 7);
+        assert_eq!(&*p.groups_of(&p.lines[0])[6], b"00124.477");
+        assert_eq!(&*p.groups_of(&p.lines[1])[0], b"30313233");
         assert_eq!(p.unknown, vec![&b"garbage"[..]]);
     }
 
@@ -466,5 +500,63 @@ mod tests {
         assert!(Code::parse(b"1-0:1.8").is_none());
         assert!(Code::parse(b"1-0:1:8.1").is_none());
         assert!(parse(b"/X\r\n\r\n1-0:1.8.1(1)").is_err());
+    }
+
+    /// `Code::parse` as it was first written, group by group, as a reference.
+    fn parse_reference(text: &[u8]) -> Option<Code> {
+        let mut groups = [0u8; 5];
+        let mut i = 0usize;
+        let mut current: Option<u16> = None;
+        for &b in text {
+            match b {
+                b'0'..=b'9' => {
+                    let v = current.unwrap_or(0) * 10 + u16::from(b - b'0');
+                    if v > 255 {
+                        return None;
+                    }
+                    current = Some(v);
+                }
+                b'-' | b':' | b'.' | b'*' => {
+                    let expected = match i {
+                        0 => b == b'-',
+                        1 => b == b':',
+                        2 | 3 => b == b'.',
+                        4 => b == b'*' || b == b'.',
+                        _ => false,
+                    };
+                    let v = current.take()?;
+                    if i < 5 {
+                        groups[i] = v as u8;
+                    }
+                    if !expected {
+                        return None;
+                    }
+                    i += 1;
+                }
+                _ => return None,
+            }
+        }
+        let v = current?;
+        match i {
+            4 => groups[4] = v as u8,
+            5 => {}
+            _ => return None,
+        }
+        Some(Code { groups })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(5000))]
+
+        #[test]
+        fn codes_parse_as_the_reference(s in "[0-9:.*(a-]{0,16}|[0-9]{1,3}-[0-9]{1,3}:[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,4}([*.][0-9]{1,4})?[(]?[0-9(a]{0,3}") {
+            let b = s.as_bytes();
+            proptest::prop_assert_eq!(Code::parse(b), parse_reference(b), "{}", s);
+        }
+
+        #[test]
+        fn find_byte_finds_the_first(hay in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80), needle in proptest::prelude::any::<u8>()) {
+            proptest::prop_assert_eq!(find_byte(&hay, needle), hay.iter().position(|&b| b == needle));
+        }
     }
 }
