@@ -1,6 +1,7 @@
-"""A month of 1-second telegrams: read_capture -> decode_iter -> to_pandas (not a test).
+"""A month of 1-second telegrams: read_capture -> decode -> to_pandas (not a test).
 
 Usage: .venv/bin/python benchmarks/month.py [--telegrams N] [--cache FILE] [--columns]
+       [--fast | --both] [--stages]
 
 Generates (once, then reuses) a capture of a Kaifa MA309M of Netz NÖ pushing
 every second for 30 days (2,592,000 telegrams of 282 bytes, 731 MB): real
@@ -8,15 +9,22 @@ encrypted M-Bus telegrams from mbuspico's own encoder (``_core.encode_push``,
 as the simulator builds them) with values that change every second (power a
 random walk, energy its integral, voltages and power factor drifting), the
 meter clock in Europe/Vienna from 2026-03-01 (the month with the switch to
-summer time). Then, in a fresh interpreter, it times the whole pipeline::
+summer time). Then, in a fresh interpreter, it times the whole pipeline, by
+default the dict path::
 
     df = mbuspico.to_pandas(decoder.decode_iter(mbuspico.read_capture(path)))
 
-and prints the wall time, telegrams per second and peak RSS (VmHWM), and checks
+with ``--fast`` the columnar path (telegrams decoded in batches straight into
+columns, no dict per reading)::
+
+    df = mbuspico.to_pandas(mbuspico.read_capture(path), decoder=decoder)
+
+and with ``--both`` each in its own interpreter, one after the other. It prints
+the wall and CPU time, telegrams per second and peak RSS (VmHWM), and checks
 the frame: one row per telegram, the index strictly increasing, the last
 energy and power as generated. ``--stages`` also times deframing alone and
-deframing + decoding; ``--columns`` passes the eleven MBusPico value columns
-as ``columns=``.
+deframing + decoding (``decode_iter``); ``--columns`` passes the eleven MBusPico
+value columns as ``columns=``.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 KEY = "36C66639E48A8CA4D6BC8B282A793BBB"  # the simulator's demo key (README)
@@ -138,7 +147,7 @@ def generate(path: Path, telegrams: int, seed: int = 2026) -> dict[str, object]:
     return last
 
 
-def run(path: Path, columns: bool, stages: bool) -> dict[str, object]:
+def run(path: Path, columns: bool, stages: bool, fast: bool) -> dict[str, object]:
     """Time the pipeline on ``path`` in this (fresh) interpreter."""
     import mbuspico
 
@@ -160,9 +169,11 @@ def run(path: Path, columns: bool, stages: bool) -> dict[str, object]:
     decoder = mbuspico.Decoder(KEY)
     t, cpu = time.perf_counter(), time.process_time()
     capture = mbuspico.read_capture(path)
-    df = mbuspico.to_pandas(
-        decoder.decode_iter(capture), columns=VALUE_COLUMNS if columns else None
-    )
+    chosen = VALUE_COLUMNS if columns else None
+    if fast:
+        df = mbuspico.to_pandas(capture, decoder=decoder, columns=chosen)
+    else:
+        df = mbuspico.to_pandas(decoder.decode_iter(capture), columns=chosen)
     result["pipeline_s"] = time.perf_counter() - t
     result["pipeline_cpu_s"] = time.process_time() - cpu
     result["rows"] = len(df)
@@ -190,10 +201,13 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, help="capture file (default: in the temp dir)")
     parser.add_argument("--columns", action="store_true", help="only the value columns")
     parser.add_argument("--stages", action="store_true", help="also time deframe, decode")
+    paths = parser.add_mutually_exclusive_group()
+    paths.add_argument("--fast", action="store_true", help="to_pandas(capture, decoder=)")
+    paths.add_argument("--both", action="store_true", help="the dict path, then --fast")
     parser.add_argument("--run", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run is not None:
-        print(json.dumps(run(args.run, args.columns, args.stages)))
+        print(json.dumps(run(args.run, args.columns, args.stages, args.fast)))
         return
     path = args.cache or Path(tempfile.gettempdir()) / f"mbuspico-month-{args.telegrams}.bin"
     meta = path.with_suffix(".json")
@@ -204,13 +218,26 @@ def main() -> None:
         meta.write_text(json.dumps(last))
         print(f"  in {time.perf_counter() - t:.1f} s", file=sys.stderr)
     expected = json.loads(meta.read_text())
-    command = [sys.executable, __file__, "--run", str(path)]
-    command += ["--columns"] * args.columns + ["--stages"] * args.stages
-    child = subprocess.run(command, check=True, capture_output=True, text=True)  # noqa: S603
-    result = json.loads(child.stdout)
     size = path.stat().st_size
-    rate = result["rows"] / result["pipeline_s"]
     print(f"mbuspico, {args.telegrams:,} Kaifa MA309M telegrams ({size / 1e6:,.0f} MB), {path}")
+    failed = False
+    for fast in [False, True] if args.both else [args.fast]:
+        command = [sys.executable, __file__, "--run", str(path)]
+        command += ["--columns"] * args.columns + ["--stages"] * args.stages
+        command += ["--fast"] * fast
+        child = subprocess.run(command, check=True, capture_output=True, text=True)  # noqa: S603
+        failed |= not report(json.loads(child.stdout), args.telegrams, expected, fast)
+    if failed:
+        sys.exit(1)
+
+
+def report(result: dict[str, Any], telegrams: int, expected: object, fast: bool) -> bool:
+    """Print one run's figures; whether its frame checked out."""
+    rate = result["rows"] / result["pipeline_s"]
+    if fast:
+        print("  to_pandas(capture, decoder=decoder): the columnar path")
+    else:
+        print("  to_pandas(decoder.decode_iter(capture)): the dict path")
     print(f"  cores: {os.cpu_count()}, load average at the end: {os.getloadavg()[0]:.2f}")
     print("  stage                                 wall s    CPU s")
     if "deframe_s" in result:
@@ -224,7 +251,7 @@ def main() -> None:
         )
     print(
         f"  read_capture + decode + to_pandas   {result['pipeline_s']:8.1f} "
-        f"{result['pipeline_cpu_s']:8.1f}"
+        f"{result['pipeline_cpu_s']:8.1f}" + ("  (decoding on a second thread)" if fast else "")
     )
     print(f"  telegrams per second (wall):       {rate:10,.0f}")
     print(f"  peak RSS:                          {result['peak_rss_mib']:8.0f} MiB")
@@ -232,8 +259,8 @@ def main() -> None:
         f"  frame: {result['rows']:,} rows x {result['columns']} columns, "
         f"{result['frame_mib']:,.0f} MiB"
     )
-    ok = (
-        result["rows"] == args.telegrams
+    ok = bool(
+        result["rows"] == telegrams
         and result["skipped"] == 0
         and result["bytes_skipped"] == 0
         and result["monotonic"]
@@ -242,7 +269,7 @@ def main() -> None:
     print(f"  checked (rows, no errors, increasing index, last values): {'ok' if ok else 'FAILED'}")
     if not ok:
         print(f"  got {result}, expected last {expected}", file=sys.stderr)
-        sys.exit(1)
+    return ok
 
 
 if __name__ == "__main__":

@@ -12,9 +12,10 @@ subdirectories), for example one per hour as a logger writes them::
     archive/2026-11-21/22.bin
     ...
 
-Each file is one task: a worker reads it with :func:`mbuspico.read_capture`,
-decodes it with :meth:`mbuspico.Decoder.decode_iter` and turns it into a pandas
-frame with :func:`mbuspico.to_pandas`; Dask stitches the frames into one
+Each file is one task: a worker reads it with :func:`mbuspico.read_capture`
+and decodes it straight into a pandas frame with
+``mbuspico.to_pandas(capture, decoder=decoder)`` (the columnar path: no dict
+per reading); Dask stitches the frames into one
 ``dask.dataframe`` and computes the daily summary (readings, energy used, mean
 and peak power, voltage range per local day) on a ``distributed.LocalCluster``
 of two worker processes on loopback. Needs ``pip install mbuspico[dask]`` and
@@ -82,7 +83,7 @@ def decode_file(path: str, key: str, tz: str) -> pd.DataFrame:
     """
     decoder = mbuspico.Decoder(key)
     capture = mbuspico.read_capture(path)
-    frame = mbuspico.to_pandas(decoder.decode_iter(capture), columns=COLUMNS, tz=tz)
+    frame = mbuspico.to_pandas(capture, decoder=decoder, columns=COLUMNS, tz=tz)
     frame = frame.astype("float64")
     frame["day"] = frame.index.normalize()  # local midnight of the meter's day
     return frame

@@ -235,6 +235,22 @@ def test_one_column_in_two_units_is_refused():
         mbuspico.to_pandas([reading, other])
 
 
+def test_layouts_without_a_value_keep_the_column_numeric():
+    """A layout lacking a code (its MBusPico field None): float64 with NaN, not object."""
+    reading = mbuspico.Decoder(REAL["key"]).decode(real_frame())
+    other = dict(reading)
+    other["obis"] = {k: v for k, v in reading["obis"].items() if k != "1-0:2.7.0"}
+    other["activePowerMinus"] = None
+    other["meterNumber"] = None
+    df = mbuspico.to_pandas([reading, other, reading])
+    assert df["activePowerMinus"].dtype == "float64"
+    assert list(df["activePowerMinus"].fillna(-1)) == [0, -1, 0]
+    assert df["1-0:2.7.0"].dtype == "float64"
+    assert df["meterNumber"].dtype == pd.Series(["text"]).dtype  # pandas' text dtype
+    assert list(df["meterNumber"].fillna("-")) == ["181220002177", "-", "181220002177"]
+    assert df["activePowerPlus"].dtype == "int64"
+
+
 def test_simulated_readings_across_chunks_and_the_dst_switch(monkeypatch):
     """Every row equals what the simulator encoded, across chunk boundaries and DST."""
     vienna = ZoneInfo("Europe/Vienna")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import re
 import string
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any, BinaryIO, Literal
 
 from ._core import Deframer
@@ -112,6 +112,25 @@ class Capture:
             RuntimeError: Iterated a second time.
 
         """
+        batches = self.batches()
+        try:
+            for batch in batches:
+                yield from batch
+        finally:
+            batches.close()  # the file and the progress bar, also when stopped early
+
+    def batches(self) -> Generator[list[bytes], None, None]:
+        """Yield the telegrams in file order, as lists: those each read completed.
+
+        The same telegrams as iterating the capture, with less work per
+        telegram (what ``to_pandas(capture, decoder=...)`` reads); a list may
+        be empty. Read once, either way.
+
+        Raises:
+            OSError: The file cannot be read.
+            RuntimeError: Iterated a second time.
+
+        """
         if self._started:
             msg = "a Capture is read once; call read_capture() again"
             raise RuntimeError(msg)
@@ -133,16 +152,16 @@ class Capture:
             self._bar.update(len(data))
         return data
 
-    def _telegrams(self, f: BinaryIO) -> Iterator[bytes]:
+    def _telegrams(self, f: BinaryIO) -> Generator[list[bytes], None, None]:
         sample = self._read(f, _SNIFF)
         self.hex = _is_hex(sample)
         chunks = self._hex_chunks(f, sample) if self.hex else self._raw_chunks(f, sample)
         first = next(chunks, b"")
         p1 = self.protocol == "dsmr" or (self.protocol == "auto" and _is_p1(first[:_SNIFF]))
         self._deframer = deframer = Deframer(protocol="dsmr" if p1 else "auto")
-        yield from deframer.feed(first)
+        yield deframer.feed(first)
         for chunk in chunks:
-            yield from deframer.feed(chunk)
+            yield deframer.feed(chunk)
         deframer.finish()
 
     def _raw_chunks(self, f: BinaryIO, sample: bytes) -> Iterator[bytes]:

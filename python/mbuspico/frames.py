@@ -4,28 +4,39 @@ pandas is optional (``pip install mbuspico[pandas]``) and imported only when
 :func:`to_pandas` is called, so ``import mbuspico`` stays cheap::
 
     capture = mbuspico.read_capture("month.bin", progress=True)
-    df = mbuspico.to_pandas(decoder.decode_iter(capture))
+    df = mbuspico.to_pandas(capture, decoder=decoder)   # telegrams: the fast path
+    df = mbuspico.to_pandas(decoder.decode_iter(capture))  # readings: the same frame
     df["activePowerPlus"].resample("15min").mean()
     df.attrs["units"]["activePowerPlus"]  # 'W'
 
-The columns are built directly, never through a list of dicts: each reading
-becomes one tuple of values, readings of the same shape (protocol, OBIS codes
-or M-Bus records, units) are grouped, and every 65,536 readings pandas turns
-each group's tuples into typed columns at once. Memory holds the finished
-frame and one such batch; ``columns=`` with only MBusPico fields skips the OBIS
-values altogether (``benchmarks/month.py`` measures a month of 1-second
-telegrams).
+Given ``decoder=``, :func:`to_pandas` takes the telegrams themselves and never
+makes a dict per reading: batches of 65,536 telegrams go to
+``_core.decode_columns``, which decodes them with the GIL released and sorts
+the values into typed columns in Rust; numpy takes the numeric columns over as
+they are (``np.frombuffer``), and while one batch is decoded on a worker thread
+the next is read from the capture. A month of 1-second telegrams (2.6 million)
+takes seconds (``benchmarks/month.py --fast``). Wired M-Bus telegrams in the
+input go through the dict path below, row by row.
+
+Given readings (dicts), the columns are built directly too, never through a
+list of dicts: each reading becomes one tuple of values, readings of the same
+shape (protocol, OBIS codes or M-Bus records, units) are grouped, and every
+65,536 readings pandas turns each group's tuples into typed columns at once.
+Memory holds the finished frame and one such batch; ``columns=`` with only
+MBusPico fields skips the OBIS values altogether.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import tzinfo
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from ._core import Decoder
 
 __all__ = ["to_pandas"]
 
@@ -102,6 +113,7 @@ def _mbus_group(records: tuple[tuple[str | None, str | None], ...]) -> _Group:
 def to_pandas(
     readings: Iterable[Any],
     *,
+    decoder: Decoder | None = None,
     columns: Sequence[str] | None = None,
     tz: str | tzinfo | None = None,
     errors: Literal["skip", "raise"] = "skip",
@@ -109,14 +121,29 @@ def to_pandas(
     """A DataFrame of readings, one row per reading, indexed by the meter's time.
 
     Args:
-        readings: Any iterable of the dicts :meth:`mbuspico.Decoder.decode`,
-            :meth:`~mbuspico.Decoder.decode_iter`, :meth:`~mbuspico.Decoder.decode_many`
-            and :class:`mbuspico.SerialReader` return: DLMS pushes
-            (:class:`mbuspico.Reading`), P1 telegrams
+        readings: Without ``decoder``: any iterable of the dicts
+            :meth:`mbuspico.Decoder.decode`, :meth:`~mbuspico.Decoder.decode_iter`,
+            :meth:`~mbuspico.Decoder.decode_many` and :class:`mbuspico.SerialReader`
+            return: DLMS pushes (:class:`mbuspico.Reading`), P1 telegrams
             (:class:`mbuspico.DsmrReading`) and wired M-Bus telegrams
             (:class:`mbuspico.MbusReading`), mixed if need be. Exceptions in
             place of readings (``errors="return"`` of ``decode_iter`` and
             ``decode_many``) are skipped or raised, see ``errors``.
+            With ``decoder``: the telegrams themselves, any iterable of what
+            :meth:`~mbuspico.Decoder.decode` accepts (``bytes``, hex text, P1
+            text), such as a :class:`mbuspico.Capture` from
+            :func:`mbuspico.read_capture` (whose ``progress=True`` bar runs as
+            it is read).
+        decoder: Decode ``readings`` (telegrams) with this decoder, the fast
+            way: in batches, in Rust with the GIL released, straight into
+            columns (no dict per reading). The frame equals
+            ``to_pandas(decoder.decode_iter(readings), ...)`` (dtypes too).
+            Telegrams that do not decode (a
+            ``DecodeError``, or ``TypeError`` for an item that is no telegram)
+            are counted in ``attrs["skipped"]`` or raised, see ``errors``.
+            Wired M-Bus telegrams are decoded into dicts and take the dict
+            path, row by row. A generator (or Capture) the telegrams come
+            from is closed when ``to_pandas`` returns or raises.
         columns: The columns to keep, in this order (default: all). A column
             no reading has is all missing values, so frames of different
             captures (Dask partitions) share their columns.
@@ -131,7 +158,8 @@ def to_pandas(
         A ``pandas.DataFrame`` indexed by a time-zone-aware
         ``DatetimeIndex`` named ``"timestamp"`` (the reading's
         ``timestamp``, the meter clock; ``NaT`` for readings without one:
-        wired M-Bus telegrams, whose meter time, if sent, is a record column;
+        wired M-Bus telegrams, whose meter time, if sent, is a record column,
+        and clocks that are no date, such as 31 February;
         ``df[df.index.notna()]`` drops them). The columns, in order of first
         appearance:
 
@@ -163,11 +191,15 @@ def to_pandas(
     Raises:
         ImportError: pandas is not installed (``pip install mbuspico[pandas]``).
         TypeError: An item is neither a reading nor an exception, or a dict
-            without a reading's keys.
+            without a reading's keys; with ``decoder``: ``readings`` is one
+            ``bytes`` or ``str`` instead of an iterable of telegrams, or (with
+            ``errors="raise"``) an item is no telegram.
         ValueError: A timestamp without UTC offset and no ``tz``; a column
             (of ``columns``) in two different units, such as ``1-0:1.7.0`` of
             a DLMS push (W) and of a P1 telegram (kW); an unknown ``errors``.
-        DecodeError: The first exception item, with ``errors="raise"``.
+        DecodeError: The first exception item, with ``errors="raise"``; with
+            ``decoder``, the first telegram that does not decode (its
+            ``offset`` the byte where decoding failed).
 
     """
     try:
@@ -181,6 +213,8 @@ def to_pandas(
         raise ValueError(msg)
 
     wanted = None if columns is None else list(columns)
+    if decoder is not None:
+        return _decoded_frame(pd, np, readings, decoder, wanted, tz, errors)
     units: dict[str, str | None] = {}
     chunks: list[pd.DataFrame] = []
     fields = wanted if wanted and all(name in _MBUSPICO_UNITS for name in wanted) else None
@@ -245,6 +279,8 @@ def to_pandas(
     frame = chunks[0] if len(chunks) == 1 else pd.concat(chunks)
     if list(frame.columns) != names:
         frame = frame.reindex(columns=names)
+    if len(chunks) > 1:
+        _settle(np, frame)
     frame.attrs = {
         "units": {name: units.get(name) for name in names},
         "skipped": skipped,
@@ -269,16 +305,7 @@ def _chunk(
         for name, unit in zip(group.names, group.units):
             if keep is not None and name not in keep:
                 continue
-            known = units.setdefault(name, unit)
-            if unit is not None and unit != known:
-                if known is not None:
-                    msg = (
-                        f"column {name!r} has values in {known} and in {unit} "
-                        "(readings of different meters? convert them separately, "
-                        "or leave the column out with columns=)"
-                    )
-                    raise ValueError(msg)
-                units[name] = unit
+            _add_unit(units, name, unit)
     if not groups:
         return pd.DataFrame(
             {name: np.full(0, np.nan) for name in wanted or []},
@@ -295,12 +322,33 @@ def _chunk(
         wanted = [name for name in units if name in frame.columns]
     if list(frame.columns) != wanted:
         frame = frame.reindex(columns=wanted)
-    for name, dtype in frame.dtypes.items():
-        if dtype == np.dtype(object) and frame[name].isna().all():
-            # No reading has a value: a float column of NaN.
-            frame[name] = np.full(n, np.nan)
+    _settle(np, frame)
     frame.index = _index(pd, timestamps, tz)
     return frame
+
+
+def _settle(np: Any, frame: Any) -> None:
+    """Give ``object`` columns the dtype of their values, in place.
+
+    Readings of different layouts are put together by ``pd.concat``, which
+    makes a column ``object`` where one layout lacks it: numbers become
+    ``float64`` again (``NaN`` where missing), text pandas' text dtype, and a
+    column without any value ``float64`` ``NaN``; bools, lists, mixed values
+    and text of pandas 2 stay ``object``, with None where missing.
+    """
+    names = [name for name, dtype in frame.dtypes.items() if dtype == np.dtype(object)]
+    if not names:
+        return
+    inferred = frame[names].infer_objects()
+    for name in names:
+        column = inferred[name]
+        missing = column.isna()
+        if missing.all():
+            frame[name] = np.full(len(frame), np.nan)
+        elif column.dtype == np.dtype(object) and missing.any():
+            frame[name] = column.where(~missing, None)  # None, not NaN, for a missing text
+        else:
+            frame[name] = column
 
 
 def _index(pd: Any, timestamps: list[str | None], tz: str | tzinfo | None) -> Any:
@@ -322,14 +370,273 @@ def _index(pd: Any, timestamps: list[str | None], tz: str | tzinfo | None) -> An
         naive_set = set(naive)
         aware = [None if i in naive_set else t for i, t in enumerate(timestamps)]
         local = [t if i in naive_set else None for i, t in enumerate(timestamps)]
-        utc = pd.to_datetime(aware, utc=True, format="ISO8601")
-        localized = pd.to_datetime(local, format="ISO8601").tz_localize(
+        utc = pd.to_datetime(aware, utc=True, format="ISO8601", errors="coerce")
+        localized = pd.to_datetime(local, format="ISO8601", errors="coerce").tz_localize(
             tz, ambiguous="NaT", nonexistent="NaT"
         )
         utc = utc.where(utc.notna(), localized.tz_convert("UTC"))
     else:
-        utc = pd.to_datetime(timestamps, utc=True, format="ISO8601")
+        # A clock that is no date (31 February: DLMS checks only the ranges) is NaT.
+        utc = pd.to_datetime(timestamps, utc=True, format="ISO8601", errors="coerce")
     index = pd.DatetimeIndex(utc, name="timestamp")
     if hasattr(index, "as_unit"):  # pandas >= 2: one resolution, empty or not
         index = index.as_unit("us")
     return index.tz_convert(tz) if tz is not None else index
+
+
+def _add_unit(units: dict[str, str | None], name: str, unit: str | None) -> None:
+    """Record ``name``'s unit; refuse a second, different one."""
+    known = units.setdefault(name, unit)
+    if unit is not None and unit != known:
+        if known is not None:
+            msg = (
+                f"column {name!r} has values in {known} and in {unit} "
+                "(readings of different meters? convert them separately, "
+                "or leave the column out with columns=)"
+            )
+            raise ValueError(msg)
+        units[name] = unit
+
+
+class _Columns:
+    """The columns of :func:`_decoded_frame`, gathered batch by batch."""
+
+    def __init__(self, pd: Any, np: Any, wanted: list[str] | None, tz: str | tzinfo | None) -> None:
+        self.pd, self.np, self.tz = pd, np, tz
+        self.keep = None if wanted is None else set(wanted)
+        self.n = 0
+        self.skipped = 0
+        self.units: dict[str, str | None] = {}
+        # Per column: (first row, rows, kind, data) of each batch that has it.
+        self.parts: dict[str, list[tuple[int, int, str, Any]]] = {}
+        self.stamps: list[Any] = []
+        self.mbus: dict[tuple[Any, ...], _Group] = {}
+        # pandas' text dtype and pyarrow, when pyarrow holds pandas' text (pandas 3):
+        # then each batch's texts become an arrow array as the batch arrives.
+        self.arrow: tuple[Any, Any] | None = None
+        dtype = pd.Series(["text"]).dtype
+        if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
+            from importlib import import_module
+
+            self.arrow = (dtype, import_module("pyarrow"))  # pandas' dependency (untyped)
+
+    def add(self, result: dict[str, Any]) -> None:
+        """Take one batch of ``_core.decode_columns``."""
+        np, start, rows = self.np, self.n, result["rows"]
+        stamps = np.frombuffer(result["timestamp"], "<i8")
+        naive = np.frombuffer(result["naive_rows"], "<i8")
+        if len(naive):
+            if self.tz is None:
+                msg = (
+                    f"reading {start + int(naive[0])} has a timestamp without UTC offset "
+                    f"({result['naive_first']!r}): pass tz=, the meter's time zone, e.g. "
+                    '"Europe/Vienna"'
+                )
+                raise ValueError(msg)
+            local = np.frombuffer(result["naive_local"], "<i8").view("M8[us]")
+            utc = self.pd.DatetimeIndex(local).tz_localize(
+                self.tz, ambiguous="NaT", nonexistent="NaT"
+            )
+            stamps = stamps.copy()
+            stamps[naive] = utc.as_unit("us").asi8
+        self.stamps.append(stamps)
+        # New columns in order of first appearance: rows decoded in Rust, and
+        # wired M-Bus rows (dicts), each a group of the dict path.
+        found: list[tuple[int, int, str, str | None, str | None]] = []
+        for name, unit, first, kind, data, other in result["columns"]:
+            if kind == "text":
+                texts, codes = data
+                if self.arrow is not None:
+                    pa = self.arrow[1]
+                    texts = pa.array(texts, type=pa.large_string())
+                data = (texts, np.frombuffer(codes, "<i8"))
+            self.parts.setdefault(name, []).append((start, rows, kind, data))
+            found.append((first, len(found), name, unit, other))
+        for row, reading in result["mbus"]:
+            try:
+                records = reading["records"]
+                shape = ("mbus", tuple(map(_QUANTITY_UNIT, records)))
+                group = self.mbus.get(shape)
+                if group is None:
+                    group = self.mbus[shape] = _mbus_group(shape[1])
+                if not group.rows or group.positions[-1] < start:  # first in this batch
+                    for name, unit in zip(group.names, group.units):
+                        found.append((row, len(found), name, unit, None))
+                group.rows.append(_MBUS_GET(reading) + tuple(map(_VALUE, records)))
+            except (KeyError, TypeError, AttributeError) as e:  # pragma: no cover
+                msg = f"reading {start + row} is not a wired M-Bus reading: {e}"
+                raise TypeError(msg) from None
+            group.positions.append(start + row)
+        for _, _, name, unit, other in sorted(found):
+            if self.keep is not None and name not in self.keep:
+                continue
+            _add_unit(self.units, name, unit)
+            if other is not None:
+                _add_unit(self.units, name, other)
+        self.n += rows
+        self.skipped += result["skipped"]
+
+    def column(self, name: str) -> Any:
+        """The values of column ``name`` over all rows (its batches dropped).
+
+        An int64 or float64 array, pandas' text array (or a list of str and
+        None for pandas to infer from, like the dict path's), or a list.
+        """
+        np, n = self.np, self.n
+        parts = self.parts.pop(name, [])
+        kinds = {kind for _, _, kind, _ in parts}
+        whole = "empty" not in kinds and sum(rows for _, rows, _, _ in parts) == n
+        if kinds <= {"int64", "float64", "empty"}:
+            arrays = [np.frombuffer(d, "<" + k[0] + "8") for _, _, k, d in parts if k != "empty"]
+            if whole:
+                return np.concatenate(arrays, dtype=kinds.pop() if len(kinds) == 1 else "f8")
+            out = np.full(n, np.nan)
+            for (start, rows, _, _), array in zip((p for p in parts if p[2] != "empty"), arrays):
+                out[start : start + rows] = array
+            return out
+        if kinds <= {"text", "empty"}:
+            chunks: list[Any] = []
+            codes = np.full(n, -1, dtype=np.intp)
+            count = 0
+            for start, rows, _, (texts, these) in (p for p in parts if p[2] == "text"):
+                codes[start : start + rows] = np.where(these < 0, -1, these + count)
+                chunks.append(texts)
+                count += len(texts)
+            if self.arrow is not None:  # pandas' text array, from the distinct texts
+                dtype, pa = self.arrow
+                combined = pa.concat_arrays(chunks)
+                return dtype.__from_arrow__(combined).take(codes, allow_fill=True)
+            return _text_list(np, [t for chunk in chunks for t in chunk], codes)
+        values: list[Any] = [None] * n
+        for start, rows, kind, data in parts:
+            if kind == "int64":
+                data = np.frombuffer(data, "<i8").tolist()
+            elif kind == "float64":
+                data = [None if x != x else x for x in np.frombuffer(data, "<f8").tolist()]
+            elif kind == "text":
+                texts, codes = data
+                texts = texts if self.arrow is None else texts.to_pylist()
+                data = _text_list(np, texts, codes)
+            elif kind == "empty":
+                continue
+            values[start : start + rows] = data
+        return values
+
+    def frame(self, wanted: list[str] | None) -> Any:
+        """The DataFrame of all batches, as :func:`to_pandas` returns it."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        pd, np, n = self.pd, self.np, self.n
+        names = list(self.units) if wanted is None else wanted
+        decoded = set(self.parts)  # the columns of rows decoded in Rust
+        # numpy's concatenation and pyarrow's take release the GIL: two at a time.
+        with ThreadPoolExecutor(2, thread_name_prefix="mbuspico-columns") as pool:
+            data: dict[str, Any] = dict(
+                zip(
+                    names,
+                    pool.map(
+                        lambda name: self.column(name) if name in decoded else np.full(n, np.nan),
+                        names,
+                    ),
+                )
+            )
+        if self.mbus:  # the dict path's frame of the wired M-Bus rows, merged in
+            groups = [
+                pd.DataFrame.from_records(g.rows, columns=g.names).set_axis(g.positions)
+                for g in self.mbus.values()
+            ]
+            mbus = groups[0] if len(groups) == 1 else pd.concat(groups).sort_index()
+            for name in names:
+                if name not in mbus.columns:
+                    continue
+                if name in decoded:
+                    rest = pd.Series(data[name]).drop(mbus.index)
+                    data[name] = pd.concat([rest, mbus[name]]).sort_index()
+                else:
+                    data[name] = mbus[name].reindex(range(n))
+        frame = pd.DataFrame(data, copy=False)  # copy=False: not consolidated
+        _settle(np, frame)
+        stamps = np.concatenate(self.stamps) if self.stamps else np.empty(0, "<i8")
+        index = pd.DatetimeIndex(stamps.view("M8[us]"), name="timestamp").tz_localize("UTC")
+        frame.index = index.tz_convert(self.tz) if self.tz is not None else index
+        frame.attrs = {
+            "units": {name: self.units.get(name) for name in names},
+            "skipped": self.skipped,
+            "no_timestamp": int(frame.index.isna().sum()),
+        }
+        return frame
+
+
+def _text_list(np: Any, texts: list[str], codes: Any) -> list[str | None]:
+    """``texts[codes]`` as a list, None where the code is -1 (pandas infers the dtype)."""
+    table = np.empty(len(texts) + 1, dtype=object)
+    table[: len(texts)] = texts
+    table[-1] = None
+    return list(table[codes].tolist())
+
+
+def _decoded_frame(
+    pd: Any,
+    np: Any,
+    telegrams: Iterable[Any],
+    decoder: Decoder,
+    wanted: list[str] | None,
+    tz: str | tzinfo | None,
+    errors: Literal["skip", "raise"],
+) -> Any:
+    """``to_pandas(telegrams, decoder=decoder)``: decoded in batches into columns.
+
+    Each batch of :data:`_CHUNK` telegrams is decoded by
+    ``_core.decode_columns`` on a worker thread (in Rust, the GIL released)
+    while this thread reads the next batch from ``telegrams`` (a capture's
+    deframer), so reading and decoding overlap.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+    from itertools import islice
+
+    from ._core import decode_columns
+    from .capture import Capture
+
+    if isinstance(telegrams, (bytes, bytearray, memoryview, str)):
+        msg = (
+            "to_pandas(..., decoder=) takes an iterable of telegrams, not one "
+            f"{type(telegrams).__name__}: pass [telegram]"
+        )
+        raise TypeError(msg)
+    gathered = _Columns(pd, np, wanted, tz)
+    # Lists of telegrams: what each read of a capture completed, or slices.
+    if isinstance(telegrams, Capture):
+        lists: Iterator[list[Any]] = telegrams.batches()
+    else:
+        items = iter(telegrams)
+        lists = iter(lambda: list(islice(items, _CHUNK)), [])
+
+    def batch() -> list[Any]:
+        """The next :data:`_CHUNK` telegrams or so (empty at the end)."""
+        telegrams: list[Any] = []
+        for more in lists:
+            telegrams += more
+            if len(telegrams) >= _CHUNK:
+                break
+        return telegrams
+
+    try:
+        with ThreadPoolExecutor(1, thread_name_prefix="mbuspico-columns") as pool:
+
+            def submit(telegrams: list[Any]) -> Any:
+                return pool.submit(
+                    decode_columns, decoder, telegrams, errors=errors, columns=wanted
+                )
+
+            first = batch()
+            pending = submit(first) if first else None
+            while pending is not None:
+                following = batch()
+                result = pending.result()
+                pending = submit(following) if following else None
+                gathered.add(result)
+    finally:
+        close = getattr(lists if isinstance(telegrams, Capture) else telegrams, "close", None)
+        if close is not None:  # a generator (a Capture's): its file and progress bar
+            close()
+    return gathered.frame(wanted)

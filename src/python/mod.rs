@@ -5,6 +5,7 @@
 
 use pyo3::prelude::*;
 
+mod columns;
 mod convert;
 mod decoder;
 mod dsmr_emit;
@@ -39,6 +40,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(simulate::encode_push, m)?)?;
     m.add_function(wrap_pyfunction!(profiles::profiles, m)?)?;
     m.add_function(wrap_pyfunction!(decoder::parse_hex, m)?)?;
+    m.add_function(wrap_pyfunction!(columns::decode_columns, m)?)?;
     m.add_function(wrap_pyfunction!(mbus_xml::mbus_to_xml, m)?)?;
     m.add_function(wrap_pyfunction!(dsmr_emit::dsmr_crc16, m)?)?;
     m.add_function(wrap_pyfunction!(dsmr_emit::dsmr_encrypt, m)?)?;
