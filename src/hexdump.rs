@@ -16,6 +16,7 @@
 //! (Unicode code point, as Python counts) of the offending character or group.
 
 use crate::error::{DecodeError, ErrorKind};
+use crate::hex::nibble;
 
 /// otb-iot's status message prefix.
 const OK_PREFIX: &[u8; 3] = b"ok:";
@@ -25,15 +26,6 @@ const END_MARKER: &[u8; 2] = b"xx";
 /// Whether `c` separates groups of digits.
 pub fn is_separator(c: u8) -> bool {
     c.is_ascii_whitespace() || matches!(c, b':' | b'/' | b'-' | b',')
-}
-
-fn nibble(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
 }
 
 /// Whether `text[at..]` starts with `pattern`, ASCII case ignored.

@@ -209,6 +209,28 @@ pub struct Reading {
     pub layout: Layout,
 }
 
+impl Reading {
+    /// MBusPico's thirteen value fields, in the order of its JSON: +P, −P, +A,
+    /// −A, +R, −R, U L1–L3, I L1–L3, cos φ (the fields above, in order).
+    pub fn mbuspico_values(&self) -> [&Option<Value>; 13] {
+        [
+            &self.active_power_plus,
+            &self.active_power_minus,
+            &self.active_energy_plus,
+            &self.active_energy_minus,
+            &self.reactive_energy_plus,
+            &self.reactive_energy_minus,
+            &self.voltage_l1,
+            &self.voltage_l2,
+            &self.voltage_l3,
+            &self.current_l1,
+            &self.current_l2,
+            &self.current_l3,
+            &self.power_factor,
+        ]
+    }
+}
+
 fn is_power_factor(obis: &Obis) -> bool {
     matches!(obis.electricity_cde(), Some((13 | 33 | 53 | 73, 7, _)))
 }

@@ -595,22 +595,7 @@ impl Table {
     fn add_decoded(&mut self, d: &Decoded<'_>) {
         match d {
             Decoded::Dlms(r) => {
-                let values = [
-                    &r.active_power_plus,
-                    &r.active_power_minus,
-                    &r.active_energy_plus,
-                    &r.active_energy_minus,
-                    &r.reactive_energy_plus,
-                    &r.reactive_energy_minus,
-                    &r.voltage_l1,
-                    &r.voltage_l2,
-                    &r.voltage_l3,
-                    &r.current_l1,
-                    &r.current_l2,
-                    &r.current_l3,
-                    &r.power_factor,
-                ]
-                .map(Option::as_ref);
+                let values = r.mbuspico_values().map(Option::as_ref);
                 self.add(Row {
                     protocol: "dlms",
                     timestamp: r.timestamp.as_deref(),
@@ -845,20 +830,7 @@ pub(crate) fn decode_columns<'py>(
         }
     };
     let items: Vec<Bound<'py, PyAny>> = items.try_iter()?.collect::<PyResult<_>>()?;
-    let mut bad: Vec<Option<PyErr>> = Vec::with_capacity(items.len());
-    let inputs: Vec<Cow<'_, [u8]>> = items
-        .iter()
-        .map(|i| match convert::input(i) {
-            Ok(bytes) => {
-                bad.push(None);
-                bytes
-            }
-            Err(e) => {
-                bad.push(Some(e));
-                Cow::Borrowed(&[][..])
-            }
-        })
-        .collect();
+    let (inputs, mut bad) = convert::inputs(&items);
     let is_bad: Vec<bool> = bad.iter().map(Option::is_some).collect();
     let d = decoder.get();
     let wanted = columns.map(|c| c.into_iter().collect::<HashSet<_>>());

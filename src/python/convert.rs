@@ -35,6 +35,26 @@ pub fn input<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [u8]>> {
         .map(Cow::Owned)
 }
 
+/// The bytes of each item (see [`input`]), and in a second vector, in step,
+/// the error of each item that is no telegram (its bytes then empty).
+pub fn inputs<'a>(items: &'a [Bound<'_, PyAny>]) -> (Vec<Cow<'a, [u8]>>, Vec<Option<PyErr>>) {
+    let mut bad: Vec<Option<PyErr>> = Vec::with_capacity(items.len());
+    let bytes = items
+        .iter()
+        .map(|i| match input(i) {
+            Ok(bytes) => {
+                bad.push(None);
+                bytes
+            }
+            Err(e) => {
+                bad.push(Some(e));
+                Cow::Borrowed(&[][..])
+            }
+        })
+        .collect();
+    (bytes, bad)
+}
+
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type()
         .name()

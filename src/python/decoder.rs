@@ -346,20 +346,7 @@ fn decode_batch<'py>(
     items: &[Bound<'py, PyAny>],
     on_error: OnError,
 ) -> Vec<PyResult<Bound<'py, PyAny>>> {
-    let mut bad: Vec<Option<PyErr>> = Vec::with_capacity(items.len());
-    let inputs: Vec<Cow<'_, [u8]>> = items
-        .iter()
-        .map(|i| match convert::input(i) {
-            Ok(bytes) => {
-                bad.push(None);
-                bytes
-            }
-            Err(e) => {
-                bad.push(Some(e));
-                Cow::Borrowed(&[][..])
-            }
-        })
-        .collect();
+    let (inputs, bad) = convert::inputs(items);
     // Items that were no telegram are not decoded (None here, their error below).
     let decoded: Vec<Option<Result<Decoded<'_>, Failure>>> = py.detach(|| {
         inputs

@@ -411,21 +411,7 @@ pub fn to_dict<'py>(py: Python<'py>, r: &Reading) -> PyResult<Bound<'py, PyDict>
     if let Some(m) = &r.meter_number {
         d.set_item(intern!(py, "meterNumber"), m)?;
     }
-    let values = [
-        &r.active_power_plus,
-        &r.active_power_minus,
-        &r.active_energy_plus,
-        &r.active_energy_minus,
-        &r.reactive_energy_plus,
-        &r.reactive_energy_minus,
-        &r.voltage_l1,
-        &r.voltage_l2,
-        &r.voltage_l3,
-        &r.current_l1,
-        &r.current_l2,
-        &r.current_l3,
-        &r.power_factor,
-    ];
+    let values = r.mbuspico_values();
     for (key, v) in field_keys(py).into_iter().zip(values) {
         set_some(&d, key, v.as_ref())?;
     }
