@@ -11,8 +11,6 @@ in a Rust core::
     (12937, '2021-09-27T09:47:15+02:00')
 """
 
-from __future__ import annotations
-
 from ._core import Decoder, Deframer, SerialReader, __version__
 from .errors import (
     ApduError,
@@ -70,7 +68,7 @@ _LAZY = {
 _SUBMODULES = ("aio",)
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> "Any":
     """Import the module behind a lazily loaded name (PEP 562)."""
     if name in _SUBMODULES:
         from importlib import import_module
@@ -87,7 +85,7 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-def __dir__() -> list[str]:
+def __dir__() -> "list[str]":
     """The public names, including those not loaded yet."""
     return sorted([*__all__, *_SUBMODULES])
 

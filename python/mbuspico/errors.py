@@ -9,8 +9,6 @@ key material.
 This module must not import ``mbuspico._core``: the Rust core imports it.
 """
 
-from __future__ import annotations
-
 __all__ = [
     "ApduError",
     "ChecksumError",
@@ -40,7 +38,9 @@ class DecodeError(MbusPicoError, ValueError):
 
     """
 
-    def __init__(self, message: str, offset: int | None = None, kind: str | None = None) -> None:
+    def __init__(
+        self, message: str, offset: "int | None" = None, kind: "str | None" = None
+    ) -> None:
         """Create the error; Rust raises it with ``(message, offset, kind)``."""
         super().__init__(message, offset, kind)
         self.message = message
