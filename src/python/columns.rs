@@ -659,24 +659,6 @@ fn le_bytes<'py, T: Copy>(
     })
 }
 
-fn value_to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
-    match v {
-        Value::Int(i) => i.into_bound_py_any(py),
-        Value::UInt(u) => u.into_bound_py_any(py),
-        Value::Float(f) => f.into_bound_py_any(py),
-        Value::Bool(b) => b.into_bound_py_any(py),
-        Value::Text(s) => s.into_bound_py_any(py),
-        Value::List(items) => {
-            let list = PyList::empty(py);
-            for item in items {
-                list.append(value_to_py(py, item)?)?;
-            }
-            Ok(list.into_any())
-        }
-        Value::Null => Ok(py.None().into_bound(py)),
-    }
-}
-
 /// `(kind, data)` of a column: `("int64"|"float64", bytes)`,
 /// `("text", (texts, codes))`, `("object", list)` or `("empty", None)`.
 fn column_data<'py>(py: Python<'py>, c: &Column) -> PyResult<(&'static str, Bound<'py, PyAny>)> {
@@ -700,7 +682,7 @@ fn column_data<'py>(py: Python<'py>, c: &Column) -> PyResult<(&'static str, Boun
             let items = v
                 .iter()
                 .map(|o| match o {
-                    Some(v) => value_to_py(py, v),
+                    Some(v) => super::reading::value(py, v),
                     None => Ok(py.None().into_bound(py)),
                 })
                 .collect::<PyResult<Vec<_>>>()?;

@@ -372,7 +372,8 @@ fn obis_dict<'py, 'a>(
     Ok(obis)
 }
 
-fn value<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
+/// A decoded value as a Python object (int, float, bool, str, list or None).
+pub(crate) fn value<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
     match v {
         Value::Int(i) => i.into_bound_py_any(py),
         Value::UInt(u) => u.into_bound_py_any(py),
