@@ -41,23 +41,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from mbuspico.compat import MBUSPICO_FIELDS
+
 KEY = "36C66639E48A8CA4D6BC8B282A793BBB"  # the simulator's demo key (README)
 METER = "kaifa-ma309m"
 START = datetime(2026, 3, 1, tzinfo=ZoneInfo("Europe/Vienna"))
 MONTH = 30 * 86_400
-VALUE_COLUMNS = [
-    "activePowerPlus",
-    "activePowerMinus",
-    "activeEnergyPlus",
-    "activeEnergyMinus",
-    "voltageL1",
-    "voltageL2",
-    "voltageL3",
-    "currentL1",
-    "currentL2",
-    "currentL3",
-    "powerFactor",
-]
+VALUE_COLUMNS = list(MBUSPICO_FIELDS)  # the eleven numeric fields of MBusPico's JSON
 
 
 def generate(path: Path, telegrams: int, seed: int = 2026) -> dict[str, object]:
