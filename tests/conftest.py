@@ -42,3 +42,30 @@ def ids(vectors: list[dict[str, Any]]) -> list[str]:
 def kaifa() -> dict[str, Any]:
     """The Netz NÖ documentation example (Kaifa MA309M), with its published key."""
     return by_id("netznoe_doc_example_kaifa_ma309m")
+
+
+# The simulator's demo key (README): the key of every simulated meter in the tests.
+SIMULATOR_KEY = "36C66639E48A8CA4D6BC8B282A793BBB"
+
+
+def serve(sim: Any = None, *, start: bool = True, **settings: Any) -> Any:
+    """A ``mbuspico.service.Service`` for a test: HTTP on 127.0.0.1 at a free
+    port, mDNS off (tests of it pass ``mdns_enabled=True``), reading the
+    simulated meter ``sim`` (a ``Simulator``) when given, with the simulator's
+    key; ``settings`` override any of these. Started unless ``start=False``.
+    """
+    from mbuspico.config import Config
+    from mbuspico.service import Service
+
+    base: dict[str, Any] = {
+        "key": SIMULATOR_KEY,
+        "http_host": "127.0.0.1",
+        "http_port": 0,
+        "mdns_enabled": False,
+    }
+    if sim is not None:
+        base["serial_port"] = sim.port
+    service = Service(Config(**{**base, **settings}))
+    if start:
+        service.start()
+    return service

@@ -18,11 +18,10 @@ import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from mbuspico.config import Config
+from conftest import serve
 from mbuspico.service import Service
 from mbuspico.simulator import Simulator
 from mbuspico.sinks import csvlog
@@ -36,18 +35,6 @@ KEY = "36C66639E48A8CA4D6BC8B282A793BBB"
 def meter() -> Iterator[Simulator]:
     with Simulator("kaifa-ma309m", key=KEY, interval=0.1, seed=10) as sim:
         yield sim
-
-
-def serve(sim: Simulator, **settings: Any) -> Service:
-    base: dict[str, Any] = {
-        "key": KEY,
-        "serial_port": sim.port,
-        "http_host": "127.0.0.1",
-        "http_port": 0,
-    }
-    service = Service(Config(**{**base, **settings}))
-    service.start()
-    return service
 
 
 def frame_counter(url: str) -> int | None:

@@ -15,9 +15,9 @@ import pytest
 from zeroconf import IPVersion, ServiceBrowser, ServiceInfo, ServiceListener, Zeroconf
 
 import mbuspico
+from conftest import serve
 from mbuspico.config import Config, ConfigError, load
 from mbuspico.mdns import SERVICE_TYPE, default_name, meter_number
-from mbuspico.service import Service
 from mbuspico.simulator import Simulator
 from mbuspico.stats import hostname
 
@@ -72,18 +72,6 @@ def browser() -> Iterator[tuple[Zeroconf, Events]]:
         zc.close()
 
 
-def serve(sim: Simulator, **settings: Any) -> Service:
-    base: dict[str, Any] = {
-        "key": KEY,
-        "serial_port": sim.port,
-        "http_host": "127.0.0.1",
-        "http_port": 0,
-    }
-    service = Service(Config(**{**base, **settings}))
-    service.start()
-    return service
-
-
 def info_of(zc: Zeroconf, instance: str) -> ServiceInfo | None:
     return zc.get_service_info(SERVICE_TYPE, f"{instance}.{SERVICE_TYPE}", timeout=3000)
 
@@ -92,7 +80,7 @@ def test_announces_the_configured_name_and_withdraws_it(browser):
     zc, events = browser
     name = f"mbuspico-test-{uuid.uuid4().hex[:8]}"
     with Simulator("kaifa-ma309m", key=KEY, interval=0.2, seed=1) as sim:
-        service = serve(sim, mdns_name=name, device="KAIFA_MA309M_NETZNOE")
+        service = serve(sim, mdns_enabled=True, mdns_name=name, device="KAIFA_MA309M_NETZNOE")
         try:
             wait_for(lambda: f"{name}.{SERVICE_TYPE}" in events.names("add"), 10, "announced")
             info = info_of(zc, name)
@@ -122,7 +110,7 @@ def test_default_name_host_first_then_meter_number(browser):
     serial = random.randrange(1000, 10000)  # noqa: S311 - a meter number no other run announces
     number = f"18122000{serial}"
     with Simulator("kaifa-ma309m", key=KEY, interval=0.1, seed=2, serial=serial) as sim:
-        service = serve(sim)
+        service = serve(sim, mdns_enabled=True)
         try:
             first = wait_for(lambda: (service.status()["mdns"] or {}).get("name"), 10, "first")
             # Before any reading: the host name (with " (2)" if another service on

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from conftest import serve
 from mbuspico.config import Config, ConfigError, load
 from mbuspico.service import NO_CACHE, BurstFilter, Service
 from mbuspico.simulator import SimulatedTelegram, Simulator
@@ -78,15 +79,6 @@ def mbuspico_view(sent: SimulatedTelegram) -> dict[str, Any]:
 def meter() -> Iterator[Simulator]:
     with Simulator("kaifa-ma309m", key=KEY, interval=0.2, seed=11) as sim:
         yield sim
-
-
-def serve(sim: Simulator | None = None, **settings: Any) -> Service:
-    base: dict[str, Any] = {"key": KEY, "http_host": "127.0.0.1", "http_port": 0}
-    if sim is not None:
-        base["serial_port"] = sim.port
-    service = Service(Config(**{**base, **settings}))
-    service.start()
-    return service
 
 
 def test_http_204_then_the_mbuspico_json_of_what_the_meter_sent(meter: Simulator) -> None:

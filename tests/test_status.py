@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from conftest import serve
 from mbuspico import stats
 from mbuspico.config import Config, ConfigError, load
 from mbuspico.mbus_slave import MBusSlave, SlaveMeter
@@ -103,22 +104,10 @@ def test_status_interval_setting():
 # -- HTTP ----------------------------------------------------------------------------------------
 
 
-def serve(sim: Simulator, key: str = KEY, **settings: Any) -> Service:
-    base: dict[str, Any] = {
-        "key": key,
-        "serial_port": sim.port,
-        "http_host": "127.0.0.1",
-        "http_port": 0,
-        "mdns_enabled": False,
-    }
-    service = Service(Config(**{**base, **settings}))
-    return service
-
-
 def test_api_status_counts_what_the_meter_sent(tmp_path):
     zone(tmp_path, 0, "cpu-thermal", "47234")
     with Simulator("kaifa-ma309m", key=KEY, interval=0.05, garbage=0.5, seed=5) as sim:
-        service = serve(sim)
+        service = serve(sim, start=False)
         service.thermal_base = str(tmp_path)
         service.start()
         try:
@@ -169,7 +158,7 @@ def test_api_status_counts_what_the_meter_sent(tmp_path):
 
 def test_api_status_counts_decryption_failures():
     with Simulator("kaifa-ma309m", key=OTHER_KEY, interval=0.05, seed=2) as sim:
-        service = serve(sim, key=KEY)
+        service = serve(sim, start=False)
         service.thermal_base = "/nonexistent"
         service.start()
         try:
@@ -193,7 +182,6 @@ def test_api_status_counts_decryption_failures():
 def test_api_status_counts_bad_checksums():
     with Simulator("kaifa-ma309m", key=KEY, interval=0.05, flip_bit=0.002, seed=7) as sim:
         service = serve(sim)
-        service.start()
         try:
             sim.start(count=12)
             sim.wait()
@@ -257,7 +245,6 @@ def test_mqtt_status_json_retained_and_periodic(broker, subscribe):
             mqtt_password=PASSWORD,
             mqtt_status_interval=0.3,
         )
-        service.start()
         try:
             first = wait_for(lambda: status_docs(sub, "st/status"), 10, "status on connect")[0]
             assert first["state"] == "online"
@@ -317,7 +304,6 @@ def test_mqtt_status_interval_zero_sends_the_state_alone(broker, subscribe):
             mqtt_prefix="zero",
             mqtt_status_interval=0,
         )
-        service.start()
         try:
             assert json.loads(sub.wait("zero/status")) == {"state": "online"}
         finally:
