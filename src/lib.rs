@@ -29,6 +29,7 @@ pub mod cursor;
 pub mod dlms;
 pub mod dsmr;
 pub mod error;
+pub mod framer;
 pub mod hex;
 pub mod hexdump;
 pub mod mbus;
@@ -36,6 +37,7 @@ pub mod profile;
 #[cfg(feature = "serial")]
 pub mod serial;
 pub mod stream;
+pub mod value;
 
 #[cfg(feature = "python")]
 mod python;

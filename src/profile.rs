@@ -518,6 +518,16 @@ impl Profile {
     }
 }
 
+impl crate::dlms::Expected for Profile {
+    fn check_framing(&self, input: &[u8]) -> crate::error::Result<()> {
+        Profile::check_framing(self, input)
+    }
+
+    fn check_layout(&self, found: Layout, body_at: usize) -> crate::error::Result<()> {
+        Profile::check_layout(self, found, body_at)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,8 @@
 use libfuzzer_sys::fuzz_target;
 use mbuspico::dlms::{self, hdlc};
 use mbuspico::mbus::{self, LongFrame};
-use mbuspico::stream::{Deframer, Framer, Stats};
+use mbuspico::framer::Framer;
+use mbuspico::stream::{Deframer, Stats};
 use mbuspico::{dsmr, ErrorKind};
 use mbuspico_fuzz::{check, check_borrowed, chunking, dsmr_options, keys};
 

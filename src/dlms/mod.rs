@@ -70,7 +70,24 @@ pub struct Keys {
 /// [`ErrorKind::UnsupportedLayout`] for an HDLC push whose numbers carry no OBIS
 /// codes and fit no known layout.
 pub fn decode(input: &[u8], keys: &Keys) -> Result<Reading> {
-    decode_as(input, keys, None)
+    decode_as::<dyn Expected>(input, keys, None)
+}
+
+/// What a caller expects of a telegram beyond decoding at all: a meter profile
+/// (`crate::profile::Profile`) expects its meter's framing and layout.
+pub trait Expected {
+    /// Refuses a telegram framed otherwise (`input` is the whole telegram).
+    ///
+    /// # Errors
+    /// [`ErrorKind::ProfileFraming`] at byte 0.
+    fn check_framing(&self, input: &[u8]) -> Result<()>;
+
+    /// Refuses a data-notification laid out otherwise (`body_at`: where the
+    /// APDU starts in the telegram).
+    ///
+    /// # Errors
+    /// [`ErrorKind::ProfileLayout`] at `body_at`.
+    fn check_layout(&self, found: reading::Layout, body_at: usize) -> Result<()>;
 }
 
 /// [`decode`] for the meter of `profile`: the telegram must also be framed and
@@ -79,10 +96,10 @@ pub fn decode(input: &[u8], keys: &Keys) -> Result<Reading> {
 /// # Errors
 /// As [`decode`], and [`ErrorKind::ProfileFraming`] (at byte 0) or
 /// [`ErrorKind::ProfileLayout`] (where the APDU starts) when it is not.
-pub fn decode_as(
+pub fn decode_as<P: Expected + ?Sized>(
     input: &[u8],
     keys: &Keys,
-    profile: Option<&crate::profile::Profile>,
+    profile: Option<&P>,
 ) -> Result<Reading> {
     if let Some(p) = profile {
         p.check_framing(input)?;

@@ -25,58 +25,7 @@ use super::axdr::{Children, Data, NodeRef, Tree};
 use super::datetime::DateTime;
 use super::obis::{unit_symbol, Obis};
 use crate::hex;
-
-/// A decoded value: a number, text, or a list of values.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-#[serde(untagged)]
-pub enum Value {
-    /// A whole number.
-    Int(i64),
-    /// A whole number above `i64::MAX`.
-    UInt(u64),
-    /// A number with a fractional part (negative scaler) or a float type.
-    Float(f64),
-    /// A boolean.
-    Bool(bool),
-    /// Text: a printable string, an ISO 8601 date-time, or lower-case hex of binary octets.
-    Text(String),
-    /// An array or structure of values.
-    List(Vec<Value>),
-    /// null-data, don't-care.
-    Null,
-}
-
-impl Value {
-    fn scaled(raw: i128, scaler: i8) -> Value {
-        if let (0, Ok(v)) = (scaler, i64::try_from(raw)) {
-            return Value::Int(v);
-        }
-        if scaler < 0 {
-            // Division by an exact power of ten rounds correctly (233.7, not 233.70000000000002).
-            return Value::Float(raw as f64 / 10f64.powi(-i32::from(scaler)));
-        }
-        let scaled = 10i128
-            .checked_pow(u32::from(scaler.unsigned_abs()))
-            .and_then(|p| raw.checked_mul(p));
-        match scaled {
-            Some(v) => i64::try_from(v)
-                .map(Value::Int)
-                .or_else(|_| u64::try_from(v).map(Value::UInt))
-                .unwrap_or(Value::Float(v as f64)),
-            None => Value::Float(raw as f64 * 10f64.powi(i32::from(scaler))),
-        }
-    }
-
-    /// The value as `f64`, for numbers.
-    pub fn as_f64(&self) -> Option<f64> {
-        match *self {
-            Value::Int(v) => Some(v as f64),
-            Value::UInt(v) => Some(v as f64),
-            Value::Float(v) => Some(v),
-            _ => None,
-        }
-    }
-}
+pub use crate::value::Value;
 
 /// How a data-notification lays out its values (`shared/notes/dlms.md` §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -17,7 +17,7 @@ use jiff::civil::DateTime as Civil;
 use jiff::tz::{AmbiguousOffset, TimeZone};
 
 use super::telegram::{Code, Crc, Line, Telegram};
-use crate::dlms::reading::Value;
+use crate::value::Value;
 
 /// A decoded timestamp.
 #[derive(Debug, Clone, PartialEq, Eq)]

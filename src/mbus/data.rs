@@ -278,7 +278,7 @@ fn record<'a>(cur: &mut Cursor<'a>, all: &'a [u8]) -> Result<Record<'a>> {
             .take(len)
             .map_err(|e| premature("variable length VIF", e.offset))?;
         // Sent last character first.
-        text = Some(super::record_value::reversed_text(bytes));
+        text = Some(value::reversed_text(bytes));
     }
     let vife_start = cur.position();
     let mut last = vif;

@@ -5,11 +5,11 @@ use std::borrow::Cow;
 
 use super::data::{Application, Function, Record};
 use super::record_value::{self, RecordValue};
-use super::value::DateTime;
+use super::value::{self, DateTime};
 use super::vif;
 use super::LongFrame;
-use crate::dlms::reading::Value;
 use crate::hex;
+use crate::value::Value;
 
 /// The value of a record, borrowing from the telegram: text is only made when
 /// asked for ([`MbusValue::to_value`], [`MbusValue::text`]).
@@ -38,7 +38,7 @@ impl MbusValue<'_> {
         match self {
             MbusValue::Null | MbusValue::Int(_) | MbusValue::Float(_) => None,
             MbusValue::Date(d) => Some(d.iso()),
-            MbusValue::Text(b) => Some(record_value::reversed_text(b)),
+            MbusValue::Text(b) => Some(value::reversed_text(b)),
             MbusValue::Hex(b) => Some(hex::encode(b)),
             MbusValue::HexReversed(b) => {
                 Some(hex::encode(&b.iter().rev().copied().collect::<Vec<u8>>()))

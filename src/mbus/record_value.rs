@@ -18,7 +18,7 @@ pub enum RecordValue<'a> {
     /// A date (type G) or date-time (types F and I).
     Date(DateTime),
     /// Variable-length text (LVAR ≤ 0xBF), as sent: last character first
-    /// (see [`reversed_text`]).
+    /// (see [`value::reversed_text`]).
     Text(&'a [u8]),
     /// Bytes shown as hex in this order (manufacturer data).
     Hex(&'a [u8]),
@@ -36,12 +36,6 @@ fn is_time_point_fd(r: &Record<'_>) -> bool {
                 .first()
                 .is_some_and(|e| matches!(e & 0x7F, 0x30 | 0x70))
     })
-}
-
-/// Text sent last character first (LVAR text, plain-text VIF), each byte one
-/// Latin-1 character, in reading order.
-pub fn reversed_text(bytes: &[u8]) -> String {
-    bytes.iter().rev().map(|&b| char::from(b)).collect()
 }
 
 /// Decodes the data field of `r`.
@@ -100,7 +94,7 @@ pub fn text(r: &Record<'_>, v: &RecordValue) -> String {
         }
         RecordValue::Real(f) => format!("{:.6}", f64::from(*f)),
         RecordValue::Date(d) => d.iso(),
-        RecordValue::Text(s) => reversed_text(s),
+        RecordValue::Text(s) => value::reversed_text(s),
         RecordValue::Hex(b) => value::hex_spaced(b.iter().copied()),
         RecordValue::HexReversed(b) => value::hex_spaced(b.iter().rev().copied()),
         RecordValue::Unknown(dif) => format!("Unknown DIF (0x{dif:02x})"),

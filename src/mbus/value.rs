@@ -179,6 +179,12 @@ pub fn hex_spaced(bytes: impl ExactSizeIterator<Item = u8>) -> String {
     s
 }
 
+/// Text sent last character first (LVAR text, plain-text VIF), each byte one
+/// Latin-1 character, in reading order.
+pub fn reversed_text(bytes: &[u8]) -> String {
+    bytes.iter().rev().map(|&b| char::from(b)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

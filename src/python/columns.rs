@@ -21,7 +21,7 @@ use pyo3::IntoPyObjectExt;
 use super::convert;
 use super::decoder::{self, Decoded, Decoder, Failure};
 use crate::dlms::obis::{unit_symbol, Obis};
-use crate::dlms::reading::Value;
+use crate::value::Value;
 
 /// The marker of a missing timestamp (numpy's `NaT` as `int64`).
 const NO_TIME: i64 = i64::MIN;

@@ -16,8 +16,9 @@ use serialport::SerialPort;
 
 use super::decoder::Decoder;
 use super::log::log;
+use crate::framer::Framer;
 use crate::serial::{self, Settings};
-use crate::stream::{Deframer, Framer};
+use crate::stream::Deframer;
 
 /// Longest single wait on the port with the GIL released.
 const POLL: Duration = Duration::from_millis(50);

@@ -25,8 +25,9 @@ use pyo3::types::{PyDict, PyList, PyString};
 use pyo3::{intern, IntoPyObjectExt};
 
 use crate::dlms::obis::{unit_symbol, Obis};
-use crate::dlms::reading::{Reading, Value};
+use crate::dlms::reading::Reading;
 use crate::hex;
+use crate::value::Value;
 
 pub use super::mbus_reading::mbus_to_dict;
 

@@ -8,6 +8,7 @@ use pyo3::sync::MutexExt;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
 use super::convert;
+use crate::framer::Framer;
 use crate::stream::{self, Stats};
 
 /// Finds verified telegrams in a byte stream, whatever its chunking.
@@ -31,7 +32,7 @@ pub struct Deframer {
 
 /// Everything a deframer changes.
 struct State {
-    framer: stream::Framer,
+    framer: Framer,
     /// P1 only: a copy of the framer's buffer (the P1 framer keeps its own
     /// private; pickling needs it). The framer only ever takes bytes from the
     /// front of its buffer, appends what is fed and puts a rejected frame's
@@ -42,7 +43,7 @@ struct State {
 }
 
 impl State {
-    fn new(framer: stream::Framer) -> Self {
+    fn new(framer: Framer) -> Self {
         State {
             framer,
             p1_buffer: Vec::new(),
@@ -51,7 +52,7 @@ impl State {
     }
 
     fn is_p1(&self) -> bool {
-        matches!(self.framer, stream::Framer::Dsmr(_))
+        matches!(self.framer, Framer::Dsmr(_))
     }
 
     /// The telegrams completed so far, the P1 buffer copy kept in step.
@@ -106,7 +107,7 @@ impl Default for Deframer {
     fn default() -> Self {
         Deframer {
             protocol: "auto",
-            state: Mutex::new(State::new(stream::Framer::Mbus(stream::Deframer::new()))),
+            state: Mutex::new(State::new(Framer::Mbus(stream::Deframer::new()))),
         }
     }
 }
@@ -120,15 +121,12 @@ impl Deframer {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn framer(protocol: &str) -> PyResult<(&'static str, stream::Framer)> {
+    fn framer(protocol: &str) -> PyResult<(&'static str, Framer)> {
         Ok(match protocol {
-            "auto" => ("auto", stream::Framer::Mbus(stream::Deframer::new())),
-            "dlms" => ("dlms", stream::Framer::Mbus(stream::Deframer::new())),
-            "mbus" => ("mbus", stream::Framer::Mbus(stream::Deframer::new())),
-            "dsmr" => (
-                "dsmr",
-                stream::Framer::Dsmr(crate::dsmr::stream::Framer::new()),
-            ),
+            "auto" => ("auto", Framer::Mbus(stream::Deframer::new())),
+            "dlms" => ("dlms", Framer::Mbus(stream::Deframer::new())),
+            "mbus" => ("mbus", Framer::Mbus(stream::Deframer::new())),
+            "dsmr" => ("dsmr", Framer::Dsmr(crate::dsmr::stream::Framer::new())),
             other => {
                 return Err(PyValueError::new_err(format!(
                     "protocol must be \"auto\", \"dlms\", \"mbus\" or \"dsmr\", not {other:?}"
@@ -217,8 +215,8 @@ impl Deframer {
         let (framer, p1_buffer, stats) = {
             let s = this.lock(py);
             let framer = match &s.framer {
-                stream::Framer::Mbus(d) => Some(d.clone()),
-                stream::Framer::Dsmr(_) => None,
+                Framer::Mbus(d) => Some(d.clone()),
+                Framer::Dsmr(_) => None,
             };
             (framer, s.p1_buffer.clone(), s.stats())
         };
@@ -274,7 +272,7 @@ impl Deframer {
             }
             let deframer: stream::Deframer = pythonize::depythonize(&mbus)
                 .map_err(|e| state_error(&format!("M-Bus deframer: {e}")))?;
-            s.framer = stream::Framer::Mbus(deframer);
+            s.framer = Framer::Mbus(deframer);
         } else {
             if !s.is_p1() {
                 return Err(state_error("no M-Bus state"));
