@@ -17,7 +17,7 @@ import threading
 import time
 
 from mbuspico import SerialReader
-from mbuspico.simulator import METERS, Simulator
+from mbuspico.simulate.dlms import METERS, Simulator
 
 KEY = "36C66639E48A8CA4D6BC8B282A793BBB"
 

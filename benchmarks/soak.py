@@ -1,8 +1,8 @@
 """Soak test: many telegrams with faults through ``mbuspico.SerialReader`` on a pty.
 
-For each protocol (DLMS push meters of :class:`mbuspico.simulator.Simulator`,
-DSMR P1 meters of :class:`mbuspico.p1_simulator.P1Simulator`, and a wired
-M-Bus of :class:`mbuspico.mbus_slave.MBusSlave` read by
+For each protocol (DLMS push meters of :class:`mbuspico.simulate.dlms.Simulator`,
+DSMR P1 meters of :class:`mbuspico.simulate.p1.P1Simulator`, and a wired
+M-Bus of :class:`mbuspico.simulate.mbus_slave.MBusSlave` read by
 :class:`mbuspico.MBusMaster`) it writes ``--telegrams`` telegrams with faults
 (random garbage before telegrams, dropped bytes, flipped bits, split writes
 with delays) and checks, telegram by telegram as the readings arrive:
@@ -43,9 +43,9 @@ from pathlib import Path
 from typing import Any
 
 import mbuspico
-from mbuspico.mbus_slave import MBusSlave, SlaveMeter, load_frames
-from mbuspico.p1_simulator import ENCRYPTED_METERS, PROFILES, P1Simulator, SimulatedP1Telegram
-from mbuspico.simulator import AUTHENTICATED, EXPECTED_FIELDS, SimulatedTelegram, Simulator
+from mbuspico.simulate.dlms import AUTHENTICATED, EXPECTED_FIELDS, SimulatedTelegram, Simulator
+from mbuspico.simulate.mbus_slave import MBusSlave, SlaveMeter, load_frames
+from mbuspico.simulate.p1 import ENCRYPTED_METERS, PROFILES, P1Simulator, SimulatedP1Telegram
 
 KEY = "36C66639E48A8CA4D6BC8B282A793BBB"
 AUTH_KEY = "D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF"

@@ -17,8 +17,8 @@ import asyncio
 import contextlib
 
 import mbuspico.aio
-from mbuspico.config import DEMO_KEY
-from mbuspico.simulator import Simulator
+from mbuspico.simulate import DEMO_KEY
+from mbuspico.simulate.dlms import Simulator
 
 
 async def heartbeat() -> None:

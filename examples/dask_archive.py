@@ -167,7 +167,7 @@ def make_demo_archive(directory: Path, hours: int = 6, interval: float = 10.0) -
     From 2026-11-21 21:00 Vienna time, across midnight; one telegram every
     ``interval`` seconds. Returns the paths.
     """
-    from mbuspico.simulator import Simulator
+    from mbuspico.simulate.dlms import Simulator
 
     start = datetime(2026, 11, 21, 21, 0, 0, tzinfo=ZoneInfo("Europe/Vienna"))
     sim = Simulator("kaifa-ma309m", key=DEMO_KEY, interval=interval, seed=3, start=start)

@@ -19,8 +19,8 @@ import threading
 from microdot import Microdot, Response
 
 import mbuspico
-from mbuspico.config import DEMO_KEY
-from mbuspico.simulator import Simulator
+from mbuspico.simulate import DEMO_KEY
+from mbuspico.simulate.dlms import Simulator
 
 latest: dict[str, str] = {}
 

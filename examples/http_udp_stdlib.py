@@ -17,8 +17,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import mbuspico
-from mbuspico.config import DEMO_KEY
-from mbuspico.simulator import Simulator
+from mbuspico.simulate import DEMO_KEY
+from mbuspico.simulate.dlms import Simulator
 
 latest: dict[str, bytes] = {}
 

@@ -65,7 +65,14 @@ def main() -> None:
     if json.loads(out.stdout.splitlines()[0])["activeEnergyPlus"] != 12937:
         sys.exit(f"mbuspico decode printed {out.stdout!r}")
     # The service's modules import on this Python (their dependencies installed).
-    for module in ("mbuspico.service", "mbuspico.config", "mbuspico.simulator", "mbuspico.types"):
+    for module in (
+        "mbuspico.serve",
+        "mbuspico.serve.config",
+        "mbuspico.simulate.dlms",
+        "mbuspico.simulate.p1",
+        "mbuspico.simulate.mbus_slave",
+        "mbuspico.types",
+    ):
         importlib.import_module(module)
     print(
         f"ok: mbuspico {mbuspico.__version__} on Python {sys.version.split()[0]} "

@@ -49,13 +49,13 @@ SIMULATOR_KEY = "36C66639E48A8CA4D6BC8B282A793BBB"
 
 
 def serve(sim: Any = None, *, start: bool = True, **settings: Any) -> Any:
-    """A ``mbuspico.service.Service`` for a test: HTTP on 127.0.0.1 at a free
+    """A ``mbuspico.serve.Service`` for a test: HTTP on 127.0.0.1 at a free
     port, mDNS off (tests of it pass ``mdns_enabled=True``), reading the
     simulated meter ``sim`` (a ``Simulator``) when given, with the simulator's
     key; ``settings`` override any of these. Started unless ``start=False``.
     """
-    from mbuspico.config import Config
-    from mbuspico.service import Service
+    from mbuspico.serve import Service
+    from mbuspico.serve.config import Config
 
     base: dict[str, Any] = {
         "key": SIMULATOR_KEY,

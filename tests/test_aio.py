@@ -20,7 +20,7 @@ import pytest
 
 import mbuspico
 from mbuspico import SerialPortError, aio
-from mbuspico.simulator import EXPECTED_FIELDS, SimulatedTelegram, Simulator
+from mbuspico.simulate.dlms import EXPECTED_FIELDS, SimulatedTelegram, Simulator
 from mbuspico.types import ReaderStats
 
 KEY = "36C66639E48A8CA4D6BC8B282A793BBB"

@@ -26,8 +26,8 @@ from microdot import Microdot, Response
 
 import mbuspico
 from conftest import DATA, by_id
-from mbuspico.sinks import flat_values
-from mbuspico.sinks.csvlog import CsvLogSink, add_file_routes, list_files
+from mbuspico.serve.sinks import flat_values
+from mbuspico.serve.sinks.csvlog import CsvLogSink, add_file_routes, list_files
 
 DLMS_NAMES = [
     "activePowerPlus",
@@ -266,7 +266,7 @@ def test_a_write_error_is_counted_and_the_next_reading_goes_on(tmp_path: Path, k
 WRITER = """
 import sys
 import mbuspico
-from mbuspico.sinks.csvlog import CsvLogSink
+from mbuspico.serve.sinks.csvlog import CsvLogSink
 
 directory, key, frame = sys.argv[1:4]
 reading = dict(mbuspico.Decoder(key).decode(bytes.fromhex(frame)))

@@ -30,7 +30,7 @@ def example():
 def test_cluster_result_equals_the_single_process_decode(example, tmp_path):
     import pandas as pd
 
-    from mbuspico.simulator import Simulator
+    from mbuspico.simulate.dlms import Simulator
 
     paths = example.make_demo_archive(tmp_path, hours=4, interval=10.0)
     assert [Path(p).relative_to(tmp_path).as_posix() for p in paths] == [

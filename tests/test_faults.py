@@ -1,6 +1,6 @@
 """Fault injection: the service keeps serving HTTP and recovers when its outputs fail.
 
-A simulated meter on a pty feeds a real :class:`mbuspico.service.Service`; then
+A simulated meter on a pty feeds a real :class:`mbuspico.serve.Service`; then
 the MQTT broker (a real mosquitto) goes away and comes back, the UDP receiver
 goes away and comes back (or every send fails), and the disk of the CSV log is
 full for a while. The serial port vanishing and returning is tested in
@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 
 from conftest import serve
-from mbuspico.service import Service
-from mbuspico.simulator import Simulator
-from mbuspico.sinks import csvlog
+from mbuspico.serve import Service
+from mbuspico.serve.sinks import csvlog
+from mbuspico.simulate.dlms import Simulator
 from test_mqtt import MOSQUITTO, Broker, Subscriber, free_port
 from test_service import get, wait_for
 

@@ -26,7 +26,7 @@ from mbuspico import (
     _core,
 )
 from mbuspico.cli import main
-from mbuspico.mbus_slave import MBusSlave, SlaveMeter, load_frames
+from mbuspico.simulate.mbus_slave import MBusSlave, SlaveMeter, load_frames
 
 FRAMES = Path(__file__).parent / "data" / "libmbus" / "test-frames"
 

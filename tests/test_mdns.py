@@ -16,10 +16,10 @@ from zeroconf import IPVersion, ServiceBrowser, ServiceInfo, ServiceListener, Ze
 
 import mbuspico
 from conftest import serve
-from mbuspico.config import Config, ConfigError, load
-from mbuspico.mdns import SERVICE_TYPE, default_name, meter_number
-from mbuspico.simulator import Simulator
-from mbuspico.stats import hostname
+from mbuspico.serve.config import Config, ConfigError, load
+from mbuspico.serve.mdns import SERVICE_TYPE, default_name, meter_number
+from mbuspico.serve.stats import hostname
+from mbuspico.simulate.dlms import Simulator
 
 KEY = "36C66639E48A8CA4D6BC8B282A793BBB"
 
@@ -165,8 +165,8 @@ def test_off_imports_no_zeroconf():
     """With mDNS off the service never imports zeroconf (nor ifaddr)."""
     code = (
         "import sys, time\n"
-        "from mbuspico.config import Config\n"
-        "from mbuspico.service import Service\n"
+        "from mbuspico.serve.config import Config\n"
+        "from mbuspico.serve import Service\n"
         "assert 'zeroconf' not in sys.modules\n"
         "s = Service(Config(demo=True, http_host='127.0.0.1', http_port=0, mdns_enabled=False))\n"
         "s.start()\n"

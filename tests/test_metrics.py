@@ -22,7 +22,7 @@ import pytest
 
 from conftest import DATA, by_id
 from mbuspico import Decoder
-from mbuspico.sinks.metrics import GraphiteSink, InfluxSink, InfluxWriteError
+from mbuspico.serve.sinks.metrics import GraphiteSink, InfluxSink, InfluxWriteError
 
 KAIFA_EPOCH = 1643989400  # 2022-02-04T16:43:20+01:00
 DSMR_EPOCH = 1483381202  # 2017-01-02T19:20:02+01:00

@@ -26,7 +26,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 import mbuspico
 from conftest import DATA, by_id
 from mbuspico.compat import to_mbuspico_json
-from mbuspico.sinks.mqtt import MqttSink
+from mbuspico.serve.sinks.mqtt import MqttSink
 
 MOSQUITTO = Path("/usr/sbin/mosquitto")
 PASSWORD = "s3cr3t-Pa55word"  # noqa: S105 - a test broker's password
@@ -470,7 +470,7 @@ def test_last_will_after_unclean_death(broker, subscribe, tmp_path):
     script = textwrap.dedent(
         f"""
         import time
-        from mbuspico.sinks.mqtt import MqttSink
+        from mbuspico.serve.sinks.mqtt import MqttSink
         sink = MqttSink("127.0.0.1", {broker.port}, topic_prefix="will", client_id="will-test")
         sink.start()
         assert sink.wait_connected(10)
@@ -674,9 +674,9 @@ def test_serve_publishes_to_mqtt_end_to_end(broker, subscribe):
 
 
 def test_serve_evn_raw_publishes_the_decrypted_apdu(broker, subscribe):
-    from mbuspico.config import Config
-    from mbuspico.service import Service
-    from mbuspico.simulator import Simulator
+    from mbuspico.serve import Service
+    from mbuspico.serve.config import Config
+    from mbuspico.simulate.dlms import Simulator
 
     key = "36C66639E48A8CA4D6BC8B282A793BBB"
     sub = subscribe(broker.port, "evn/#")

@@ -24,7 +24,7 @@ import pytest
 import mbuspico
 from mbuspico import _core
 from mbuspico.cli import main
-from mbuspico.p1_simulator import (
+from mbuspico.simulate.p1 import (
     ENCRYPTED_METERS,
     P1_METERS,
     PROFILES,

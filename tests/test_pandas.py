@@ -13,7 +13,7 @@ import pytest
 import mbuspico
 from conftest import DATA, by_id
 from mbuspico import frames
-from mbuspico.simulator import EXPECTED_FIELDS, Simulator
+from mbuspico.simulate.dlms import EXPECTED_FIELDS, Simulator
 
 pd = pytest.importorskip("pandas")
 

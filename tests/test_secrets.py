@@ -47,9 +47,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 import mbuspico
 from conftest import by_id
 from mbuspico import cli
-from mbuspico.config import ConfigError, load
-from mbuspico.service import Service
-from mbuspico.simulator import Simulator
+from mbuspico.serve import Service
+from mbuspico.serve.config import ConfigError, load
+from mbuspico.simulate.dlms import Simulator
 
 # Keys of the simulated meter, and the wrong ones a misconfigured service has.
 KEY = "5A0E3C9B71D24F86A1C7E09B3D5F2864"
@@ -223,7 +223,7 @@ def test_reprs_and_errors_in_process(tmp_path: Path) -> None:
         keep("Simulator open", sim)
         keep("SerialReader", mbuspico.SerialReader(sim.port, key=KEY, auth_key=AUTH_KEY))
         keep("SerialReader(bytes)", mbuspico.SerialReader(sim.port, key=bytes.fromhex(KEY)))
-    from mbuspico.p1_simulator import P1Simulator
+    from mbuspico.simulate.p1 import P1Simulator
 
     keep("P1Simulator", P1Simulator("luxembourg-smarty", key=KEY, auth_key=AUTH_KEY))
     assert_no_secret(out, (*SECRETS, HTTP_PASSWORD.encode().hex()))

@@ -16,7 +16,7 @@ import pytest
 
 import mbuspico
 from mbuspico import SerialPortError, SerialReader
-from mbuspico.simulator import EXPECTED_FIELDS, METERS, SimulatedTelegram, Simulator
+from mbuspico.simulate.dlms import EXPECTED_FIELDS, METERS, SimulatedTelegram, Simulator
 from test_simulator_hdlc import HDLC_METERS
 
 KEY = "36C66639E48A8CA4D6BC8B282A793BBB"

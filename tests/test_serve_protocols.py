@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 import mbuspico
-from mbuspico.config import Config, ConfigError, load
-from mbuspico.mbus_slave import MBusSlave, SlaveMeter, load_frames
-from mbuspico.p1_simulator import P1Simulator
-from mbuspico.service import Service
+from mbuspico.serve import Service
+from mbuspico.serve.config import Config, ConfigError, load
+from mbuspico.simulate.mbus_slave import MBusSlave, SlaveMeter, load_frames
+from mbuspico.simulate.p1 import P1Simulator
 from test_service import get, wait_for
 
 CF_ECHO = Path(__file__).parent / "data" / "mbus" / "otb_iot_cf_echo_ii_checksum_corrected.hex"
@@ -131,7 +131,7 @@ def test_protocol_settings() -> None:
 def test_serve_logs_csv_serves_files_and_pushes_graphite(tmp_path: Path) -> None:
     import csv
 
-    from mbuspico.simulator import Simulator
+    from mbuspico.simulate.dlms import Simulator
     from test_metrics import Carbon
     from test_service import KEY
 

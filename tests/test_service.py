@@ -21,9 +21,10 @@ from typing import Any
 import pytest
 
 from conftest import serve
-from mbuspico.config import Config, ConfigError, load
-from mbuspico.service import NO_CACHE, BurstFilter, Service
-from mbuspico.simulator import SimulatedTelegram, Simulator
+from mbuspico.serve import BurstFilter, Service
+from mbuspico.serve.config import Config, ConfigError, load
+from mbuspico.serve.http import NO_CACHE
+from mbuspico.simulate.dlms import SimulatedTelegram, Simulator
 
 KEY = "36C66639E48A8CA4D6BC8B282A793BBB"
 
@@ -453,7 +454,7 @@ def test_example_services_run_against_the_demo_meter(script: str) -> None:
 
 
 def test_readme_lists_every_setting() -> None:
-    from mbuspico.config import SETTINGS
+    from mbuspico.serve.config import SETTINGS
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     for s in SETTINGS:

@@ -24,10 +24,10 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from mbuspico.config import Config, load
-from mbuspico.service import Service
-from mbuspico.settings_page import same_origin, write_settings
-from mbuspico.simulator import Simulator
+from mbuspico.serve import Service
+from mbuspico.serve.config import Config, load
+from mbuspico.serve.settings_page import same_origin, write_settings
+from mbuspico.simulate.dlms import Simulator
 
 if sys.version_info >= (3, 11):
     import tomllib

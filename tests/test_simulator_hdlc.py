@@ -16,7 +16,7 @@ import pytest
 import mbuspico
 from conftest import by_id
 from mbuspico import SerialReader, _core
-from mbuspico.simulator import (
+from mbuspico.simulate.dlms import (
     AUTHENTICATED,
     EXPECTED_FIELDS,
     METERS,

@@ -14,12 +14,11 @@ from typing import Any
 import pytest
 
 from conftest import serve
-from mbuspico import stats
-from mbuspico.config import Config, ConfigError, load
-from mbuspico.mbus_slave import MBusSlave, SlaveMeter
-from mbuspico.service import Service
-from mbuspico.simulator import Simulator
-from mbuspico.sinks.mqtt import MqttSink
+from mbuspico.serve import Service, stats
+from mbuspico.serve.config import Config, ConfigError, load
+from mbuspico.serve.sinks.mqtt import MqttSink
+from mbuspico.simulate.dlms import Simulator
+from mbuspico.simulate.mbus_slave import MBusSlave, SlaveMeter
 from test_mqtt import PASSWORD, Subscriber, broker, brokers, free_port, subscribe, wait_for
 
 __all__ = ["broker", "brokers", "subscribe"]  # fixtures used by name below

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from mbuspico.simulator import Simulator
+from mbuspico.simulate.dlms import Simulator
 
 KEY = "36C66639E48A8CA4D6BC8B282A793BBB"
 OUT = Path(__file__).with_name("kaifa_ma309m_1h.bin")

@@ -32,6 +32,11 @@ if TYPE_CHECKING:
     from typing import Any
 
     from . import aio as aio
+    from . import dsmr as dsmr
+    from . import mbus as mbus
+    from . import profiles as profiles
+    from . import serve as serve
+    from . import simulate as simulate
     from .capture import Capture, read_capture
     from .compat import to_mbuspico_json
     from .frames import to_pandas
@@ -64,8 +69,9 @@ _LAZY = {
 }
 
 
-# Submodules loaded on first use: mbuspico.aio imports asyncio.
-_SUBMODULES = ("aio",)
+# Submodules loaded on first use, as users type them after "import mbuspico":
+# mbuspico.aio imports asyncio, mbuspico.serve the service's modules.
+_SUBMODULES = ("aio", "dsmr", "mbus", "profiles", "serve", "simulate")
 
 
 def __getattr__(name: str) -> "Any":

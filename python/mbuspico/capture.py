@@ -28,7 +28,7 @@ from typing import Any, BinaryIO, Literal
 from ._core import Deframer
 from .types import DeframerStats
 
-__all__ = ["Capture", "read_capture"]
+__all__ = ["Capture", "as_bytes", "capture_bytes", "read_capture", "split_telegrams"]
 
 _HEX = frozenset(string.hexdigits.encode() + string.whitespace.encode())
 _SNIFF = 4096
@@ -38,6 +38,76 @@ def _is_hex(sample: bytes) -> bool:
     """Whether a file's first bytes are hex text (digits and whitespace only)."""
     stripped = sample.strip()
     return bool(stripped) and all(b in _HEX for b in stripped)
+
+
+def as_bytes(content: bytes) -> bytes:
+    """A whole file's telegram bytes: hex text decoded, anything else as it is.
+
+    Args:
+        content: The file's bytes.
+
+    Returns:
+        ``bytes.fromhex`` of the content when it is hex digits and whitespace
+        only and an even number of digits, else the content unchanged (binary
+        frames, P1 text). The simulated meters read their ``--telegrams``
+        files with it.
+
+    """
+    if _is_hex(content):
+        try:
+            return bytes.fromhex(content.strip().decode("ascii"))
+        except ValueError:
+            return content
+    return content
+
+
+def capture_bytes(content: bytes) -> bytes:
+    """A whole capture's bytes: a hex dump in any layout, else :func:`as_bytes`.
+
+    Hex dumps are read as :func:`mbuspico._core.parse_hex` reads them (spaced,
+    ``:``/``-``/``,`` separated, ``0x`` prefixes, otb-iot ``ok:68/4d/...``
+    messages); text starting with ``/`` is P1 text and stays as it is.
+    """
+    from ._core import parse_hex
+    from .errors import DecodeError
+
+    text = content.strip()
+    if text and text.isascii() and not text.startswith(b"/"):  # "/": P1 text
+        try:
+            return parse_hex(text.decode("ascii"))
+        except DecodeError:
+            pass
+    return as_bytes(content)
+
+
+_APDU_TAGS = (0xDB, 0x0F)  # general-glo-ciphering, data-notification (IEC 62056-5-3 §9.5)
+
+
+def split_telegrams(
+    data: bytes, protocol: str = "auto"
+) -> tuple[list[bytes], DeframerStats | None]:
+    """The verified telegrams in a capture's bytes, and the deframer's counters.
+
+    Args:
+        data: The bytes (see :func:`capture_bytes`).
+        protocol: ``"auto"`` (P1 text when the bytes hold a ``/`` and a
+            line starting ``!``, else M-Bus/HDLC frames), ``"dsmr"``, or any other
+            protocol name (M-Bus/HDLC framing).
+
+    Returns:
+        The telegrams in order, and the :class:`mbuspico.Deframer` counters
+        (bytes skipped, bad checksums, incomplete telegrams); a bare APDU
+        (first byte 0xDB or 0x0F) is one telegram as it is, with None for the
+        counters.
+
+    """
+    p1 = protocol == "dsmr" or (protocol == "auto" and b"/" in data and b"\n!" in data)
+    if data[:1] and data[0] in _APDU_TAGS and not p1:
+        return [data], None  # a bare APDU: no framing to search
+    deframer = Deframer(protocol="dsmr" if p1 else "auto")
+    telegrams = deframer.feed(data)
+    deframer.finish()
+    return telegrams, deframer.stats
 
 
 _P1_HEADER = re.compile(rb"/[\x20-\x7e]{4,80}\r?\n")

@@ -16,18 +16,16 @@ import argparse
 import contextlib
 import json
 import os
-import string
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Any, BinaryIO, TextIO
 
-from . import __version__
-from ._core import METERS
+from ._core import METERS, __version__
 from .compat import to_mbuspico_json
-from .config import SETTINGS, _bool
 from .errors import DecodeError, SerialPortError
-from .p1_simulator import ENCRYPTED_METERS, P1_METERS
 from .profiles import PROFILES
+from .serve.config import SETTINGS, _bool
+from .simulate.p1 import ENCRYPTED_METERS, P1_METERS
 from .types import DsmrReading, MbusReading, Reading
 
 _SIMULATED_PROFILES: dict[str, str] = {
@@ -38,9 +36,6 @@ _SIMULATED_PROFILES: dict[str, str] = {
 """Meter profiles ``simulate --meter`` accepts, and the simulator meter each plays."""
 
 __all__ = ["main"]
-
-_HEX_TEXT = frozenset((string.hexdigits + string.whitespace).encode())
-_APDU_TAGS = (0xDB, 0x0F)
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -292,33 +287,12 @@ def _format_argument(parser: argparse.ArgumentParser, *, xml: bool = False) -> N
     )
 
 
-def as_bytes(content: bytes) -> bytes:
-    """Hex text (digits and whitespace only) becomes bytes; anything else is binary."""
-    stripped = content.strip()
-    if stripped and all(b in _HEX_TEXT for b in stripped):
-        try:
-            return bytes.fromhex(stripped.decode("ascii"))
-        except ValueError:
-            return content
-    return content
-
-
-def _capture_bytes(content: bytes) -> bytes:
-    """A capture's bytes: a hex dump in any form --hex takes, else as_bytes."""
-    from ._core import parse_hex
-
-    text = content.strip()
-    if text and text.isascii() and not text.startswith(b"/"):  # "/": P1 text
-        with contextlib.suppress(DecodeError):
-            return parse_hex(text.decode("ascii"))
-    return as_bytes(content)
-
-
 def _sources(
     args: argparse.Namespace, stdin: BinaryIO
 ) -> Iterator[tuple[str, bytes | DecodeError]]:
-    """Each source's bytes: --hex as Decoder.decode parses text, captures by _capture_bytes."""
+    """Each source's bytes: --hex as Decoder.decode parses text, files by capture_bytes."""
     from ._core import parse_hex
+    from .capture import capture_bytes
 
     for i, text in enumerate(args.hex, 1):
         try:
@@ -329,23 +303,17 @@ def _sources(
     files: list[str] = args.files or ([] if args.hex else ["-"])
     for name in files:
         if name == "-":
-            yield "<stdin>", _capture_bytes(stdin.read())
+            yield "<stdin>", capture_bytes(stdin.read())
         else:
             with open(name, "rb") as f:
-                yield name, _capture_bytes(f.read())
+                yield name, capture_bytes(f.read())
 
 
 def _telegrams(data: bytes, log: TextIO, name: str, protocol: str = "auto") -> list[bytes]:
-    from ._core import Deframer
+    from .capture import split_telegrams
 
-    p1 = protocol == "dsmr" or (protocol == "auto" and b"/" in data and b"\n!" in data)
-    if data[:1] and data[0] in _APDU_TAGS and not p1:
-        return [data]  # a bare APDU: no framing to search
-    deframer = Deframer(protocol="dsmr" if p1 else "auto")
-    telegrams = deframer.feed(data)
-    deframer.finish()
-    stats = deframer.stats
-    if stats["bytes_skipped"]:
+    telegrams, stats = split_telegrams(data, protocol)
+    if stats is not None and stats["bytes_skipped"]:
         print(
             f"mbuspico: {name}: skipped {stats['bytes_skipped']} byte(s) outside verified "
             f"telegrams ({stats['bad_checksums']} bad checksum(s), "
@@ -561,7 +529,7 @@ def _simulate(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
         return _simulate_mbus_slave(args, out, log)
     if args.meter in P1_METERS:
         return _simulate_p1(args, out, log)
-    from .simulator import Simulator
+    from .simulate.dlms import Simulator
 
     if not args.key:
         print("mbuspico: simulate needs --key (or $MBUSPICO_DEVICE_KEY)", file=log)
@@ -604,7 +572,7 @@ def _run_simulator(sim: Any, args: argparse.Namespace, out: TextIO) -> int:
 
 def _simulate_p1(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
     """``simulate --meter dsmr5|...``: a DSMR P1 meter (a key only for the encrypted ones)."""
-    from .p1_simulator import PROFILES, P1Simulator
+    from .simulate.p1 import PROFILES, P1Simulator
 
     encrypted = args.meter in ENCRYPTED_METERS
     if encrypted and not args.key:
@@ -627,14 +595,13 @@ def _simulate_p1(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
 def _serve(args: argparse.Namespace, log: TextIO) -> int:
     import logging
 
-    from .config import ConfigError, load
-    from .service import BurstFilter, Service
+    from .serve import BurstFilter, ConfigError, Service, load_config
 
     flags = {s.name: getattr(args, s.name) for s in SETTINGS}
     if args.demo and flags["http_port"] is None:
         flags["http_port"] = "8080"
     try:
-        config = load(os.environ, args.config, flags, demo=args.demo)
+        config = load_config(os.environ, args.config, flags, demo=args.demo)
     except ConfigError as e:
         print(f"mbuspico: {e}", file=log)
         return 2
@@ -753,7 +720,7 @@ def _mbus(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
 
 
 def _simulate_mbus_slave(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
-    from .mbus_slave import MBusSlave, SlaveMeter
+    from .simulate.mbus_slave import MBusSlave, SlaveMeter
 
     if not args.frames:
         print("mbuspico: simulate --meter mbus-slave needs --frames", file=log)

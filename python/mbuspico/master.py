@@ -40,7 +40,7 @@ class MBusMaster:
 
     Args:
         port: Device path of the level converter, e.g. ``/dev/ttyUSB0``, or the
-            port a :class:`mbuspico.mbus_slave.MBusSlave` prints.
+            port a :class:`mbuspico.simulate.mbus_slave.MBusSlave` prints.
         baudrate: Line speed (300 to 38400; 2400 is the M-Bus default).
         timeout: Seconds a slave may stay silent before and between the bytes of
             its answer; ``None``: libmbus's value for the baud rate (300 Bd 1.3 s,

@@ -50,7 +50,7 @@ Profiles (:data:`P1_METERS`; serial settings in :data:`PROFILES`):
 Every generated telegram comes with ``expected``, what a decoder must return
 for it, in the shape of ``mbuspico.SerialReader(..., protocol="dsmr")``'s
 readings (see :class:`SimulatedP1Telegram`). Faults as
-:class:`mbuspico.simulator.Simulator`: ``garbage``, ``drop_byte``, ``flip_bit``,
+:class:`mbuspico.simulate.dlms.Simulator`: ``garbage``, ``drop_byte``, ``flip_bit``,
 ``split``; ``replay`` sends the telegrams cut from a capture instead.
 
 POSIX only (``os.openpty``).
@@ -66,8 +66,8 @@ from math import pi, sin
 from pathlib import Path
 from typing import Any
 
-from . import _core
-from ._ptymeter import PtyMeter, check_rates
+from .. import _core
+from .pty import PtyMeter, check_rates
 
 __all__ = [
     "ENCRYPTED_METERS",
@@ -776,7 +776,7 @@ class P1Simulator(PtyMeter[SimulatedP1Telegram]):
 
 
 def _read_capture(path: Path) -> bytes:
-    from .cli import as_bytes
+    from ..capture import as_bytes
 
     return as_bytes(path.read_bytes())
 

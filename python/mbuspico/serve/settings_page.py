@@ -8,9 +8,9 @@ effect (:data:`LIVE`, :data:`AT_RESTART`), reading a submission
 (:func:`submitted_changes`), the page and its JSON (:func:`render`,
 :func:`describe`), the cross-origin check (:func:`same_origin`) and the atomic
 write of the TOML file (:func:`write_settings`).
-:meth:`mbuspico.service.Service.apply_settings` validates, writes and applies.
+:meth:`mbuspico.serve.Service.apply_settings` validates, writes and applies.
 
-Secrets (the ``secret=True`` settings of :data:`mbuspico.config.SETTINGS`: keys,
+Secrets (the ``secret=True`` settings of :data:`mbuspico.serve.config.SETTINGS`: keys,
 passwords, tokens) are never shown: only whether they are set. They can be
 replaced (a non-empty value), never read back; an empty value keeps the old one.
 
@@ -23,23 +23,27 @@ JSON content type); the README's "Settings page" describes the behaviour.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import html
 import os
 import stat
 import sys
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from .config import SETTINGS, Config, ConfigError, Setting
+from .config import SETTINGS, Config, ConfigError, Setting, update
 
 __all__ = [
     "AT_RESTART",
     "EDITABLE",
     "LIVE",
+    "Change",
     "describe",
+    "plan_change",
     "render",
     "same_origin",
     "submitted_changes",
@@ -138,7 +142,7 @@ def submitted_changes(
       ``csrf`` is the form's token, for the caller to check.
 
     An empty value for a secret keeps it (it is left out). Values are not
-    parsed here: :func:`mbuspico.config.update` does that.
+    parsed here: :func:`mbuspico.serve.config.update` does that.
 
     Args:
         body: The request body (UTF-8).
@@ -202,6 +206,103 @@ def submitted_changes(
     raise ConfigError(msg)
 
 
+@dataclass(frozen=True)
+class Change:
+    """A validated change of settings, before anything is written or applied.
+
+    Attributes:
+        path: The ``--config`` file to write.
+        saved: The settings the file holds afterwards.
+        running: The settings the service runs with afterwards (the live
+            changes applied, the others waiting for the next start).
+        changed: The settings that differ from the saved ones (names).
+        updates: What to write: TOML key -> new value.
+        restart: TOML keys that take effect at the next start only.
+
+    """
+
+    path: str
+    saved: Config
+    running: Config
+    changed: tuple[str, ...]
+    updates: dict[str, Any]
+    restart: tuple[str, ...]
+
+    @property
+    def live(self) -> frozenset[str]:
+        """The changed settings applied now (names)."""
+        return frozenset(self.changed) & LIVE
+
+    @property
+    def udp(self) -> bool:
+        """Whether the UDP sender must restart."""
+        return bool(UDP & self.live)
+
+    @property
+    def sinks(self) -> bool:
+        """Whether the MQTT, Graphite and InfluxDB sinks must be built anew."""
+        return any(name.startswith(SINK_PREFIXES) for name in self.live)
+
+    def result(self) -> dict[str, list[str]]:
+        """``{"changed": [...], "applied": [...], "restart": [...]}``, as TOML keys."""
+        return {
+            "changed": [_BY_NAME[n].toml for n in self.changed],
+            "applied": [_BY_NAME[n].toml for n in self.changed if n in LIVE],
+            "restart": list(self.restart),
+        }
+
+
+def plan_change(
+    running: Config, saved: Config, started_with: Config, changes: Mapping[str, Any]
+) -> Change:
+    """Validate ``changes`` as at start-up and work out what they change.
+
+    Args:
+        running: The settings in effect now.
+        saved: The settings the ``--config`` file holds now.
+        started_with: The settings the reader thread was started with
+            (``mqtt.mode = "evn-raw"`` needs the reader to keep the APDUs, so
+            switching to it waits for the next start).
+        changes: New values by setting name (``{"udp_interval": "5"}``):
+            text as in the file, or typed values.
+
+    Raises:
+        ConfigError: No ``--config`` file, a setting off the allow-list
+            (:data:`EDITABLE`), or an invalid value or combination
+            (:func:`mbuspico.serve.config.update`).
+
+    """
+    path = running.config_file
+    if path is None:
+        msg = (
+            "the service was started without --config FILE, so there is no file "
+            "to save settings in; start it with --config"
+        )
+        raise ConfigError(msg)
+    for name in changes:
+        if name not in EDITABLE:
+            key = _BY_NAME[name].toml if name in _BY_NAME else name
+            msg = f"{key} cannot be changed on the settings page"
+            raise ConfigError(msg)
+    after = update(saved, changes)
+    changed = [s for s in SETTINGS if getattr(after, s.name) != getattr(saved, s.name)]
+    live = {s.name: getattr(after, s.name) for s in changed if s.name in LIVE}
+    now = dataclasses.replace(running, **live)
+    restart = [s.toml for s in changed if s.name not in LIVE]
+    raw = started_with.mqtt_enabled and started_with.mqtt_mode == "evn-raw"
+    wants_raw = now.mqtt_enabled and now.mqtt_mode == "evn-raw"
+    if wants_raw and not raw and {"mqtt_enabled", "mqtt_mode"} & live.keys():
+        restart.append("mqtt.mode")
+    return Change(
+        path=path,
+        saved=after,
+        running=now,
+        changed=tuple(s.name for s in changed),
+        updates={s.toml: getattr(after, s.name) for s in changed},
+        restart=tuple(restart),
+    )
+
+
 def same_origin(headers: Mapping[str, str]) -> bool:
     """Whether a request comes from a page of this service (CSRF defence).
 
@@ -239,7 +340,7 @@ def describe(running: Config, saved: Config) -> dict[str, Any]:
 
     Returns:
         ``{"file": path or None, "settings": {toml key: entry}}`` in the order
-        of :data:`mbuspico.config.SETTINGS`, where an entry is ``{"value": ...,
+        of :data:`mbuspico.serve.config.SETTINGS`, where an entry is ``{"value": ...,
         "help": ..., "editable": bool, "live": bool}``; a secret has ``"set":
         bool`` (and ``"secret": true``) instead of ``"value"``. A setting saved
         but not yet in effect adds ``"atRestart"``: the saved value (for a

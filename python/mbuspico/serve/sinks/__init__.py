@@ -20,11 +20,14 @@ import queue
 import re
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
-from ..compat import MBUSPICO_FIELDS
+from ...compat import MBUSPICO_FIELDS
 
-__all__ = ["Sink", "flat_values"]
+if TYPE_CHECKING:
+    from ..config import Config
+
+__all__ = ["Sink", "flat_values", "make_sinks"]
 
 log = logging.getLogger("mbuspico.serve")
 
@@ -210,3 +213,70 @@ class Sink(abc.ABC):
                 if failing:
                     log.info("%s: delivering again after %d failed readings", self.name, failing)
                     failing = 0
+
+
+def make_sinks(config: Config, status: Callable[[], dict[str, Any]]) -> list[Sink]:
+    """The sinks ``config`` turns on, built but not started (readings queue until then).
+
+    Args:
+        config: The settings: MQTT (``mqtt_enabled``), CSV (``csv_directory``),
+            Graphite (``graphite_host``), InfluxDB (``influx_url``).
+        status: The service's status, which MQTT publishes as
+            ``<prefix>/status``.
+
+    Raises:
+        ValueError: A setting only the sink checks (an MQTT topic with ``#``).
+
+    """
+    c = config
+    sinks: list[Sink] = []
+    if c.mqtt_enabled:
+        from .mqtt import MqttSink
+
+        sinks.append(
+            MqttSink(
+                host=c.mqtt_host,
+                port=c.mqtt_port,
+                username=c.mqtt_user,
+                password=c.mqtt_password,
+                client_id=c.mqtt_client_id,
+                mode=c.mqtt_mode,
+                topic_prefix=c.mqtt_prefix,
+                qos=c.mqtt_qos,
+                retain=c.mqtt_retain,
+                tls=c.mqtt_tls,
+                ca_file=c.mqtt_ca_file,
+                cert_file=c.mqtt_cert_file,
+                key_file=c.mqtt_key_file,
+                tls_insecure=c.mqtt_tls_insecure,
+                discovery=c.mqtt_discovery,
+                discovery_prefix=c.mqtt_discovery_prefix,
+                telegram_json=c.mqtt_telegram_json,
+                status=status,
+                status_interval=c.mqtt_status_interval,
+            )
+        )
+    if c.csv_directory:
+        from .csvlog import CsvLogSink
+
+        sinks.append(CsvLogSink(c.csv_directory))
+    if c.graphite_host:
+        from .metrics import GraphiteSink
+
+        sinks.append(GraphiteSink(c.graphite_host, c.graphite_port, prefix=c.graphite_prefix))
+    if c.influx_url:
+        from .metrics import InfluxSink
+
+        sinks.append(
+            InfluxSink(
+                c.influx_url,
+                version=c.influx_version,
+                database=c.influx_database,
+                username=c.influx_user,
+                password=c.influx_password,
+                org=c.influx_org,
+                bucket=c.influx_bucket,
+                token=c.influx_token,
+            )
+        )
+    return sinks

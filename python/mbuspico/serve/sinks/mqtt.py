@@ -1,6 +1,6 @@
 """Publish readings to an MQTT broker (paho-mqtt 2.x), with Home Assistant discovery.
 
-:class:`MqttSink` is a :class:`~mbuspico.sinks.Sink`: :meth:`~MqttSink.publish`
+:class:`MqttSink` is a :class:`~mbuspico.serve.sinks.Sink`: :meth:`~MqttSink.publish`
 queues and returns at once; paho's network thread connects in the background
 and reconnects with backoff (1 s doubling to 60 s), so an unreachable broker
 never delays or stops reading the meter.
@@ -28,7 +28,7 @@ Topics (``<prefix>`` is ``topic_prefix``, default ``mbuspico``), by ``mode``:
     zero, are ``null``. DLMS readings only.
 ``obis``
     Any protocol: ``<prefix>/<name>`` for each value of
-    :func:`mbuspico.sinks.flat_values` (``mbuspico/electricity_used_tariff_1``,
+    :func:`mbuspico.serve.sinks.flat_values` (``mbuspico/electricity_used_tariff_1``,
     M-Bus channels as ``mbuspico/mbus_1``); with ``telegram_json`` also the
     whole reading as JSON on ``<prefix>/telegram``.
 
@@ -62,7 +62,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from ..compat import MBUSPICO_FIELDS
+from ...compat import MBUSPICO_FIELDS
 from . import Sink, flat_values
 
 __all__ = ["MODES", "MqttSink"]

@@ -7,8 +7,8 @@ thread if asked. It also injects the faults the simulators offer: random
 ``garbage`` before a telegram, ``drop_byte`` and ``flip_bit`` per byte, and
 ``split`` writes in small chunks with small delays.
 
-Used by :class:`mbuspico.simulator.Simulator` (DLMS push meters) and
-:class:`mbuspico.p1_simulator.P1Simulator` (DSMR P1 meters). POSIX only.
+Used by :class:`mbuspico.simulate.dlms.Simulator` (DLMS push meters) and
+:class:`mbuspico.simulate.p1.P1Simulator` (DSMR P1 meters). POSIX only.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 __all__ = ["PtyMeter", "PtyPort", "check_rates"]
 
-log = logging.getLogger("mbuspico.simulator")
+log = logging.getLogger("mbuspico.simulate")
 
 
 class _Telegram(Protocol):

@@ -47,12 +47,12 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import Any
 
-from . import _core
-from ._ptymeter import PtyMeter, check_rates
+from .. import _core
+from .pty import PtyMeter, check_rates
 
 __all__ = ["AUTHENTICATED", "EXPECTED_FIELDS", "METERS", "SimulatedTelegram", "Simulator"]
 
-log = logging.getLogger("mbuspico.simulator")
+log = logging.getLogger("mbuspico.simulate")
 
 EXPECTED_FIELDS: tuple[str, ...] = (
     "timestamp",
@@ -367,7 +367,7 @@ class Simulator(PtyMeter[SimulatedTelegram]):
 
 def _load_capture(path: Path) -> list[bytes]:
     """The telegrams in a capture file (binary or hex text)."""
-    from .cli import as_bytes
+    from ..capture import as_bytes
 
     deframer = _core.Deframer()
     telegrams = deframer.feed(as_bytes(path.read_bytes()))

@@ -51,12 +51,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Union
 
-from . import _core
-from ._ptymeter import PtyPort
+from .. import _core
+from .pty import PtyPort
 
 __all__ = ["FrameSource", "MBusSlave", "SlaveMeter", "load_frames"]
 
-log = logging.getLogger("mbuspico.mbus_slave")
+log = logging.getLogger("mbuspico.simulate")
 
 FrameSource = Union[str, "os.PathLike[str]", bytes, Sequence[bytes]]
 """Frames of a meter: a path to a ``.hex`` file (hex text or binary) or to a
@@ -99,7 +99,7 @@ def _split_frames(data: bytes, name: str) -> list[bytes]:
 
 
 def _read_file(path: Path) -> list[bytes]:
-    from .cli import as_bytes
+    from ..capture import as_bytes
 
     return _split_frames(as_bytes(path.read_bytes()), str(path))
 

@@ -13,7 +13,7 @@
   goes to ``2026-10.csv``, one at ``2026-11-01T00:00:05+01:00`` to
   ``2026-11.csv``.
 * The other columns are ``meterNumber`` (DLMS readings only, text) and the
-  names of :func:`mbuspico.sinks.flat_values` in its order, with its units
+  names of :func:`mbuspico.serve.sinks.flat_values` in its order, with its units
   (W, Wh, V, A, kWh, m³, …). Numbers are written as Python floats
   (``1055.0``); a value the reading lacks is an empty cell.
 * The first reading of a file fixes its columns. A later reading that brings a

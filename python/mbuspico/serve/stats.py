@@ -17,8 +17,9 @@ import re
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
-__all__ = ["THERMAL_BASE", "cpu_temperature", "hostname", "rss_mib"]
+__all__ = ["THERMAL_BASE", "cpu_temperature", "hostname", "iso_utc", "machine", "rss_mib"]
 
 THERMAL_BASE = "/sys/class/thermal"
 """Where Linux lists its thermal zones."""
@@ -117,3 +118,25 @@ def cpu_temperature(base: str | os.PathLike[str] = THERMAL_BASE) -> float | None
 def hostname() -> str:
     """The host name of this machine (:func:`socket.gethostname`), without a domain."""
     return socket.gethostname().split(".")[0] or "localhost"
+
+
+def iso_utc(epoch: float | None) -> str | None:
+    """Unix time as ISO 8601 in UTC to the second (``2026-12-07T02:21:21+00:00``), or None."""
+    if epoch is None:
+        return None
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds")
+
+
+def machine(thermal_base: str | os.PathLike[str] = THERMAL_BASE) -> dict[str, Any]:
+    """The machine's part of the service status: ``rssMiB``, ``cpuTemperatureC``, ``hostname``.
+
+    ``rssMiB`` is :func:`rss_mib`, ``cpuTemperatureC`` :func:`cpu_temperature`
+    of ``thermal_base`` (°C, None where the board has no thermal zone).
+    """
+    return {
+        "rssMiB": rss_mib(),
+        "cpuTemperatureC": cpu_temperature(thermal_base),
+        "hostname": hostname(),
+    }

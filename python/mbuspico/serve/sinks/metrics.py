@@ -1,6 +1,6 @@
 r"""Time-series sinks: Graphite (Carbon plaintext) and InfluxDB (line protocol).
 
-Both store :func:`mbuspico.sinks.flat_values` of each reading, stamped with the
+Both store :func:`mbuspico.serve.sinks.flat_values` of each reading, stamped with the
 reading's own ``timestamp`` (the meter clock) when it has one and with the
 receive time otherwise. A ``timestamp`` without a UTC offset is taken as local
 time of this host.
@@ -36,7 +36,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from mbuspico.sinks import Sink, flat_values
+from . import Sink, flat_values
 
 __all__ = ["GraphiteSink", "InfluxSink", "InfluxWriteError"]
 
@@ -81,7 +81,7 @@ def _finite(values: Mapping[str, float]) -> dict[str, float]:
 class GraphiteSink(Sink):
     r"""Send readings to Graphite's Carbon over TCP with the plaintext protocol.
 
-    Each reading becomes one line per :func:`~mbuspico.sinks.flat_values` item::
+    Each reading becomes one line per :func:`~mbuspico.serve.sinks.flat_values` item::
 
         <prefix>.<name> <value> <unix seconds>\n
 
@@ -301,7 +301,7 @@ class InfluxSink(Sink):
         <measurement>,meter=<meterNumber or protocol>,protocol=<protocol>[,<tag>=<v>…] \
             <field>=<float>,… <unix ns>
 
-    with the fields from :func:`~mbuspico.sinks.flat_values` (NaN and infinite
+    with the fields from :func:`~mbuspico.serve.sinks.flat_values` (NaN and infinite
     values left out; a reading with no value writes nothing), tags sorted by
     key as InfluxDB recommends, and the reading's ``timestamp`` in
     nanoseconds (``precision=ns``), or the time it was queued without one.

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import MbusPicoError
-from .profiles import Profile
+from ..errors import MbusPicoError
+from ..profiles import Profile
+from ..simulate import DEMO_AUTH_KEY, DEMO_KEY
 
 __all__ = [
     "DEMO_AUTH_KEY",
@@ -34,10 +35,6 @@ __all__ = [
     "update",
 ]
 
-DEMO_KEY = "36C66639E48A8CA4D6BC8B282A793BBB"
-"""The key published in the Netz NÖ customer-interface documentation; the
-simulated meter of ``--demo`` uses it."""
-
 DEVICES: dict[str, str] = {
     "KAIFA_MA309M_NETZNOE": "kaifa-ma309m-netznoe",
     "SAGEMCOM_T210D": "sagemcom-t210d-netznoe",
@@ -48,10 +45,6 @@ DEVICES: dict[str, str] = {
 (``wienernetze-im350``, ``burgenland-e450``, ``dsmr5``, ...): the profile gives
 the protocol and serial settings unless they are set, the checks telegrams must
 pass, and the simulated meter of ``--demo``."""
-
-DEMO_AUTH_KEY = "C0C1C2C3C4C5C6C7C8C9CACBCCCDCECF"
-"""Authentication key of the simulated meter of ``--demo`` for profiles whose
-telegrams carry a tag (the one Netz Burgenland's published frames use)."""
 
 
 class ConfigError(MbusPicoError, ValueError):
@@ -113,7 +106,7 @@ def _key(value: Any) -> str | None:
 
 
 def _device(value: Any) -> str:
-    from .profiles import PROFILES, find
+    from ..profiles import PROFILES, find
 
     text = _text(value).strip()
     if text.lower() == "auto":
@@ -164,7 +157,7 @@ def _zone(value: Any) -> str:
 
 
 def _code_table(value: Any) -> str | None:
-    from .dsmr import load_names
+    from ..dsmr import load_names
 
     text = _optional(value)
     if text is not None:
@@ -703,7 +696,7 @@ def _exposed_secrets(path: Path, doc: Mapping[str, Any]) -> str | None:
 
 def _find_profile(device: str) -> Profile | None:
     """The profile of a ``device`` value; None for ``auto``."""
-    from .profiles import find
+    from ..profiles import find
 
     return None if device == "auto" else find(DEVICES.get(device, device))
 

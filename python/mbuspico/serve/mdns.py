@@ -18,11 +18,13 @@ another responder already holds is changed by zeroconf to ``<name> (2)``, …
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import socket
+import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import ifaddr
 from zeroconf import InterfaceChoice, IPVersion, ServiceInfo
@@ -30,7 +32,11 @@ from zeroconf.asyncio import AsyncZeroconf
 
 from .stats import hostname
 
-__all__ = ["SERVICE_TYPE", "Announcer", "default_name", "meter_number"]
+if TYPE_CHECKING:
+    from .config import Config
+    from .meter import Latest
+
+__all__ = ["SERVICE_TYPE", "Announcer", "announce", "default_name", "meter_number"]
 
 log = logging.getLogger("mbuspico.serve")
 
@@ -157,3 +163,56 @@ class Announcer:
         self._info = None
         if zc is not None:
             await zc.async_close()  # unregisters every service first
+
+
+async def announce(
+    port: int,
+    config: Config,
+    latest: Latest,
+    stop: threading.Event,
+    txt: Mapping[str, str],
+    registered: Callable[[Announcer | None], None],
+) -> None:
+    """Announce HTTP as ``_http._tcp.local.`` until cancelled, then withdraw it.
+
+    Without ``config.mdns_name``: ``mbuspico-<host name>`` at once, renamed to
+    ``mbuspico-<meter number>`` when the first reading that shows one arrives
+    (once per run). A failure is logged once; HTTP keeps serving without it.
+
+    Args:
+        port: The HTTP port announced.
+        config: The settings (``http_host``, ``mdns_name``).
+        latest: Where the reader thread keeps the latest reading.
+        stop: Set when the service stops.
+        txt: The TXT record.
+        registered: Called with the :class:`Announcer` once it is set up, and
+            with None once it is closed (the service's status shows its name).
+
+    """
+    announcer: Announcer | None = None
+    try:
+        announcer = Announcer(port, config.http_host, txt)
+        registered(announcer)
+        name = config.mdns_name or default_name(latest.snapshot()[0])
+        await announcer.register(name)
+        log.info("mDNS: announcing %s on %s", announcer.name, SERVICE_TYPE)
+        while config.mdns_name is None and not stop.is_set():
+            reading = latest.snapshot()[0]
+            if meter_number(reading) is not None:
+                if default_name(reading) != name:
+                    await announcer.register(default_name(reading))
+                    log.info("mDNS: announcing %s (the meter's number)", announcer.name)
+                break
+            await asyncio.sleep(0.5)
+        await asyncio.Event().wait()  # until cancelled
+    except asyncio.CancelledError:
+        pass
+    except Exception as e:  # no multicast, port 5353 refused: HTTP works without it
+        log.warning("mDNS: could not announce the HTTP service: %s", e)
+    finally:
+        if announcer is not None:
+            try:
+                await announcer.close()
+            except Exception as e:  # sockets gone already
+                log.debug("mDNS: closing: %s", e)
+        registered(None)

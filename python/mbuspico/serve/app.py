@@ -1,0 +1,361 @@
+"""``mbuspico serve``: the MBusPico service next to the meter, wired together.
+
+:class:`Service` starts and stops the parts, each in a module of its own:
+
+* :mod:`~mbuspico.serve.meter`: the reader thread and the latest reading;
+* :mod:`~mbuspico.serve.http`: HTTP routes, authentication and pages (microdot);
+* :mod:`~mbuspico.serve.udp`: MBusPico's JSON by UDP at an interval;
+* :mod:`~mbuspico.serve.sinks`: MQTT, CSV, Graphite and InfluxDB;
+* :mod:`~mbuspico.serve.mdns`: the ``_http._tcp.local.`` announcement;
+* :mod:`~mbuspico.serve.settings_page`: the settings page, applied here live.
+
+Source of the behaviour: raven-worx/MBusPico ``python/dist/provider/www.py``,
+``udp.py``, ``config.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from .._core import __version__
+from .config import Config, ConfigError
+from .http import authorised, make_app
+from .meter import AnyReading, Latest, Meter
+from .sinks import Sink, make_sinks
+from .stats import THERMAL_BASE, machine
+from .udp import UdpSender
+
+__all__ = ["BurstFilter", "Service"]
+
+log = logging.getLogger("mbuspico.serve")
+
+
+class BurstFilter(logging.Filter):
+    """Collapses bursts of "dropped a telegram" warnings to one line a minute.
+
+    The first bad telegram is logged; later ones within ``window`` seconds are
+    counted and reported in the next line that passes.
+    """
+
+    def __init__(self, window: float = 60.0) -> None:
+        """Create the filter."""
+        super().__init__()
+        self.window = window
+        self._since = -window
+        self._suppressed = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Let the first of a burst through, count the rest."""
+        if not str(record.msg).startswith("dropped a telegram"):
+            return True
+        now = time.monotonic()
+        if now - self._since < self.window:
+            self._suppressed += 1
+            return False
+        if self._suppressed:
+            record.msg = f"{record.msg} ({self._suppressed} more bad telegrams before this)"
+            record.args = None
+        self._since, self._suppressed = now, 0
+        return True
+
+
+class Service:
+    """The running service: the meter's reader thread, HTTP, UDP, mDNS and the sinks.
+
+    Args:
+        config: The settings (see :mod:`mbuspico.serve.config`).
+
+    Use :meth:`run` to serve until SIGINT/SIGTERM (the command line), or
+    :meth:`start` / :meth:`stop` to run it in a background thread (tests,
+    embedding).
+
+    """
+
+    def __init__(self, config: Config) -> None:
+        """Prepare the service; nothing is opened until it runs."""
+        self.config = config
+        self.meter = Meter(config, self._publish)
+        """The reader of the meter (:class:`mbuspico.serve.meter.Meter`)."""
+        self.state: Latest = self.meter.latest
+        """The latest reading and counters."""
+        self.udp = UdpSender(self.state)
+        """The UDP sender and its counters."""
+        self.http_port: int | None = None
+        """The bound HTTP port once serving (useful with port 0)."""
+        self.sinks: list[Sink] = []
+        """The publishing sinks (MQTT, CSV, Graphite, InfluxDB) configured."""
+        self.thermal_base = THERMAL_BASE
+        """Thermal sysfs directory :meth:`status` reads the CPU temperature from."""
+        self.saved_config = config
+        """The settings the ``--config`` file holds after ``POST /settings``:
+        :attr:`config` plus the changes that apply at the next start."""
+        self.settings_token = secrets.token_urlsafe(32)
+        """The settings form's anti-forgery token, new at every start."""
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._announcer: Any = None  # mdns.Announcer while mDNS is on
+        self._settings_lock: asyncio.Lock | None = None
+        self._udp_task: asyncio.Future[None] | None = None
+        self._started_with = config  # what the reader thread was built from
+
+    @property
+    def port(self) -> str | None:
+        """The serial device read (the demo meter's pseudo-terminal with ``--demo``)."""
+        return self.meter.port
+
+    @property
+    def key(self) -> str | None:
+        """The decryption key in use (the demo meter's when none is configured)."""
+        return self.meter.key
+
+    @property
+    def udp_sent(self) -> int:
+        """UDP datagrams sent."""
+        return self.udp.sent
+
+    @property
+    def udp_failed(self) -> int:
+        """UDP sends that failed (logged once per run of failures)."""
+        return self.udp.failed
+
+    @property
+    def _reader_thread(self) -> threading.Thread | None:
+        return self.meter.thread
+
+    def _publish(self, reading: AnyReading) -> None:
+        for sink in self.sinks:
+            sink.publish(reading)
+
+    def _authorised(self, header: str | None) -> int:
+        """200 when authentication passes or is off, else 401 (none given) or 403."""
+        return authorised(self.config, header)
+
+    def status(self) -> dict[str, Any]:
+        """The service's status, the JSON of ``GET /api/status`` and ``<prefix>/status``.
+
+        Keys: ``version``, ``device``, ``protocol``; ``uptimeSeconds`` (s);
+        ``serialPort`` (``path``, ``connected``); ``counters`` (the reader's
+        :class:`mbuspico.ReaderStats`, or the wired M-Bus poll counters);
+        ``telegrams``, the same four figures for every protocol: ``good``
+        (readings decoded), ``badChecksum`` (frames whose checksum failed),
+        ``decryptionFailures`` (wrong key, tag mismatch), ``bytesSkipped``
+        (bytes outside any telegram); ``sinks`` (each sink's counters);
+        ``lastReadingAt`` (UTC, ISO 8601) and ``lastMeterTime`` (the meter's
+        clock) of the last good reading, None before; ``rssMiB`` (resident
+        memory, MiB; :func:`mbuspico.serve.stats.rss_mib`); ``cpuTemperatureC`` (°C,
+        None where the board has no thermal zone;
+        :func:`mbuspico.serve.stats.cpu_temperature`); ``hostname``; ``clientId``
+        (the MQTT client id, None without MQTT); ``mdns`` (``{"name": ...}``,
+        the announced instance name, None until registered; None when off).
+        """
+        announcer = self._announcer
+        mqtt = [sink for sink in self.sinks if sink.name == "mqtt"]
+        return {
+            "version": __version__,
+            "device": self.config.device,
+            "protocol": self.config.protocol,
+            **self.state.figures(self.meter.port),
+            "sinks": {sink.name: sink.status() for sink in self.sinks},
+            **machine(self.thermal_base),
+            "clientId": getattr(mqtt[0], "client_id", None) if mqtt else None,
+            "mdns": None if announcer is None else {"name": announcer.name},
+        }
+
+    # -- settings ------------------------------------------------------------
+
+    async def apply_settings(self, changes: Mapping[str, Any]) -> dict[str, list[str]]:
+        """Validate, save and apply changed settings (``POST /settings``).
+
+        The changes are checked as at start-up (:func:`mbuspico.serve.config.update`),
+        new sinks are built, then the ``--config`` file is rewritten atomically
+        (:func:`mbuspico.serve.settings_page.write_settings`), and only then are the
+        live settings applied: UDP restarts its sender, MQTT/Graphite/InfluxDB
+        changes close the sinks and start new ones, HTTP user and password
+        hold from the next request. Settings of
+        :data:`mbuspico.serve.settings_page.AT_RESTART` are saved only. Changes are
+        applied one request at a time.
+
+        Args:
+            changes: New values by setting name (``{"udp_interval": "5"}``):
+                text as in the file, or typed values.
+
+        Returns:
+            TOML keys: ``{"changed": [...], "applied": [...], "restart": [...]}``,
+            what differs from the saved settings, what is in effect now, and
+            what waits for the next start (``mqtt.mode`` too when switching to
+            ``evn-raw``, whose APDUs the running reader does not keep).
+
+        Raises:
+            ConfigError: No ``--config`` file, a setting off the allow-list
+                (:data:`mbuspico.serve.settings_page.EDITABLE`), or an invalid value
+                or combination; nothing is written or applied.
+            OSError: The file could not be written; nothing is applied.
+
+        """
+        from .settings_page import plan_change, write_settings
+
+        if self._settings_lock is None:
+            self._settings_lock = asyncio.Lock()
+        async with self._settings_lock:
+            change = plan_change(self.config, self.saved_config, self._started_with, changes)
+            sinks = None
+            if change.sinks:
+                try:
+                    sinks = make_sinks(change.running, self.status)
+                except ValueError as e:  # what only the sink checks, e.g. a topic with '#'
+                    raise ConfigError(str(e)) from None
+            loop = asyncio.get_running_loop()
+            if change.updates:
+                await loop.run_in_executor(None, write_settings, change.path, change.updates)
+            self.saved_config, self.config = change.saved, change.running
+            self.meter.config = change.running
+            if change.udp:
+                if self._udp_task is not None:
+                    self._udp_task.cancel()
+                    self._udp_task = None
+                if change.running.udp_enabled:
+                    self._udp_task = asyncio.ensure_future(self.udp.run(change.running, self._stop))
+            if sinks is not None:
+                old, self.sinks = self.sinks, sinks  # readings queue until started
+
+                def close_old() -> None:
+                    for sink in old:
+                        sink.close()
+
+                await loop.run_in_executor(None, close_old)
+                for sink in sinks:
+                    sink.start()
+            result = change.result()
+            if change.updates:  # names only: values may be secrets
+                log.info(
+                    "settings saved to %s: %s in effect now, %s at the next start",
+                    change.path,
+                    ", ".join(result["applied"]) or "none",
+                    ", ".join(result["restart"]) or "none",
+                )
+            return result
+
+    def _registered(self, announcer: Any) -> None:
+        self._announcer = announcer
+
+    async def _announce(self) -> None:
+        from .mdns import announce  # zeroconf is imported only when mDNS is on
+
+        txt = {"path": "/", "version": __version__, "device": self.config.device}
+        await announce(
+            self.http_port or 0, self.config, self.state, self._stop, txt, self._registered
+        )
+
+    # -- running -------------------------------------------------------------
+
+    async def serve(self) -> None:
+        """Serve until :meth:`stop`."""
+        c = self.config
+        for warning in c.warnings:  # e.g. a config file with keys others can read
+            log.warning("%s", warning)
+        self.sinks = make_sinks(c, self.status)
+        self.meter.start()  # the demo meter first: a device it cannot play fails here
+        for sink in self.sinks:
+            sink.start()
+        tasks = []
+        if c.udp_enabled:
+            self._udp_task = asyncio.ensure_future(self.udp.run(c, self._stop))
+            tasks.append(self._udp_task)
+        server = None
+        if c.http_enabled:
+            server = await make_app(self).start_server(
+                host=c.http_host, port=c.http_port, start_serving=False
+            )
+            self.http_port = server.sockets[0].getsockname()[1]
+            await server.start_serving()
+        mdns = None
+        if server is not None and c.mdns_enabled:
+            mdns = asyncio.ensure_future(self._announce())
+        self._log_start(server is not None)
+        self._ready.set()
+        try:
+            while not self._stop.is_set():
+                await asyncio.sleep(0.2)
+        finally:
+            for t in tasks:
+                t.cancel()
+            if mdns is not None:
+                mdns.cancel()
+                await asyncio.gather(mdns, return_exceptions=True)  # withdraws the name
+            if self._udp_task is not None:  # restarted by POST /settings
+                self._udp_task.cancel()
+            if server is not None:
+                server.close()
+                await server.wait_closed()
+
+    def _log_start(self, http: bool) -> None:
+        c = self.config
+        if c.protocol == "dsmr" and (c.baudrate, c.parity) == (2400, "even"):
+            meter, line = "a P1 meter (DSMR)", "115200 Bd, parity none"
+        else:
+            meter = c.device if c.protocol == "dlms" else f"M-Bus meter {c.mbus_address}"
+            line = f"{c.baudrate} Bd, parity {c.parity}"
+        log.info(
+            "mbuspico %s serving %s from %s (%s)%s%s%s",
+            __version__,
+            meter,
+            self.port,
+            line,
+            f"; HTTP on {c.http_host}:{self.http_port}" if http else "",
+            f"; UDP to {c.udp_host}:{c.udp_port} every {c.udp_interval:g} s"
+            if c.udp_enabled
+            else "",
+            f"; publishing to {', '.join(sink.name for sink in self.sinks)}" if self.sinks else "",
+        )
+
+    def run(self) -> None:
+        """Serve in this thread until SIGINT or SIGTERM."""
+        import signal
+
+        signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
+        try:
+            asyncio.run(self.serve())
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self._shutdown()
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Serve in a background thread; returns once the servers listen."""
+
+        def main() -> None:
+            try:
+                asyncio.run(self.serve())
+            except BaseException as e:
+                self._error = e
+                self._ready.set()
+
+        self._thread = threading.Thread(target=main, daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout) or self._error is not None:
+            self.stop()
+            msg = "the service did not start"
+            raise RuntimeError(msg) from self._error
+
+    def stop(self) -> None:
+        """Stop serving and reading; close the demo meter."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        self._stop.set()
+        self.meter.stop()
+        for sink in self.sinks:
+            sink.close()
+        self.sinks = []

@@ -1,0 +1,257 @@
+"""HTTP of ``mbuspico serve``: routes, authentication and pages (microdot).
+
+* ``GET /``: MBusPico's JSON exactly (204 before the first reading);
+  ``/api/reading`` the full reading; ``/api/status`` the counters
+  (:meth:`mbuspico.serve.Service.status`); ``/status.html`` a small page;
+  ``/reboot`` and ``/update`` are 404 as MBusPico answers off the Pico.
+* ``/settings`` and ``/api/settings``: the settings page
+  (:mod:`mbuspico.serve.settings_page`), only with a password set.
+* ``/files/...``: the CSV logs when CSV logging is on
+  (:func:`mbuspico.serve.sinks.csvlog.add_file_routes`).
+
+Optional Basic authentication as MBusPico (RFC 7617): 401 without
+credentials, 403 with wrong ones, on every route. Every response carries
+MBusPico's no-cache headers.
+
+Source of the behaviour: raven-worx/MBusPico ``python/dist/provider/www.py``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import html
+import json
+from collections.abc import Mapping
+from typing import Any, Callable, Protocol
+
+from .config import Config, ConfigError
+from .meter import AnyReading, Latest
+
+__all__ = ["NO_CACHE", "Served", "authorised", "make_app", "status_html"]
+
+NO_CACHE = {
+    "Cache-Control": "no-cache, no-store, must-revalidate",
+    "Pragma": "no-cache",
+    "Expires": "0",
+}
+"""Headers of every response, as MBusPico sends them."""
+
+_HTML = "text/html; charset=utf-8"
+
+
+class Served(Protocol):
+    """What the routes need of the running service (:class:`mbuspico.serve.Service`)."""
+
+    config: Config
+    saved_config: Config
+    state: Latest
+    settings_token: str
+
+    def status(self) -> dict[str, Any]:
+        """The JSON of ``/api/status``."""
+        ...
+
+    async def apply_settings(self, changes: Mapping[str, Any]) -> dict[str, list[str]]:
+        """Validate, save and apply changed settings."""
+        ...
+
+
+def authorised(config: Config, header: str | None) -> int:
+    """200 when authentication passes or is off, else 401 (none given) or 403.
+
+    Args:
+        config: The settings (``http_user``, ``http_password``).
+        header: The request's ``Authorization`` header, None without one.
+
+    """
+    if not config.http_user and not config.http_password:
+        return 200
+    if header is None:
+        return 401
+    token = base64.b64encode(f"{config.http_user}:{config.http_password}".encode()).decode()
+    expected = f"Basic {token}".encode()
+    # Bytes of both (compare_digest takes str only if ASCII); a character
+    # that cannot be encoded cannot match the ASCII token either.
+    given = header.encode("utf-8", "replace")
+    return 200 if hmac.compare_digest(given, expected) else 403
+
+
+def make_app(service: Served) -> Any:
+    """The microdot application serving ``service``."""
+    from microdot import Microdot, Response
+
+    app = Microdot()
+    state = service.state
+
+    def respond(body: str | bytes, status: int = 200, ctype: str = "application/json") -> Any:
+        return Response(body, status, {**NO_CACHE, "Content-Type": ctype})
+
+    @app.before_request
+    async def auth(request: Any) -> Any:
+        status = authorised(service.config, request.headers.get("Authorization"))
+        if status == 401:
+            response = respond("Unauthorized", 401, "text/plain")
+            response.headers["WWW-Authenticate"] = 'Basic realm="MBusPico"'
+            return response
+        if status == 403:
+            return respond("Forbidden", 403, "text/plain")
+        return None
+
+    @app.after_error_request
+    async def no_cache(request: Any, response: Any) -> Any:
+        response.headers.update(NO_CACHE)
+        return response
+
+    async def index(request: Any) -> Any:
+        _, text, _ = state.snapshot()
+        return respond(b"", 204) if text is None else respond(text)
+
+    async def api_reading(request: Any) -> Any:
+        reading, _, _ = state.snapshot()
+        if reading is None:
+            return respond(b"", 204)
+        return respond(json.dumps(reading, ensure_ascii=False))
+
+    async def api_status(request: Any) -> Any:
+        return respond(json.dumps(service.status()))
+
+    async def status_page(request: Any) -> Any:
+        return respond(status_html(service.status(), state.snapshot()[0]), ctype=_HTML)
+
+    async def pico_only(request: Any) -> Any:
+        return respond("Not found", 404, "text/plain")
+
+    # Registered by call: microdot's route decorator is untyped.
+    for path, handler in (
+        ("/", index),
+        ("/api/reading", api_reading),
+        ("/api/status", api_status),
+        ("/status.html", status_page),
+        ("/reboot", pico_only),
+        ("/update", pico_only),
+    ):
+        app.route(path)(handler)
+    _add_settings_routes(app, service, respond)
+    if service.config.csv_directory:
+        from .sinks.csvlog import add_file_routes
+
+        # Basic authentication is checked by the before_request hook above.
+        add_file_routes(app, service.config.csv_directory, None)
+    return app
+
+
+def status_html(status: Mapping[str, Any], reading: AnyReading | None) -> str:
+    """The ``/status.html`` page: the status and the latest reading's values, refreshed every 5 s.
+
+    Args:
+        status: :meth:`mbuspico.serve.Service.status`.
+        reading: The latest reading, None before the first.
+
+    """
+    esc = html.escape
+    if reading is None:
+        values: list[tuple[str, Any, Any]] = []
+    elif reading["protocol"] == "mbus":
+        values = [(r["quantity"] or "", r["value"], r["unit"]) for r in reading["records"]]
+    else:
+        values = [(code, v["value"], v["unit"]) for code, v in reading["obis"].items()]
+    rows = "".join(
+        f"<tr><td>{esc(code)}</td><td class=n>{esc(str(value))}</td><td>{esc(unit or '')}</td></tr>"
+        for code, value, unit in values
+    )
+    counters = "".join(
+        f"<tr><td>{esc(k)}</td><td class=n>{v}</td></tr>" for k, v in status["counters"].items()
+    )
+    port = status["serialPort"]
+    tg = status["telegrams"]
+    cpu = "—" if status["cpuTemperatureC"] is None else f"{status['cpuTemperatureC']} °C"
+    return f"""<!doctype html>
+<html lang=en><head><meta charset=utf-8><meta http-equiv=refresh content=5>
+<title>mbuspico {esc(status["device"])}</title>
+<style>body{{font:15px system-ui,sans-serif;margin:2em}}td{{padding:2px 12px}}
+.n{{text-align:right;font-variant-numeric:tabular-nums}}</style></head><body>
+<h1>mbuspico</h1>
+<p>{esc(status["device"])} on {esc(str(port["path"]))}:
+{"connected" if port["connected"] else "<b>not connected</b>"};
+up {status["uptimeSeconds"]:.0f} s; last reading {esc(str(status["lastReadingAt"]))}
+(meter time {esc(str(status["lastMeterTime"]))})</p>
+<p>{esc(status["hostname"])}: memory {status["rssMiB"]} MiB; CPU {cpu};
+telegrams {tg["good"]} good, {tg["badChecksum"]} bad checksum,
+{tg["decryptionFailures"]} not decrypted, {tg["bytesSkipped"]} bytes skipped</p>
+<h2>Reading</h2><table>{rows or "<tr><td>no reading yet</td></tr>"}</table>
+<h2>Counters</h2><table>{counters}</table>
+<p><a href="/">MBusPico JSON</a> · <a href="/api/reading">reading</a> ·
+<a href="/api/status">status</a></p></body></html>
+"""
+
+
+def _add_settings_routes(app: Any, service: Served, respond: Callable[..., Any]) -> None:
+    """``/settings`` and ``/api/settings`` (see :mod:`mbuspico.serve.settings_page`)."""
+    from .settings_page import describe, render, same_origin, submitted_changes
+
+    async def settings(request: Any) -> Any:
+        headers = request.headers
+        as_json = request.path == "/api/settings" or "application/json" in (
+            headers.get("Accept") or ""
+        )
+
+        def page(status: int = 200, **notice: str | None) -> Any:
+            body = render(service.config, service.saved_config, service.settings_token, **notice)
+            return respond(body, status, _HTML)
+
+        def fail(status: int, reason: str) -> Any:
+            if as_json:
+                return respond(json.dumps({"error": reason}), status)
+            return page(status, error=reason)
+
+        # Before_request has checked the credentials; without any there are
+        # none to check, and this page can change the service.
+        if not service.config.http_password:
+            reason = (
+                "the settings page needs HTTP authentication: set http.user and "
+                "http.password (MBUSPICO_HTTP_AUTH_USER, MBUSPICO_HTTP_AUTH_PWD)"
+            )
+            if as_json:
+                return respond(json.dumps({"error": reason}), 403)
+            return respond(reason, 403, "text/plain")  # not the page: it holds the token
+        if request.method == "GET":
+            if as_json:
+                return respond(json.dumps(describe(service.config, service.saved_config)))
+            return page()
+        ctype = headers.get("Content-Type") or ""
+        mime = ctype.split(";")[0].strip().lower()
+        as_json = as_json or mime == "application/json"
+        if not same_origin(headers):
+            return fail(403, "refused: a request from another site (Origin/Referer)")
+        if mime not in ("application/json", "application/x-www-form-urlencoded"):
+            return fail(415, "send the settings as application/json or as the page's form")
+        try:
+            changes, token = submitted_changes(request.body, ctype, service.saved_config)
+        except ConfigError as e:
+            return fail(400, str(e))
+        if token is not None and not hmac.compare_digest(
+            token.encode(), service.settings_token.encode()
+        ):
+            return fail(403, "refused: the form's token is missing or old; reload the page")
+        if service.config.config_file is None:
+            return fail(409, "no --config FILE to save settings in: start with --config")
+        try:
+            result = await service.apply_settings(changes)
+        except ConfigError as e:
+            return fail(400, str(e))
+        except OSError as e:
+            return fail(500, f"cannot write {service.config.config_file}: {e.strerror}")
+        if as_json:
+            return respond(json.dumps({**result, "file": service.config.config_file}))
+        if not result["changed"]:
+            return page(message="Nothing changed.")
+        message = f"Saved {', '.join(result['changed'])}."
+        if result["applied"]:
+            message += f" In effect now: {', '.join(result['applied'])}."
+        if result["restart"]:
+            message += f" Applies at the next start: {', '.join(result['restart'])}."
+        return page(message=message)
+
+    for path in ("/settings", "/api/settings"):
+        app.route(path, methods=["GET", "POST"])(settings)
