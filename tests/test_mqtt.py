@@ -139,7 +139,8 @@ class Subscriber:
     """A paho client that records every message under ``topic``."""
 
     def __init__(self, port: int, topic: str = "#", **options: Any) -> None:
-        self.messages: list[tuple[str, str, bool]] = []
+        self.messages: list[tuple[str, Any, bool]] = []
+        self.binary = bool(options.get("binary"))  # keep payloads as bytes
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-{uuid.uuid4().hex}")
@@ -157,13 +158,14 @@ class Subscriber:
 
     def _on_message(self, client: Any, userdata: Any, message: mqtt.MQTTMessage) -> None:
         with self._lock:
-            self.messages.append((message.topic, message.payload.decode(), bool(message.retain)))
+            payload = message.payload if self.binary else message.payload.decode()
+            self.messages.append((message.topic, payload, bool(message.retain)))
 
-    def latest(self) -> dict[str, tuple[str, bool]]:
+    def latest(self) -> dict[str, tuple[Any, bool]]:
         with self._lock:
             return {topic: (payload, retain) for topic, payload, retain in self.messages}
 
-    def wait(self, topic: str, payload: str | None = None, timeout: float = 10.0) -> str:
+    def wait(self, topic: str, payload: str | None = None, timeout: float = 10.0) -> Any:
         def seen() -> str | None:
             got = self.latest().get(topic)
             if got is None or (payload is not None and got[0] != payload):
@@ -263,19 +265,22 @@ def test_mbuspico_mode_matches_mbuspico_json(broker, subscribe, sinks, dlms_read
 
 
 def test_evn_topics(broker, subscribe, sinks, dlms_reading):
+    """EVN Kaifa to MQTT's topics: w_ the total energies (Wh), p_ the powers (W); zero is sent."""
     sub = subscribe(broker.port, "evn/#")
     sink = sinks(port=broker.port, mode="evn-topics", topic_prefix="evn")
     assert sink.wait_connected(10)
     sink.publish(dlms_reading)
     delivered(sink)
-    sub.wait("evn/timestamp")
+    sub.wait("evn/phi")
     got = {topic: payload for topic, (payload, _) in sub.latest().items()}
     assert got == {
         "evn/status": ONLINE,
-        "evn/w_p": "1055",
+        "evn/meternumber": "181220002177",
+        "evn/timestamp": "2022-02-04T16:43:20+01:00",
+        "evn/w_p": "1340436",
         "evn/w_n": "0",
-        "evn/p_p": "1340436",
-        # evn/p_n is 0 Wh: an energy total of zero is never published
+        "evn/p_p": "1055",
+        "evn/p_n": "0",
         "evn/u1": "234.5",
         "evn/u2": "233.4",
         "evn/u3": "233.7",
@@ -283,8 +288,6 @@ def test_evn_topics(broker, subscribe, sinks, dlms_reading):
         "evn/i2": "1.69",
         "evn/i3": "0.92",
         "evn/phi": "0.968",
-        "evn/meternumber": "181220002177",
-        "evn/timestamp": "2022-02-04T16:43:20+01:00",
     }
 
 
@@ -293,12 +296,19 @@ def test_evn_json(broker, subscribe, sinks, dlms_reading):
     sink = sinks(port=broker.port, mode="evn-json", qos=1, retain=True)
     assert sink.wait_connected(10)
     sink.publish(dlms_reading)
-    doc = json.loads(sub.wait("mbuspico/json"))
+    text = sub.wait("mbuspico/json")
+    doc = json.loads(text)
+    assert list(doc) == [
+        *("meternumber", "timestamp", "w_p", "w_n", "p_p", "p_n"),
+        *("u1", "u2", "u3", "i1", "i2", "i3", "phi", "ip", "rssi"),
+    ]  # the order of the seed's table and example
     assert doc == {
-        "w_p": 1055,
+        "meternumber": "181220002177",
+        "timestamp": "2022-02-04T16:43:20+01:00",
+        "w_p": 1340436,
         "w_n": 0,
-        "p_p": 1340436,
-        "p_n": None,
+        "p_p": 1055,
+        "p_n": 0,
         "u1": 234.5,
         "u2": 233.4,
         "u3": 233.7,
@@ -306,8 +316,8 @@ def test_evn_json(broker, subscribe, sinks, dlms_reading):
         "i2": 1.69,
         "i3": 0.92,
         "phi": 0.968,
-        "meternumber": "181220002177",
-        "timestamp": "2022-02-04T16:43:20+01:00",
+        "ip": "127.0.0.1",  # this host's address on the connection to the broker
+        "rssi": None,  # loopback is not a wireless interface
     }
     # retain=True: a late subscriber gets it as a retained message.
     late = subscribe(broker.port, "mbuspico/json")
@@ -315,29 +325,57 @@ def test_evn_json(broker, subscribe, sinks, dlms_reading):
     assert late.latest()["mbuspico/json"][1] is True
 
 
-def test_evn_raw_needs_the_apdu(broker, subscribe, sinks, dlms_reading, kaifa_vector):
-    sub = subscribe(broker.port, "mbuspico/raw")
+def test_evn_raw_is_the_decrypted_apdu_as_binary(
+    broker, subscribe, sinks, dlms_reading, kaifa_vector
+):
+    sub = subscribe(broker.port, "mbuspico/raw", binary=True)
     sink = sinks(port=broker.port, mode="evn-raw")
     assert sink.wait_connected(10)
     sink.publish(dlms_reading)  # no "apdu": skipped, counted nowhere
     apdu = bytes.fromhex(kaifa_vector["plaintext_hex"])
     sink.publish({**dlms_reading, "apdu": apdu})
-    assert sub.wait("mbuspico/raw") == apdu.hex()
+    assert sub.wait("mbuspico/raw") == apdu
     sink.publish({**dlms_reading, "apdu": apdu.hex().upper()})
     delivered(sink, 2)
     assert sink.status()["published"] == 2
     assert sink.status()["failed"] == 0
     assert [m for m in sub.messages if m[0] == "mbuspico/raw"] == [
-        ("mbuspico/raw", apdu.hex(), False)
+        ("mbuspico/raw", apdu, False)
     ] * 2
 
 
-def test_dlms_modes_skip_other_protocols(broker, sinks, dsmr_reading):
+def test_mbuspico_mode_publishes_p1_readings_too(broker, subscribe, sinks, dsmr_reading):
+    """A P1 reading carries MBusPico's fields: the same topics and texts as MBusPico's JSON."""
+    sub = subscribe(broker.port, "mbuspico/#")
     sink = sinks(port=broker.port, mode="mbuspico")
     assert sink.wait_connected(10)
     sink.publish(dsmr_reading)
-    time.sleep(0.2)
-    assert sink.status() == {"published": 0, "failed": 0, "dropped": 0, "connected": True}
+    delivered(sink)
+    sub.wait("mbuspico/powerFactor")
+    got = {topic: payload for topic, (payload, _) in sub.latest().items()}
+    expected = json.loads(to_mbuspico_json(dsmr_reading))  # type: ignore[arg-type]
+    assert expected["meterNumber"] == "K8EG004046395507"  # the equipment id, hex-decoded
+    for line in to_mbuspico_json(dsmr_reading).splitlines()[1:-1]:  # type: ignore[arg-type]
+        name, text = line.rstrip(",").split(": ", 1)
+        name = name.strip('"')
+        if name.startswith("activeEnergy") and expected[name] == 0:
+            assert f"mbuspico/{name}" not in got  # a zero total is never published
+        else:
+            assert got[f"mbuspico/{name}"] == text.strip('"'), name
+    assert got["mbuspico/activePowerPlus"] == "244.00"  # 0.244 kW in the telegram
+    assert got["mbuspico/activeEnergyPlus"] == "6825.00"  # the two tariffs, Wh
+    assert sink.status()["published"] == 1
+
+
+def test_mbuspico_and_evn_modes_skip_wired_mbus(broker, sinks):
+    frame = bytes.fromhex((DATA / "mbus" / "otb_iot_cf_echo_ii_checksum_corrected.hex").read_text())
+    mbus_reading = dict(mbuspico.Decoder().decode(frame))
+    for mode in ("mbuspico", "evn-topics", "evn-json"):
+        sink = sinks(port=broker.port, mode=mode)
+        assert sink.wait_connected(10)
+        sink.publish(mbus_reading)
+        time.sleep(0.2)
+        assert sink.status() == {"published": 0, "failed": 0, "dropped": 0, "connected": True}
 
 
 def test_obis_mode_dsmr5(broker, subscribe, sinks, dsmr_reading):
@@ -570,7 +608,7 @@ def test_tls_with_client_certificate(brokers, subscribe, sinks, pki, dlms_readin
     )
     assert sink.wait_connected(10)
     sink.publish(dlms_reading)
-    assert json.loads(sub.wait("secure/json"))["w_p"] == 1055
+    assert json.loads(sub.wait("secure/json"))["p_p"] == 1055
     assert sub.wait("secure/status") == ONLINE
     assert not untrusted.status()["connected"]
 
@@ -589,7 +627,7 @@ def test_username_password(brokers, subscribe, sinks, tmp_path, dlms_reading, ca
     sink = sinks(port=broker.port, mode="evn-topics", username="meter", password=PASSWORD)
     assert sink.wait_connected(10)
     sink.publish(dlms_reading)
-    assert sub.wait("mbuspico/w_p") == "1055"
+    assert sub.wait("mbuspico/p_p") == "1055"
     wait_for(lambda: "refused" in caplog.text, 5, "the wrong password is refused")
     assert not wrong.status()["connected"]
     wrong.publish(dlms_reading)
@@ -616,7 +654,7 @@ def test_unreachable_broker_never_blocks_and_recovers(brokers, subscribe, sinks,
     assert sink.wait_connected(15)
     sub = subscribe(broker.port, "mbuspico/#")
     sink.publish(dlms_reading)
-    assert sub.wait("mbuspico/w_p") == "1055"
+    assert sub.wait("mbuspico/p_p") == "1055"
     assert sink.status()["published"] == 1
 
 
@@ -679,7 +717,7 @@ def test_serve_evn_raw_publishes_the_decrypted_apdu(broker, subscribe):
     from mbuspico.simulate.dlms import Simulator
 
     key = "36C66639E48A8CA4D6BC8B282A793BBB"
-    sub = subscribe(broker.port, "evn/#")
+    sub = subscribe(broker.port, "evn/#", binary=True)
     with Simulator("kaifa-ma309m", key=key, interval=0.1, seed=9) as sim:
         service = Service(
             Config(
@@ -704,5 +742,5 @@ def test_serve_evn_raw_publishes_the_decrypted_apdu(broker, subscribe):
             service.stop()
     raws = [payload for topic, payload, _ in sub.messages if topic == "evn/raw"]
     decoder = mbuspico.Decoder(key)
-    assert raws == [decoder.apdu(t.telegram).hex() for t in sim.sent]
-    assert all(raw.startswith("0f") for raw in raws)
+    assert raws == [decoder.apdu(t.telegram) for t in sim.sent]  # binary, as EVN's raw mode
+    assert all(raw[0] == 0x0F for raw in raws)  # data-notification

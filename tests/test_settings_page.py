@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import re
 import socket
@@ -24,6 +25,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from conftest import serve
 from mbuspico.serve import Service
 from mbuspico.serve.config import Config, load
 from mbuspico.serve.settings_page import same_origin, write_settings
@@ -278,26 +280,62 @@ def test_get_masks_every_secret_and_needs_authentication(
             assert secret.lower() not in body.lower()
 
 
-def test_the_page_is_refused_without_http_authentication(
-    tmp_path: Path, meter: Simulator, running: Any
+def test_without_a_password_the_page_takes_a_generated_passkey(
+    tmp_path: Path, meter: Simulator, running: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """As EVN Kaifa to MQTT's web page: a passkey made on the first start, kept (0600) after."""
     path = toml_file(tmp_path / "m.toml", meter, auth=False)
     content = path.read_bytes()
-    _, url = running(path)
-    assert request(url + "/", auth=None)[0] == 204  # the rest of the service is open
-    status, _, body = request(url + "/settings", auth=None)
-    assert status == 403
-    assert "needs HTTP authentication" in body
+    with caplog.at_level(logging.INFO, logger="mbuspico"):
+        service, url = running(path)
+    keyfile = tmp_path / "settings-passkey"
+    passkey = keyfile.read_text().strip()
+    assert len(passkey) == 22
+    assert stat.S_IMODE(keyfile.stat().st_mode) == 0o600
+    told = [r.getMessage() for r in caplog.records if "passkey" in r.getMessage()]
+    assert told == [
+        f"settings page: no http.password set, so it takes the passkey made now in {keyfile} "
+        f"(any user name; read it with: sudo cat {keyfile})"
+    ]
+    assert passkey not in caplog.text  # the log says where, never what
+    assert request(url + "/", auth=None)[0] == 204  # the rest of the service stays open
+    status, headers, body = request(url + "/settings", auth=None)
+    assert status == 401
+    assert headers["WWW-Authenticate"] == 'Basic realm="mbuspico settings"'
     assert KEY not in body
+    assert request(url + "/settings", auth=("admin", "wrong"))[0] == 401
+    assert request(url + "/settings", auth=("anyone", passkey))[0] == 200
     status, _, body = request(
         url + "/api/settings",
         auth=None,
         data=b'{"udp.interval": 5}',
         headers={"Content-Type": "application/json"},
     )
-    assert status == 403
-    assert "set http.user and http.password" in json.loads(body)["error"]
+    assert status == 401
     assert path.read_bytes() == content
+    # Kept: the next start reads the same passkey and makes none.
+    service.stop()
+    running(path)
+    assert keyfile.read_text().strip() == passkey
+
+
+def test_without_a_password_or_config_file_the_page_is_refused(meter: Simulator) -> None:
+    service = serve(meter)
+    try:
+        url = f"http://127.0.0.1:{service.http_port}"
+        status, _, body = request(url + "/settings", auth=None)
+        assert status == 403
+        assert "needs HTTP authentication" in body
+        status, _, body = request(
+            url + "/api/settings",
+            auth=None,
+            data=b'{"udp.interval": 5}',
+            headers={"Content-Type": "application/json"},
+        )
+        assert status == 403
+        assert "set http.user and http.password" in json.loads(body)["error"]
+    finally:
+        service.stop()
 
 
 def test_cross_origin_and_tokenless_posts_are_refused(
@@ -406,7 +444,7 @@ def test_the_whole_form_posted_back_changes_only_what_was_edited(
         ({"udp.port": 70000}, "invalid udp.port ('70000'): must be a whole number from 0 to 65535"),
         ({"udp.enabled": True}, "invalid udp.port: UDP is enabled but the receiver port is 0"),
         ({"mqtt.mode": "xml"}, "invalid mqtt.mode ('xml'): must be one of"),
-        ({"mqtt.enabled": True, "mqtt.topic_prefix": "a/#"}, "mqtt topic_prefix must be a topic"),
+        ({"mqtt.enabled": True, "mqtt.topic_prefix": "a/#"}, "mqtt.topic_prefix ('a/#'): must be"),
         ({"influx.url": "http://127.0.0.1:9"}, "missing influx.database"),
         ({"device": "dsmr5", "protocol": "mbus"}, "device dsmr5 is a dsmr meter, not mbus"),
         ({"key": "0011zz"}, "invalid key: must be 32 hexadecimal digits"),

@@ -595,7 +595,7 @@ def _simulate_p1(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
 def _serve(args: argparse.Namespace, log: TextIO) -> int:
     import logging
 
-    from .serve import BurstFilter, ConfigError, Service, load_config
+    from .serve import BurstFilter, ConfigError, Service, load_config, set_log_level
 
     flags = {s.name: getattr(args, s.name) for s in SETTINGS}
     if args.demo and flags["http_port"] is None:
@@ -610,6 +610,7 @@ def _serve(args: argparse.Namespace, log: TextIO) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=log,
     )
+    set_log_level(config.log_level)
     logging.getLogger("mbuspico").addFilter(BurstFilter())
     try:
         Service(config).run()

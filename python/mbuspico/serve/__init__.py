@@ -23,8 +23,8 @@ file, flags), :mod:`~mbuspico.serve.settings_page`,
 :mod:`~mbuspico.serve.mdns`, and the sinks in :mod:`mbuspico.serve.sinks`.
 """
 
-from .app import BurstFilter, Service
+from .app import BurstFilter, Service, set_log_level
 from .config import Config, ConfigError
 from .config import load as load_config
 
-__all__ = ["BurstFilter", "Config", "ConfigError", "Service", "load_config"]
+__all__ = ["BurstFilter", "Config", "ConfigError", "Service", "load_config", "set_log_level"]

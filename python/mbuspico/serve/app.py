@@ -31,7 +31,7 @@ from .sinks import Sink, make_sinks
 from .stats import THERMAL_BASE, machine
 from .udp import UdpSender
 
-__all__ = ["BurstFilter", "Service"]
+__all__ = ["BurstFilter", "Service", "set_log_level"]
 
 log = logging.getLogger("mbuspico.serve")
 
@@ -63,6 +63,27 @@ class BurstFilter(logging.Filter):
             record.args = None
         self._since, self._suppressed = now, 0
         return True
+
+
+_LEVELS = {
+    "none": logging.CRITICAL + 10,
+    "error": logging.ERROR,
+    "warning": logging.WARNING,
+    "info": logging.INFO,
+    "debug": logging.DEBUG,
+}
+
+
+def set_log_level(level: str) -> None:
+    """Log at ``level`` from now on: ``none``, ``error``, ``warning``, ``info`` or ``debug``.
+
+    MBusPico's ``MBUSPICO_LOG_LEVEL`` values map to these (``LOG_NONE`` ...
+    ``LOG_DEBUG``; :data:`mbuspico.serve.config.LOG_LEVELS`). Sets the root
+    logger, so the libraries the service uses (paho-mqtt, zeroconf) follow.
+    """
+    value = _LEVELS[level]
+    logging.getLogger().setLevel(value)
+    logging.getLogger("mbuspico").setLevel(value)
 
 
 class Service:
@@ -97,6 +118,9 @@ class Service:
         :attr:`config` plus the changes that apply at the next start."""
         self.settings_token = secrets.token_urlsafe(32)
         """The settings form's anti-forgery token, new at every start."""
+        self.settings_passkey: str | None = None
+        """The settings page's generated passkey when no HTTP password is set
+        and a ``--config`` file is (see :func:`mbuspico.serve.settings_page.passkey`)."""
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
@@ -150,7 +174,8 @@ class Service:
         (bytes outside any telegram); ``sinks`` (each sink's counters);
         ``lastReadingAt`` (UTC, ISO 8601) and ``lastMeterTime`` (the meter's
         clock) of the last good reading, None before; ``rssMiB`` (resident
-        memory, MiB; :func:`mbuspico.serve.stats.rss_mib`); ``cpuTemperatureC`` (°C,
+        memory, MiB; :func:`mbuspico.serve.stats.rss_mib`); ``memAvailableMiB``
+        (the system's available memory, MiB); ``cpuTemperatureC`` (°C,
         None where the board has no thermal zone;
         :func:`mbuspico.serve.stats.cpu_temperature`); ``hostname``; ``clientId``
         (the MQTT client id, None without MQTT); ``mdns`` (``{"name": ...}``,
@@ -217,6 +242,8 @@ class Service:
                 await loop.run_in_executor(None, write_settings, change.path, change.updates)
             self.saved_config, self.config = change.saved, change.running
             self.meter.config = change.running
+            if "log_level" in change.live:
+                set_log_level(change.running.log_level)
             if change.udp:
                 if self._udp_task is not None:
                     self._udp_task.cancel()
@@ -261,6 +288,8 @@ class Service:
         c = self.config
         for warning in c.warnings:  # e.g. a config file with keys others can read
             log.warning("%s", warning)
+        if c.http_enabled and not c.http_password and c.config_file is not None:
+            self._make_passkey(c.config_file)
         self.sinks = make_sinks(c, self.status)
         self.meter.start()  # the demo meter first: a device it cannot play fails here
         for sink in self.sinks:
@@ -295,6 +324,22 @@ class Service:
             if server is not None:
                 server.close()
                 await server.wait_closed()
+
+    def _make_passkey(self, config_file: str) -> None:
+        from .settings_page import passkey
+
+        try:
+            path, self.settings_passkey, made = passkey(config_file)
+        except OSError as e:
+            log.warning("settings page: no passkey (%s); set http.password to use it", e)
+            return
+        log.info(
+            "settings page: no http.password set, so it takes the passkey %s in %s "
+            "(any user name; read it with: sudo cat %s)",
+            "made now" if made else "kept",
+            path,
+            path,
+        )
 
     def _log_start(self, http: bool) -> None:
         c = self.config

@@ -205,6 +205,72 @@ def _address(value: Any) -> str:
     raise ValueError(msg)
 
 
+def _topic_prefix(value: Any) -> str:
+    """An MQTT topic prefix: empty (topics at the top level) or topic levels without wildcards."""
+    text = _text(value).strip().strip("/")
+    if any(c in text for c in "+#\0"):
+        msg = "must be a topic without the MQTT wildcards + and # (or empty: topics at the top)"
+        raise ValueError(msg)
+    return text
+
+
+MQTT_MODE_NUMBERS = {"0": "evn-raw", "1": "evn-topics", "2": "evn-json"}
+"""EVN Kaifa to MQTT's message modes (0 raw, 1 topics, 2 json) as mbuspico's modes."""
+
+
+def _mqtt_mode(value: Any) -> str:
+    text = _text(str(value) if isinstance(value, int) and not isinstance(value, bool) else value)
+    text = text.strip().lower()
+    text = MQTT_MODE_NUMBERS.get(text, text)
+    if text not in ("mbuspico", "evn-raw", "evn-topics", "evn-json", "obis"):
+        msg = (
+            "must be one of mbuspico, evn-raw, evn-topics, evn-json, obis "
+            "(or EVN's numbers: 0 raw, 1 topics, 2 json)"
+        )
+        raise ValueError(msg)
+    return text
+
+
+def _fingerprint(value: Any) -> str | None:
+    """A certificate fingerprint: SHA-1 (40 hex digits) or SHA-256 (64), ``:`` and spaces allowed.
+
+    EVN Kaifa to MQTT's ``[insecure]`` (no pinning) is taken as unset.
+    """
+    text = _text(value).strip()
+    if not text or text.lower() == "[insecure]":
+        return None
+    digits = "".join(c for c in text if c not in ": ").lower()
+    if len(digits) not in (40, 64) or any(c not in string.hexdigits for c in digits):
+        msg = (
+            "must be the broker certificate's SHA-1 (40 hex digits) or SHA-256 (64) "
+            f"fingerprint (the value given has {len(digits)} digits)"
+        )
+        raise ValueError(msg)
+    return digits
+
+
+LOG_LEVELS = {
+    "log_none": "none",
+    "log_error": "error",
+    "log_warning": "warning",
+    "log_info": "info",
+    "log_debug": "debug",
+}
+"""MBusPico's ``MBUSPICO_LOG_LEVEL`` values and mbuspico's level names."""
+
+
+def _log_level(value: Any) -> str:
+    text = _text(value).strip().lower()
+    text = LOG_LEVELS.get(text, text)
+    if text not in LOG_LEVELS.values():
+        msg = (
+            "must be LOG_NONE, LOG_ERROR, LOG_INFO or LOG_DEBUG "
+            "(or none, error, warning, info, debug)"
+        )
+        raise ValueError(msg)
+    return text
+
+
 @dataclass(frozen=True)
 class Setting:
     """One setting: its name on :class:`Config` and in each source."""
@@ -219,6 +285,14 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "log_level",
+        "MBUSPICO_LOG_LEVEL",
+        "log.level",
+        "--log-level",
+        _log_level,
+        "log verbosity: LOG_NONE, LOG_ERROR, LOG_INFO or LOG_DEBUG (each telegram)",
+    ),
     Setting(
         "device",
         "MBUSPICO_DEVICE",
@@ -379,16 +453,16 @@ SETTINGS: tuple[Setting, ...] = (
         "MBUSPICO_MQTT_TOPIC_PREFIX",
         "mqtt.topic_prefix",
         "--mqtt-prefix",
-        _text,
-        "MQTT topic prefix",
+        _topic_prefix,
+        "MQTT topic prefix (empty: topics at the top level)",
     ),
     Setting(
         "mqtt_mode",
         "MBUSPICO_MQTT_MODE",
         "mqtt.mode",
         "--mqtt-mode",
-        _choice("mbuspico", "evn-raw", "evn-topics", "evn-json", "obis"),
-        "MQTT topics: mbuspico, evn-raw, evn-topics, evn-json or obis",
+        _mqtt_mode,
+        "MQTT topics: mbuspico, evn-raw, evn-topics, evn-json or obis (EVN's 0, 1, 2)",
     ),
     Setting(
         "mqtt_client_id",
@@ -426,6 +500,14 @@ SETTINGS: tuple[Setting, ...] = (
         "--mqtt-key-file",
         _optional,
         "client key file (TLS)",
+    ),
+    Setting(
+        "mqtt_fingerprint",
+        "MBUSPICO_MQTT_FINGERPRINT",
+        "mqtt.fingerprint",
+        "--mqtt-fingerprint",
+        _fingerprint,
+        "pin the broker's certificate by its SHA-1 or SHA-256 fingerprint (turns TLS on)",
     ),
     Setting(
         "mqtt_tls_insecure",
@@ -573,6 +655,7 @@ SETTINGS: tuple[Setting, ...] = (
 class Config:
     """The settings of ``mbuspico serve`` (defaults as in MBusPico)."""
 
+    log_level: str = "info"
     device: str = "auto"
     protocol: str = "dlms"
     key: str | None = dataclasses.field(default=None, repr=False)
@@ -609,6 +692,7 @@ class Config:
     mqtt_ca_file: str | None = None
     mqtt_cert_file: str | None = None
     mqtt_key_file: str | None = None
+    mqtt_fingerprint: str | None = None
     mqtt_tls_insecure: bool = False
     mqtt_discovery: bool = False
     mqtt_discovery_prefix: str = "homeassistant"

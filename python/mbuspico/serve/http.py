@@ -47,6 +47,7 @@ class Served(Protocol):
     saved_config: Config
     state: Latest
     settings_token: str
+    settings_passkey: str | None
 
     def status(self) -> dict[str, Any]:
         """The JSON of ``/api/status``."""
@@ -176,7 +177,8 @@ def status_html(status: Mapping[str, Any], reading: AnyReading | None) -> str:
 {"connected" if port["connected"] else "<b>not connected</b>"};
 up {status["uptimeSeconds"]:.0f} s; last reading {esc(str(status["lastReadingAt"]))}
 (meter time {esc(str(status["lastMeterTime"]))})</p>
-<p>{esc(status["hostname"])}: memory {status["rssMiB"]} MiB; CPU {cpu};
+<p>{esc(status["hostname"])}: memory {status["rssMiB"]} MiB
+({status["memAvailableMiB"]} MiB available); CPU {cpu};
 telegrams {tg["good"]} good, {tg["badChecksum"]} bad checksum,
 {tg["decryptionFailures"]} not decrypted, {tg["bytesSkipped"]} bytes skipped</p>
 <h2>Reading</h2><table>{rows or "<tr><td>no reading yet</td></tr>"}</table>
@@ -205,16 +207,23 @@ def _add_settings_routes(app: Any, service: Served, respond: Callable[..., Any])
                 return respond(json.dumps({"error": reason}), status)
             return page(status, error=reason)
 
-        # Before_request has checked the credentials; without any there are
-        # none to check, and this page can change the service.
+        # Before_request has checked the credentials; without any, the page
+        # (which can change the service) takes the generated passkey.
         if not service.config.http_password:
-            reason = (
-                "the settings page needs HTTP authentication: set http.user and "
-                "http.password (MBUSPICO_HTTP_AUTH_USER, MBUSPICO_HTTP_AUTH_PWD)"
-            )
-            if as_json:
-                return respond(json.dumps({"error": reason}), 403)
-            return respond(reason, 403, "text/plain")  # not the page: it holds the token
+            passkey = service.settings_passkey
+            if passkey is None:
+                reason = (
+                    "the settings page needs HTTP authentication: set http.user and "
+                    "http.password (MBUSPICO_HTTP_AUTH_USER, MBUSPICO_HTTP_AUTH_PWD), or "
+                    "start with --config FILE for a generated passkey"
+                )
+                if as_json:
+                    return respond(json.dumps({"error": reason}), 403)
+                return respond(reason, 403, "text/plain")  # not the page: it holds the token
+            if not _passkey_given(headers.get("Authorization"), passkey):
+                response = respond("Unauthorized: the settings passkey", 401, "text/plain")
+                response.headers["WWW-Authenticate"] = 'Basic realm="mbuspico settings"'
+                return response
         if request.method == "GET":
             if as_json:
                 return respond(json.dumps(describe(service.config, service.saved_config)))
@@ -255,3 +264,15 @@ def _add_settings_routes(app: Any, service: Served, respond: Callable[..., Any])
 
     for path in ("/settings", "/api/settings"):
         app.route(path, methods=["GET", "POST"])(settings)
+
+
+def _passkey_given(header: str | None, passkey: str) -> bool:
+    """Whether Basic credentials carry ``passkey`` as the password (any user name)."""
+    if header is None or not header.startswith("Basic "):
+        return False
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return False
+    _, _, given = decoded.partition(":")
+    return hmac.compare_digest(given.encode(), passkey.encode())

@@ -128,6 +128,18 @@ def _checksum_failed(data: bytes) -> bool:
     return False
 
 
+def _describe(reading: AnyReading, counters: Mapping[str, object]) -> str:
+    """One line for the debug log: what a telegram gave, and the counters so far."""
+    if reading["protocol"] == "mbus":
+        what = f"M-Bus {reading['manufacturer']} {reading['id']}, {len(reading['records'])} records"
+    else:
+        count = len(reading["obis"])
+        what = f"{reading['protocol']} meter {reading.get('meterNumber')}, {count} values"
+    stamp = reading.get("timestamp")
+    tally = ", ".join(f"{k} {v}" for k, v in counters.items())
+    return f"{what} at {stamp}; {tally}"
+
+
 class Meter:
     """Reads the meter on a thread of its own until :meth:`stop`.
 
@@ -243,8 +255,11 @@ class Meter:
             while not self._stop.is_set():
                 got = reader.read()
                 if got is not None and got["protocol"] != c.protocol:
+                    log.debug("telegram of another protocol (%s) ignored", got["protocol"])
                     got = None  # a wired M-Bus telegram on a DLMS push port: not ours
                 if got is not None:
+                    if log.isEnabledFor(logging.DEBUG):
+                        log.debug("telegram: %s", _describe(got, reader.stats))
                     self._publish(got)
                 self.latest.update(got, reader.stats, reader.connected)
 
@@ -287,6 +302,8 @@ class Meter:
                         counters["bad_checksums"] += 1
                     log.warning("M-Bus meter %s: %s", c.mbus_address, e)
                 if reading is not None:
+                    if log.isEnabledFor(logging.DEBUG):
+                        log.debug("telegram: %s", _describe(reading, counters))  # type: ignore[arg-type]
                     self._publish(reading)  # type: ignore[arg-type]
                 self.latest.update(reading, dict(counters), master is not None)  # type: ignore[arg-type]
                 self._stop.wait(self.config.mbus_interval)  # changeable on /settings

@@ -43,6 +43,7 @@ __all__ = [
     "LIVE",
     "Change",
     "describe",
+    "passkey",
     "plan_change",
     "render",
     "same_origin",
@@ -63,14 +64,16 @@ starts so): the sinks are closed and built anew with them."""
 LIVE: frozenset[str] = frozenset(
     {
         *UDP,
+        "log_level",
         "http_user",
         "http_password",
         "mbus_interval",
         *(s.name for s in SETTINGS if s.name.startswith(SINK_PREFIXES)),
     }
 )
-"""Settings (by name) a ``POST`` applies at once: UDP, the HTTP user and
-password, the M-Bus poll interval and every MQTT, Graphite and InfluxDB setting."""
+"""Settings (by name) a ``POST`` applies at once: UDP, the log level, the HTTP
+user and password, the M-Bus poll interval and every MQTT, Graphite and
+InfluxDB setting."""
 
 AT_RESTART: frozenset[str] = frozenset(
     {
@@ -301,6 +304,42 @@ def plan_change(
         updates={s.toml: getattr(after, s.name) for s in changed},
         restart=tuple(restart),
     )
+
+
+PASSKEY_FILE = "settings-passkey"
+"""The file beside the ``--config`` file that holds the settings page's passkey."""
+
+
+def passkey(config_file: str | os.PathLike[str]) -> tuple[Path, str, bool]:
+    """The settings page's passkey when no HTTP password is set: read, or made and kept.
+
+    As EVN Kaifa to MQTT protects its page with a generated passkey: 22
+    URL-safe characters (128 bits from :func:`secrets.token_urlsafe`), written
+    once to ``settings-passkey`` beside the configuration file, mode 0600,
+    created exclusively (never replacing a file), and read back at every
+    later start.
+
+    Returns:
+        The file, the passkey, and whether it was made now.
+
+    Raises:
+        OSError: The file can neither be read nor made.
+
+    """
+    import secrets
+
+    path = Path(config_file).parent / PASSKEY_FILE
+    try:
+        key = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        key = ""
+    if key:
+        return path, key, False
+    key = secrets.token_urlsafe(16)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(key + "\n")
+    return path, key, True
 
 
 def same_origin(headers: Mapping[str, str]) -> bool:

@@ -19,7 +19,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["THERMAL_BASE", "cpu_temperature", "hostname", "iso_utc", "machine", "rss_mib"]
+__all__ = [
+    "THERMAL_BASE",
+    "cpu_temperature",
+    "hostname",
+    "iso_utc",
+    "machine",
+    "mem_available_mib",
+    "rss_mib",
+    "wifi_rssi",
+]
 
 THERMAL_BASE = "/sys/class/thermal"
 """Where Linux lists its thermal zones."""
@@ -130,13 +139,75 @@ def iso_utc(epoch: float | None) -> str | None:
 
 
 def machine(thermal_base: str | os.PathLike[str] = THERMAL_BASE) -> dict[str, Any]:
-    """The machine's part of the service status: ``rssMiB``, ``cpuTemperatureC``, ``hostname``.
+    """The machine's part of the service status.
 
-    ``rssMiB`` is :func:`rss_mib`, ``cpuTemperatureC`` :func:`cpu_temperature`
-    of ``thermal_base`` (°C, None where the board has no thermal zone).
+    ``rssMiB`` (this process, :func:`rss_mib`), ``memAvailableMiB`` (the
+    system's available memory, :func:`mem_available_mib`), ``cpuTemperatureC``
+    (:func:`cpu_temperature` of ``thermal_base``, °C, None where the board has
+    no thermal zone), ``hostname``.
     """
     return {
         "rssMiB": rss_mib(),
+        "memAvailableMiB": mem_available_mib(),
         "cpuTemperatureC": cpu_temperature(thermal_base),
         "hostname": hostname(),
     }
+
+
+def mem_available_mib(meminfo: str | os.PathLike[str] = "/proc/meminfo") -> float | None:
+    """Memory available to new programs without swapping, in MiB, rounded to 0.1.
+
+    The kernel's estimate ``MemAvailable`` of ``/proc/meminfo`` (kB; proc(5));
+    the "free memory" the MicroPython P1 meter reports, as a Linux host knows
+    it. None where the file or the line is missing.
+    """
+    text = _read(Path(meminfo))
+    if text is None:
+        return None
+    for line in text.splitlines():
+        if line.startswith("MemAvailable:"):
+            fields = line.split()
+            if len(fields) >= 2 and fields[1].isdigit():
+                return round(int(fields[1]) / 1024, 1)
+    return None
+
+
+def interface_of(address: str) -> str | None:
+    """The name of the network interface that has ``address`` (``wlan0``), None if none has."""
+    try:
+        import ifaddr
+    except ImportError:  # pragma: no cover - a dependency of zeroconf
+        return None
+    for adapter in ifaddr.get_adapters():
+        for ip in adapter.ips:
+            found = ip.ip if isinstance(ip.ip, str) else ip.ip[0]
+            if found == address:
+                return str(adapter.nice_name)
+    return None
+
+
+def wifi_rssi(address: str, wireless: str | os.PathLike[str] = "/proc/net/wireless") -> str | None:
+    """The Wi-Fi signal of the interface that has ``address``, as ``"-52dBm"``.
+
+    Read from the signal level column of ``/proc/net/wireless`` (Linux
+    wireless extensions: ``wlan0: 0000   70.  -52.  -256 ...``); None when
+    the interface is not wireless (a wired Pi), has no such line, or the
+    address is on no interface. The form is EVN Kaifa to MQTT's ``rssi``.
+    """
+    name = interface_of(address)
+    text = _read(Path(wireless)) if name else None
+    if not name or text is None:
+        return None
+    for line in text.splitlines():
+        head, _, rest = line.partition(":")
+        if head.strip() != name:
+            continue
+        fields = rest.split()
+        if len(fields) < 3:
+            return None
+        try:
+            level = float(fields[2].rstrip("."))
+        except ValueError:
+            return None
+        return f"{round(level)}dBm"
+    return None

@@ -27,7 +27,7 @@ from ...compat import MBUSPICO_FIELDS
 if TYPE_CHECKING:
     from ..config import Config
 
-__all__ = ["Sink", "flat_values", "make_sinks"]
+__all__ = ["Sink", "flat_values", "make_sinks", "meter_id", "record_name", "topic_name"]
 
 log = logging.getLogger("mbuspico.serve")
 
@@ -48,7 +48,45 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
-def flat_values(reading: Mapping[str, Any]) -> dict[str, float]:
+def topic_name(name: str) -> str:
+    """A DSMR value's name as MQTT topic levels: each ``/``-separated level in ``[A-Za-z0-9_]``.
+
+    ``total/gas_meter`` stays ``total/gas_meter`` (the MicroPython P1 meter's
+    code table names topics so); ``1-0:1.8.1`` becomes ``1_0_1_8_1``.
+    """
+    levels = (_NAME.sub("_", level).strip("_") for level in name.split("/"))
+    return "/".join(level for level in levels if level)
+
+
+def record_name(record: Mapping[str, Any]) -> str:
+    """A wired M-Bus record's name: ``<quantity>_<storage>_<tariff>_<subunit>`` in snake case."""
+    quantity = _NAME.sub("_", (record.get("quantity") or "value").lower()).strip("_")
+    return (
+        f"{quantity}_{record.get('storageNumber', 0)}_{record.get('tariff', 0)}"
+        f"_{record.get('subunit', 0)}"
+    )
+
+
+def meter_id(reading: Mapping[str, Any]) -> str | None:
+    """What identifies the meter of a reading, None when it shows nothing.
+
+    DLMS push and DSMR P1: ``meterNumber`` (for P1 the equipment identifier,
+    ``0-0:96.1.1``, decoded); wired M-Bus: the identification number of the
+    header (EN 13757-3 §6.2), else ``address-<A-field>`` (a frame without
+    header: the primary address is all that tells meters apart).
+    """
+    protocol = reading.get("protocol")
+    value = reading.get("meterNumber")
+    if protocol == "dsmr" and not value:
+        value = reading.get("obis", {}).get("0-0:96.1.1", {}).get("value")
+    elif protocol == "mbus":
+        value = reading.get("id")
+        if not value and isinstance(reading.get("address"), int):
+            value = f"address-{reading['address']}"
+    return value if isinstance(value, str) and value else None
+
+
+def flat_values(reading: Mapping[str, Any], *, topics: bool = False) -> dict[str, float]:
     """The numeric values of a reading as ``name -> float``, in a stable order.
 
     * DLMS push (``protocol == "dlms"``): MBusPico's field names
@@ -61,13 +99,20 @@ def flat_values(reading: Mapping[str, Any]) -> dict[str, float]:
       ``mbus_<channel>`` (gas m³, water m³, heat GJ).
     * Wired M-Bus (``"mbus"``): each numeric record as
       ``<quantity>_<storage>_<tariff>_<subunit>`` in snake case, scaled to its
-      base unit (``energy_0_0_0`` Wh, ``volume_0_0_0`` m³, …).
+      base unit (``energy_0_0_0`` Wh, ``volume_0_0_0`` m³, …). Records the
+      meter marks as a value during an error state (DIF function field 3,
+      EN 13757-3 §6.3.2; ``"function": "error"`` in the reading) are not
+      measurements and are left out.
 
     Text values (meter numbers, equipment identifiers) and placeholders (None)
-    are never included. Names contain only ``[A-Za-z0-9_]``.
+    are never included. Names contain only ``[A-Za-z0-9_]``, and ``/`` with
+    ``topics=True``.
 
     Args:
         reading: A reading from :meth:`mbuspico.Decoder.decode`.
+        topics: Keep the ``/`` levels of code-table names (MQTT topics,
+            :func:`topic_name`); without it ``/`` becomes ``_`` (Graphite,
+            InfluxDB and CSV names).
 
     Returns:
         A new dict; empty for an M-Bus application error.
@@ -84,7 +129,9 @@ def flat_values(reading: Mapping[str, Any]) -> dict[str, float]:
         for code, entry in reading.get("obis", {}).items():
             value = _number(entry.get("value"))
             if value is not None:
-                out[_NAME.sub("_", entry.get("name") or code).strip("_")] = value
+                label = entry.get("name") or code
+                name = topic_name(label) if topics else _NAME.sub("_", label).strip("_")
+                out[name] = value
         for channel, device in reading.get("mbus", {}).items():
             value = _number(device.get("value"))
             if value is not None:
@@ -92,14 +139,9 @@ def flat_values(reading: Mapping[str, Any]) -> dict[str, float]:
     elif protocol == "mbus":
         for record in reading.get("records", []):
             value = _number(record.get("value"))
-            if value is None:
+            if value is None or record.get("function") == "error":
                 continue
-            quantity = _NAME.sub("_", (record.get("quantity") or "value").lower()).strip("_")
-            key = (
-                f"{quantity}_{record.get('storageNumber', 0)}_{record.get('tariff', 0)}"
-                f"_{record.get('subunit', 0)}"
-            )
-            out.setdefault(key, value)
+            out.setdefault(record_name(record), value)
     return out
 
 
@@ -249,6 +291,7 @@ def make_sinks(config: Config, status: Callable[[], dict[str, Any]]) -> list[Sin
                 cert_file=c.mqtt_cert_file,
                 key_file=c.mqtt_key_file,
                 tls_insecure=c.mqtt_tls_insecure,
+                fingerprint=c.mqtt_fingerprint,
                 discovery=c.mqtt_discovery,
                 discovery_prefix=c.mqtt_discovery_prefix,
                 telegram_json=c.mqtt_telegram_json,

@@ -5,36 +5,16 @@ queues and returns at once; paho's network thread connects in the background
 and reconnects with backoff (1 s doubling to 60 s), so an unreachable broker
 never delays or stops reading the meter.
 
-Topics (``<prefix>`` is ``topic_prefix``, default ``mbuspico``), by ``mode``:
+Topics (``<prefix>`` is ``topic_prefix``, default ``mbuspico``; empty puts
+the topics at the top level) by ``mode``: see :mod:`mbuspico.serve.sinks.mqtt_topics`
+(``mbuspico``, ``evn-raw``, ``evn-topics``, ``evn-json``, ``obis``).
 
-``mbuspico``
-    MBusPico's MQTT layout: ``<prefix>/<field>`` for ``timestamp``,
-    ``lxTimestamp``, ``meterNumber`` and every field of
-    :data:`mbuspico.compat.MBUSPICO_FIELDS`, each payload exactly the text
-    MBusPico's JSON shows (``1055.00``, ``234.50``, ``powerFactor`` x 1000 as
-    ``968.00``, ``timestamp`` local time labelled ``Z``). DLMS readings only.
-``evn-raw``
-    ``<prefix>/raw``: the decrypted APDU, lower-case hex. Taken from an optional
-    ``"apdu"`` key of the reading (bytes or hex text); readings without it are
-    skipped (neither published nor failed).
-``evn-topics``
-    The topics of the Netz NÖ / EVN sample clients: ``<prefix>/w_p`` +P W,
-    ``w_n`` -P W, ``p_p`` +A Wh, ``p_n`` -A Wh, ``u1``..``u3`` V, ``i1``..``i3``
-    A, ``phi`` cos φ (e.g. ``0.968``), ``meternumber``, ``timestamp`` (ISO 8601
-    with the meter's offset, as the reading gives). DLMS readings only.
-``evn-json``
-    ``<prefix>/json``: one JSON object with exactly the ``evn-topics`` names
-    and JSON numbers; values the meter did not send, and energy totals of
-    zero, are ``null``. DLMS readings only.
-``obis``
-    Any protocol: ``<prefix>/<name>`` for each value of
-    :func:`mbuspico.serve.sinks.flat_values` (``mbuspico/electricity_used_tariff_1``,
-    M-Bus channels as ``mbuspico/mbus_1``); with ``telegram_json`` also the
-    whole reading as JSON on ``<prefix>/telegram``.
-
-Numbers are sent as plain text (``4.426``, ``1055``). An energy or volume
-total (a ``total_increasing`` sensor) that is None or zero is never published:
-Home Assistant would take it as a meter reset and count the whole total again.
+TLS verifies the broker against a CA file (or the system's CAs), or pins it by
+its certificate's SHA-1 or SHA-256 fingerprint as EVN Kaifa to MQTT does
+(``fingerprint``; without a CA file the chain is then not checked, only the
+certificate). A failed handshake is logged once with its reason (certificate
+verify failed, fingerprint mismatch), and once more when a connection works
+again.
 
 ``<prefix>/status`` (retained, QoS 1) is always a JSON object whose ``state``
 says whether the service is up: ``{"state": "online", ...}`` after every
@@ -48,6 +28,8 @@ availability template ``{{ value_json.state }}``.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import re
@@ -55,7 +37,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Mapping
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, cast
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -63,7 +45,18 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from ...compat import MBUSPICO_FIELDS
-from . import Sink, flat_values
+from ..stats import wifi_rssi
+from . import Sink
+from .mqtt_topics import (
+    DLMS_META,
+    EVN_FIELDS,
+    evn_json,
+    evn_values,
+    json_default,
+    mbuspico_messages,
+    obis_kinds,
+    obis_values,
+)
 
 __all__ = ["MODES", "MqttSink"]
 
@@ -74,126 +67,46 @@ MODES = ("mbuspico", "evn-raw", "evn-topics", "evn-json", "obis")
 
 _SAFE = re.compile(r"[^A-Za-z0-9_-]+")
 _OFFLINE = json.dumps({"state": "offline"})
-_NAME = re.compile(r"[^A-Za-z0-9_]+")
-
-# evn-topics / evn-json name -> MBusPico field name.
-_EVN = {
-    "w_p": "activePowerPlus",
-    "w_n": "activePowerMinus",
-    "p_p": "activeEnergyPlus",
-    "p_n": "activeEnergyMinus",
-    "u1": "voltageL1",
-    "u2": "voltageL2",
-    "u3": "voltageL3",
-    "i1": "currentL1",
-    "i2": "currentL2",
-    "i3": "currentL3",
-    "phi": "powerFactor",
-    "meternumber": "meterNumber",
-    "timestamp": "timestamp",
-}
 
 
-class _Kind(NamedTuple):
-    """How Home Assistant should show a sensor."""
-
-    device_class: str | None = None
-    state_class: str | None = None
-    unit: str | None = None
-
-    @property
-    def total(self) -> bool:
-        """A running total: None or zero must never be published."""
-        return self.state_class == "total_increasing"
+class FingerprintMismatch(ssl.SSLError):
+    """The broker's certificate is not the pinned one."""
 
 
-_PLAIN = _Kind()
-_ENERGY_WH = _Kind("energy", "total_increasing", "Wh")
-_POWER_W = _Kind("power", "measurement", "W")
-_VOLTAGE = _Kind("voltage", "measurement", "V")
-_CURRENT = _Kind("current", "measurement", "A")
-_POWER_FACTOR = _Kind("power_factor", "measurement")
-_GAS = _Kind("gas", "total_increasing", "m³")
-_WATER = _Kind("water", "total_increasing", "m³")
-_VOLUME = _Kind(None, "total_increasing", "m³")
-
-# DLMS field -> (Home Assistant name, kind).
-_DLMS_META: dict[str, tuple[str, _Kind]] = {
-    "activePowerPlus": ("Active power import", _POWER_W),
-    "activePowerMinus": ("Active power export", _POWER_W),
-    "activeEnergyPlus": ("Active energy import", _ENERGY_WH),
-    "activeEnergyMinus": ("Active energy export", _ENERGY_WH),
-    "reactiveEnergyPlus": ("Reactive energy import", _Kind(None, "total_increasing", "varh")),
-    "reactiveEnergyMinus": ("Reactive energy export", _Kind(None, "total_increasing", "varh")),
-    "voltageL1": ("Voltage L1", _VOLTAGE),
-    "voltageL2": ("Voltage L2", _VOLTAGE),
-    "voltageL3": ("Voltage L3", _VOLTAGE),
-    "currentL1": ("Current L1", _CURRENT),
-    "currentL2": ("Current L2", _CURRENT),
-    "currentL3": ("Current L3", _CURRENT),
-    "powerFactor": ("Power factor", _POWER_FACTOR),
-}
-
-# DSMR / wired M-Bus unit as sent -> kind.
-_UNIT_META: dict[str, _Kind] = {
-    "kWh": _Kind("energy", "total_increasing", "kWh"),
-    "Wh": _ENERGY_WH,
-    "GJ": _Kind("energy", "total_increasing", "GJ"),
-    "kW": _Kind("power", "measurement", "kW"),
-    "W": _POWER_W,
-    "V": _VOLTAGE,
-    "A": _CURRENT,
-    "°C": _Kind("temperature", "measurement", "°C"),
-}
-
-
-def _unit_kind(unit: Any) -> _Kind:
-    if not isinstance(unit, str) or not unit:
-        return _PLAIN
-    return _UNIT_META.get(unit, _Kind(unit=unit))
-
-
-def _volume_kind(device_type: Any) -> _Kind:
-    """Gas (EN 13757-3 device type 3), water (6, 7, 8) or another volume."""
-    if device_type == 3:
-        return _GAS
-    if device_type in (6, 7, 8):
-        return _WATER
-    return _VOLUME
-
-
-def _text(value: Any) -> str:
-    """A number as plain text: ``1055``, ``234.5``; None as ``""``."""
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _valid_total(value: Any) -> bool:
-    """An energy/volume total worth publishing: a number, not zero."""
-    return _is_number(value) and value != 0
-
-
-class _ClosingSSLSocket(ssl.SSLSocket):
-    """Closes itself when the TLS handshake fails.
+class _CheckedSSLSocket(ssl.SSLSocket):
+    """Checks the pinned fingerprint after the handshake; closes itself when either fails.
 
     paho leaves the socket of a failed handshake (untrusted certificate) open
     for the garbage collector; with a reconnect every minute that would leak
-    one descriptor per attempt until collected.
+    one descriptor per attempt until collected. The failure is reported to the
+    sink (``report``) so that its reason reaches the log.
     """
+
+    fingerprint: str | None = None
+    """Lower-case hex SHA-1 (40 digits) or SHA-256 (64) of the DER certificate."""
+    report: Callable[[BaseException | None], None] | None = None
 
     def do_handshake(self, block: bool = False) -> None:
         try:
             super().do_handshake(block)
-        except BaseException:
+            expected = type(self).fingerprint
+            if expected is not None:
+                der = self.getpeercert(binary_form=True) or b""
+                digest = hashlib.sha1 if len(expected) == 40 else hashlib.sha256
+                got = digest(der).hexdigest()
+                if not hmac.compare_digest(got, expected):
+                    name = "SHA-1" if len(expected) == 40 else "SHA-256"
+                    msg = f"fingerprint mismatch: the broker's certificate has {name} {got}"
+                    raise FingerprintMismatch(msg)
+        except BaseException as e:
             self.close()
+            report = type(self).report
+            if report is not None:
+                report(e)
             raise
+        report = type(self).report
+        if report is not None:
+            report(None)
 
 
 class MqttSink(Sink):
@@ -207,7 +120,8 @@ class MqttSink(Sink):
             exceptions.
         client_id: MQTT client id; default ``mbuspico-<hostname>``.
         mode: One of :data:`MODES`.
-        topic_prefix: First level of every state topic (``mbuspico``).
+        topic_prefix: First levels of every state topic (``mbuspico``); empty
+            puts the topics at the top level (``json``, ``status``).
         qos: MQTT quality of service of the readings, 0, 1 or 2. Status and
             discovery messages always use QoS 1.
         retain: Retain the reading messages at the broker.
@@ -218,6 +132,10 @@ class MqttSink(Sink):
         key_file: Private key of ``cert_file`` (None when it is in ``cert_file``).
         tls_insecure: Do not check that the broker's certificate names ``host``
             (the chain is still verified).
+        fingerprint: Pin the broker's certificate: its SHA-1 (40 hex digits,
+            as EVN Kaifa to MQTT) or SHA-256 (64) fingerprint; turns TLS on.
+            Without ``ca_file`` only the fingerprint is checked (a self-signed
+            broker certificate works); with it, the chain too.
         discovery: Publish Home Assistant MQTT discovery configs (retained) on
             every connect, built from the first reading.
         discovery_prefix: Home Assistant's discovery prefix.
@@ -232,8 +150,9 @@ class MqttSink(Sink):
         maxsize: Readings kept while delivery is slow (see :class:`Sink`).
 
     Raises:
-        ValueError: ``mode`` or ``qos`` is not valid, ``topic_prefix`` is
-            empty or holds a wildcard, or ``status_interval`` is negative.
+        ValueError: ``mode`` or ``qos`` is not valid, ``topic_prefix`` holds
+            a wildcard, ``fingerprint`` is not 40 or 64 hex digits, or
+            ``status_interval`` is negative.
         OSError: The TLS files could not be read (``ssl.SSLError`` when they are
             not valid PEM).
 
@@ -260,6 +179,7 @@ class MqttSink(Sink):
         cert_file: str | None = None,
         key_file: str | None = None,
         tls_insecure: bool = False,
+        fingerprint: str | None = None,
         discovery: bool = False,
         discovery_prefix: str = "homeassistant",
         telegram_json: bool = False,
@@ -273,10 +193,13 @@ class MqttSink(Sink):
         if qos not in (0, 1, 2):
             raise ValueError(f"mqtt qos must be 0, 1 or 2, not {qos!r}")
         prefix = topic_prefix.strip("/")
-        if not prefix or "+" in prefix or "#" in prefix:
+        if "+" in prefix or "#" in prefix:
             raise ValueError(
                 f"mqtt topic_prefix must be a topic without wildcards: {topic_prefix!r}"
             )
+        pin = None if fingerprint is None else fingerprint.replace(":", "").replace(" ", "").lower()
+        if pin is not None and (len(pin) not in (40, 64) or not _is_hex(pin)):
+            raise ValueError("mqtt fingerprint must be 40 (SHA-1) or 64 (SHA-256) hex digits")
         if not status_interval >= 0:  # also NaN
             raise ValueError(f"mqtt status_interval must be 0 or more, not {status_interval!r}")
         super().__init__("mqtt", maxsize)
@@ -288,11 +211,12 @@ class MqttSink(Sink):
         self.topic_prefix = prefix
         self.qos = qos
         self.retain = retain
-        self.tls = tls
+        self.tls = tls or pin is not None
+        self.fingerprint = pin
         self.discovery = discovery
         self.discovery_prefix = discovery_prefix.strip("/")
         self.telegram_json = telegram_json
-        self.status_topic = f"{prefix}/status"
+        self.status_topic = self.topic("status")
         """Availability and statistics topic: JSON with ``state`` ``online`` /
         ``offline``, retained."""
         self.status_interval = status_interval
@@ -313,11 +237,25 @@ class MqttSink(Sink):
         )
         if username is not None:
             client.username_pw_set(username, password)
-        if tls:
-            context = ssl.create_default_context(cafile=ca_file)  # system CAs when None
+        self.local_address: str | None = None
+        """The address of this host on the broker connection (EVN's ``ip``)."""
+        self._tls_failing = 0  # handshakes failed in a row
+        if self.tls:
+            if pin is not None and ca_file is None:
+                # Pinned: the fingerprint is the trust, as on EVN Kaifa to MQTT.
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+                tls_insecure = True
+            else:
+                context = ssl.create_default_context(cafile=ca_file)  # system CAs when None
             if cert_file is not None:
                 context.load_cert_chain(cert_file, key_file)
-            context.sslsocket_class = _ClosingSSLSocket
+            context.sslsocket_class = type(
+                "_PinnedSSLSocket",
+                (_CheckedSSLSocket,),
+                {"fingerprint": pin, "report": staticmethod(self._tls_result)},
+            )
             client.tls_set_context(context)
             if tls_insecure:
                 client.tls_insecure_set(True)
@@ -328,6 +266,10 @@ class MqttSink(Sink):
         client.on_disconnect = self._on_disconnect
         client.on_connect_fail = self._on_connect_fail
         self._client = client
+
+    def topic(self, name: str) -> str:
+        """The full topic of ``name`` below the prefix (``name`` itself without one)."""
+        return f"{self.topic_prefix}/{name}" if self.topic_prefix else name
 
     def __repr__(self) -> str:
         """Where and how the sink publishes; never the password."""
@@ -358,15 +300,16 @@ class MqttSink(Sink):
         """Queue ``reading``; never blocks, never raises.
 
         Readings the mode cannot show are skipped without being counted:
-        anything but DLMS in the ``mbuspico`` and ``evn-*`` modes, readings
-        without an ``"apdu"`` in ``evn-raw``.
+        wired M-Bus readings in the ``mbuspico`` and ``evn-*`` modes (they have
+        no MBusPico fields; DLMS push and DSMR P1 readings do), readings without
+        an ``"apdu"`` in ``evn-raw``.
         """
         if self.mode == "evn-raw":
             accepted = reading.get("apdu") is not None
         elif self.mode == "obis":
             accepted = True
         else:
-            accepted = reading.get("protocol") == "dlms"
+            accepted = reading.get("protocol") in ("dlms", "dsmr")
         if not accepted:
             if not self._skipped_logged:
                 self._skipped_logged = True
@@ -419,7 +362,7 @@ class MqttSink(Sink):
         if self.discovery:
             self._add_discovery(reading)
         for topic, payload in self._messages(reading):
-            self._send(f"{self.topic_prefix}/{topic}", payload, self.qos, self.retain)
+            self._send(self.topic(topic), payload, self.qos, self.retain)
 
     # -- paho callbacks (network thread) ---------------------------------------------------------
 
@@ -437,6 +380,11 @@ class MqttSink(Sink):
             )
             return
         log.info("mqtt: connected to %s:%s", self.host, self.port)
+        try:
+            sock = cast("socket.socket | None", client.socket())
+            self.local_address = sock.getsockname()[0] if sock is not None else None
+        except OSError:  # closed meanwhile
+            self.local_address = None
         with self._discovery_lock:
             configs = list(self._configs.items())
         for topic, payload in configs:
@@ -461,6 +409,31 @@ class MqttSink(Sink):
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         log.debug("mqtt: could not connect to %s:%s; retrying", self.host, self.port)
 
+    def _tls_result(self, error: BaseException | None) -> None:
+        """A TLS handshake ended: log the first failure of a run with its reason, and the end."""
+        if error is None:
+            if self._tls_failing:
+                log.info(
+                    "mqtt: TLS with %s:%s works again after %d failed handshakes",
+                    self.host,
+                    self.port,
+                    self._tls_failing,
+                )
+            self._tls_failing = 0
+            return
+        if not self._tls_failing:
+            reason = getattr(error, "verify_message", None) or getattr(error, "reason", None)
+            text = str(error) if isinstance(error, FingerprintMismatch) or not reason else reason
+            if isinstance(error, ssl.SSLCertVerificationError):
+                text = f"certificate verify failed: {error.verify_message}"
+            log.warning(
+                "mqtt: TLS handshake with %s:%s failed: %s (not logged again until it works)",
+                self.host,
+                self.port,
+                text,
+            )
+        self._tls_failing += 1
+
     # -- status ----------------------------------------------------------------------------------
 
     def status_payload(self) -> str:
@@ -477,7 +450,7 @@ class MqttSink(Sink):
             except Exception as e:  # statistics must never stop the availability message
                 log.debug("mqtt: no statistics for %s: %s", self.status_topic, e)
             doc["state"] = "online"
-        return json.dumps(doc, ensure_ascii=False, default=_json_default)
+        return json.dumps(doc, ensure_ascii=False, default=json_default)
 
     def _status_loop(self) -> None:
         """Republish the status every ``status_interval`` seconds while connected."""
@@ -491,32 +464,35 @@ class MqttSink(Sink):
 
     # -- messages --------------------------------------------------------------------------------
 
-    def _send(self, topic: str, payload: str, qos: int, retain: bool) -> None:
+    def _send(self, topic: str, payload: str | bytes, qos: int, retain: bool) -> None:
         info = self._client.publish(topic, payload, qos=qos, retain=retain)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise ConnectionError(f"MQTT publish to {topic} failed: {mqtt.error_string(info.rc)}")
 
-    def _messages(self, reading: Mapping[str, Any]) -> list[tuple[str, str]]:
+    def _messages(self, reading: Mapping[str, Any]) -> list[tuple[str, str | bytes]]:
         """``(topic below the prefix, payload)`` for one reading in this mode."""
         if self.mode == "mbuspico":
-            return _mbuspico_messages(reading)
+            return list(mbuspico_messages(reading))
         if self.mode == "evn-raw":
             apdu = reading["apdu"]
             raw = bytes(apdu) if isinstance(apdu, (bytes, bytearray, memoryview)) else None
             if raw is None:
                 raw = bytes.fromhex(str(apdu))  # ValueError: counted as failed
-            return [("raw", raw.hex())]
+            return [("raw", raw)]
         if self.mode == "evn-topics":
             return [
                 (name, _text(value))
-                for name, value in _evn_values(reading).items()
+                for name, value in evn_values(reading).items()
                 if value is not None
             ]
         if self.mode == "evn-json":
-            return [("json", json.dumps(_evn_values(reading), separators=(",", ":")))]
-        out = [(name, _text(value)) for name, value in _obis_values(reading).items()]
+            ip = self.local_address
+            return [("json", evn_json(reading, ip, wifi_rssi(ip) if ip else None))]
+        out: list[tuple[str, str | bytes]] = [
+            (name, _text(value)) for name, value in obis_values(reading).items()
+        ]
         if self.telegram_json:
-            out.append(("telegram", json.dumps(dict(reading), default=_json_default)))
+            out.append(("telegram", json.dumps(dict(reading), default=json_default)))
         return out
 
     # -- Home Assistant discovery ----------------------------------------------------------------
@@ -535,7 +511,7 @@ class MqttSink(Sink):
     def _discovery_configs(self, reading: Mapping[str, Any]) -> list[tuple[str, str]]:
         """``(config topic, JSON config)`` for each sensor this reading shows."""
         protocol = reading.get("protocol")
-        meter = _meter_id(reading)
+        meter = _discovery_id(reading)
         ident = _SAFE.sub("_", meter or self.client_id).strip("_") or "mbuspico"
         node_id = f"mbuspico_{ident}"
         if protocol == "dsmr":
@@ -556,7 +532,7 @@ class MqttSink(Sink):
             config: dict[str, Any] = {
                 "name": name,
                 "unique_id": f"{node_id}_{_SAFE.sub('_', object_id)}",
-                "state_topic": f"{self.topic_prefix}/{object_id}",
+                "state_topic": self.topic(object_id),
                 "availability_topic": self.status_topic,
                 "availability_template": "{{ value_json.state }}",
                 "device": device,
@@ -572,41 +548,52 @@ class MqttSink(Sink):
             out.append((topic, json.dumps(config, ensure_ascii=False)))
         return out
 
-    def _sensors(self, reading: Mapping[str, Any]) -> list[tuple[str, str, _Kind, dict[str, Any]]]:
+    def _sensors(self, reading: Mapping[str, Any]) -> list[tuple[str, str, Any, dict[str, Any]]]:
         """``(topic below the prefix, name, kind, extra config)`` per sensor."""
-        out: list[tuple[str, str, _Kind, dict[str, Any]]] = []
+        out: list[tuple[str, str, Any, dict[str, Any]]] = []
         if self.mode == "mbuspico":
             for field in MBUSPICO_FIELDS:
-                name, kind = _DLMS_META[field]
+                name, kind = DLMS_META[field]
                 extra: dict[str, Any] = {}
                 if field == "powerFactor":  # MBusPico sends cos φ x 1000
                     extra["value_template"] = "{{ (value | float / 1000) | round(3) }}"
                 out.append((field, name, kind, extra))
         elif self.mode in ("evn-topics", "evn-json"):
-            for short, field in _EVN.items():
-                if field not in _DLMS_META:
+            for short, field in EVN_FIELDS.items():
+                if field not in DLMS_META:
                     continue  # meternumber, timestamp
-                name, kind = _DLMS_META[field]
+                name, kind = DLMS_META[field]
                 extra = {}
                 if self.mode == "evn-json":
-                    extra["state_topic"] = f"{self.topic_prefix}/json"
+                    extra["state_topic"] = self.topic("json")
                     extra["value_template"] = f"{{{{ value_json.{short} }}}}"
                 out.append((short, name, kind, extra))
         elif self.mode == "obis":
-            for name, kind in _obis_kinds(reading).items():
-                label = _DLMS_META[name][0] if name in _DLMS_META else None
+            for name, kind in obis_kinds(reading).items():
+                label = DLMS_META[name][0] if name in DLMS_META else None
                 out.append((name, label or name.replace("_", " ").capitalize(), kind, {}))
         return out
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value).hex()
+def _text(value: Any) -> str:
+    """A value as MQTT text: numbers plain (``1055``, ``234.5``), None as ``""``."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)
     return str(value)
 
 
-def _meter_id(reading: Mapping[str, Any]) -> str | None:
-    """Meter number (DLMS), equipment identifier (DSMR) or id (M-Bus)."""
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdef" for c in text)
+
+
+def _discovery_id(reading: Mapping[str, Any]) -> str | None:
+    """The meter in Home Assistant's unique ids.
+
+    Meter number (DLMS), equipment id as sent (DSMR), identification number
+    (M-Bus): kept as first published, so existing entities stay.
+    """
     protocol = reading.get("protocol")
     if protocol == "dsmr":
         value = reading.get("obis", {}).get("0-0:96.1.1", {}).get("value")
@@ -615,95 +602,3 @@ def _meter_id(reading: Mapping[str, Any]) -> str | None:
     else:
         value = reading.get("meterNumber")
     return value if isinstance(value, str) and value else None
-
-
-def _mbuspico_messages(reading: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """MBusPico's topics with the texts of :func:`mbuspico.compat.to_mbuspico_json`."""
-    timestamp = reading.get("timestamp")
-    out = [
-        ("timestamp", timestamp[:19] + "Z" if timestamp else ""),
-        ("lxTimestamp", str(reading.get("lxTimestamp") or 0)),
-        ("meterNumber", str(reading.get("meterNumber") or "")),
-    ]
-    for field in MBUSPICO_FIELDS:
-        value = reading.get(field)
-        if _DLMS_META[field][1].total and not _valid_total(value):
-            continue
-        # MBusPico shows unsent values as 0.00.
-        number = 0.0 if isinstance(value, bool) or not isinstance(value, (int, float)) else value
-        if field == "powerFactor":
-            number *= 1000
-        out.append((field, f"{number:.2f}"))
-    return out
-
-
-def _evn_values(reading: Mapping[str, Any]) -> dict[str, Any]:
-    """The EVN names with the reading's values.
-
-    None for values the meter did not send and for energy totals that are zero.
-    """
-    out: dict[str, Any] = {}
-    for short, field in _EVN.items():
-        value = reading.get(field)
-        meta = _DLMS_META.get(field)
-        if meta is not None and meta[1].total and not _valid_total(value):
-            value = None
-        out[short] = value
-    return out
-
-
-def _obis_kinds(reading: Mapping[str, Any]) -> dict[str, _Kind]:
-    """The kind of each :func:`flat_values` name of ``reading``."""
-    protocol = reading.get("protocol")
-    names = flat_values(reading)
-    out: dict[str, _Kind] = {}
-    if protocol == "dsmr":
-        mbus = reading.get("mbus", {})
-        for code, entry in reading.get("obis", {}).items():
-            name = _NAME.sub("_", entry.get("name") or code).strip("_")
-            if name not in names or name in out:
-                continue
-            unit = entry.get("unit")
-            if unit in ("m3", "m³"):
-                channel = code.split(":")[0].split("-")[-1]
-                out[name] = _volume_kind(mbus.get(channel, {}).get("deviceType"))
-            else:
-                out[name] = _unit_kind(unit)
-        for channel, device in mbus.items():
-            name = f"mbus_{channel}"
-            if name in names:
-                unit = device.get("unit")
-                volume = unit in ("m3", "m³")
-                out[name] = _volume_kind(device.get("deviceType")) if volume else _unit_kind(unit)
-    elif protocol == "mbus":
-        medium = str(reading.get("medium") or "").lower()
-        units: dict[str, Any] = {}
-        for record in reading.get("records", []):
-            quantity = _NAME.sub("_", (record.get("quantity") or "value").lower()).strip("_")
-            key = (
-                f"{quantity}_{record.get('storageNumber', 0)}_{record.get('tariff', 0)}"
-                f"_{record.get('subunit', 0)}"
-            )
-            units.setdefault(key, record.get("unit"))
-        for name in names:
-            unit = units.get(name)
-            if unit == "m^3":
-                out[name] = _GAS if "gas" in medium else _WATER if "water" in medium else _VOLUME
-            else:
-                out[name] = _unit_kind(unit)
-    for name in names:
-        if protocol == "dlms":
-            out[name] = _DLMS_META[name][1] if name in _DLMS_META else _PLAIN
-        out.setdefault(name, _PLAIN)
-    return out
-
-
-def _obis_values(reading: Mapping[str, Any]) -> dict[str, Any]:
-    """:func:`flat_values`, integral values as int, totals that are zero left out."""
-    kinds = _obis_kinds(reading)
-    out: dict[str, Any] = {}
-    for name, value in flat_values(reading).items():
-        if kinds[name].total and not _valid_total(value):
-            continue
-        out[name] = int(value) if value.is_integer() and abs(value) < 2**53 else value
-    return out
