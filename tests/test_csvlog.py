@@ -8,6 +8,8 @@ import copy
 import csv
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -401,11 +403,17 @@ def served(logged: Path) -> Iterator[str]:
 
 def test_list_and_download(served: str, logged: Path) -> None:
     ok = basic(USER, PASSWORD)
-    status, headers, body = get(served + "/files", ok)
+    status, headers, body = get(served + "/api/files", ok)
     assert status == 200
     assert headers["Content-Type"] == "application/json"
     names = ["2026-10.csv", "2026-11-2.csv", "2026-11.csv"]
     assert json.loads(body) == [{"name": n, "size": (logged / n).stat().st_size} for n in names]
+    # /files with Accept: application/json gives the same JSON.
+    request = urllib.request.Request(  # noqa: S310 - 127.0.0.1 only
+        served + "/files", headers={"Authorization": ok, "Accept": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as r:  # noqa: S310
+        assert json.loads(r.read()) == json.loads(body)
     for name in names:
         status, headers, body = get(f"{served}/files/{name}", ok)
         assert status == 200
@@ -420,8 +428,36 @@ def test_list_and_download(served: str, logged: Path) -> None:
     assert int(headers["Content-Length"]) == (logged / "2026-10.csv").stat().st_size
 
 
+def test_files_page_for_a_person(served: str, logged: Path) -> None:
+    """As the ESP32 logger's file server: the months, sizes and links, and the free space."""
+    status, headers, body = get(served + "/files", basic(USER, PASSWORD))
+    assert status == 200
+    assert headers["Content-Type"] == "text/html; charset=utf-8"
+    page = body.decode()
+    rows = re.findall(
+        r"<tr><td>([^<]+)</td><td><a href=\"([^\"]+)\" download>([^<]+)</a></td>"
+        r"<td class=n>([^<]+)</td></tr>",
+        page,
+    )
+    size = (logged / "2026-10.csv").stat().st_size
+    assert rows == [
+        ("November 2026", "/files/2026-11.csv", "2026-11.csv", rows[0][3]),
+        ("November 2026, part 2", "/files/2026-11-2.csv", "2026-11-2.csv", rows[1][3]),
+        ("October 2026", "/files/2026-10.csv", "2026-10.csv", f"{size / 1000:.1f} KB"),
+    ]
+    disk = re.search(r"Disk: ([\d.]+ [KMG]?B) free of ([\d.]+ [KMG]?B) \((\d+) %\)", page)
+    assert disk is not None
+    usage = shutil.disk_usage(logged)
+    assert 0 <= int(disk[3]) <= 100
+    assert disk[2].split()[0] in (f"{usage.total / 1e9:.2f}", f"{usage.total / 1e6:.1f}")
+    assert "name=viewport" in page
+    assert "http" not in page.split("<body>")[1]  # no external resource: a Pi may be offline
+    for _, link, name, _ in rows:  # every link downloads its file
+        assert get(served + link, basic(USER, PASSWORD))[2] == (logged / name).read_bytes()
+
+
 def test_authentication(served: str) -> None:
-    for path in ("/files", "/files/2026-11.csv", "/files/notes.txt"):
+    for path in ("/files", "/api/files", "/files/2026-11.csv", "/files/notes.txt"):
         status, headers, _ = get(served + path)
         assert status == 401, path
         assert headers["WWW-Authenticate"] == 'Basic realm="MBusPico"'
@@ -459,6 +495,7 @@ def test_no_auth_and_no_directory(tmp_path: Path) -> None:
     app = Microdot()
     add_file_routes(app, tmp_path / "missing", None)
     for url in serve(app):
-        assert get(url + "/files") == (200, get(url + "/files")[1], b"[]")
+        assert get(url + "/api/files") == (200, get(url + "/api/files")[1], b"[]")
+        assert b"No file yet." in get(url + "/files")[2]
         assert get(url + "/files/2026-11.csv")[0] == 404
     assert not os.path.exists(tmp_path / "missing")

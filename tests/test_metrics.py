@@ -286,8 +286,12 @@ def test_influx_line_mbus_without_timestamp_uses_now():
     before = time.time_ns()
     measurement, tags, fields, stamp = line_of(mbus_reading())
     assert before <= stamp <= time.time_ns()
-    assert (measurement, tags) == ("meter", {"meter": "mbus", "protocol": "mbus"})
+    # The meter's identification number tags it, as the meter number does for DLMS.
+    assert (measurement, tags) == ("meter", {"meter": "55555555", "protocol": "mbus"})
     assert fields["energy_0_0_0"] == 9730000.0
+    # "Value during error state" records (power 999999 x 100 W, delta T) are no measurements.
+    assert "power_0_0_0" not in fields
+    assert not any(name.startswith("temperature_difference") for name in fields)
     assert fields["volume_0_0_0"] == 1638.0
     assert fields["flow_temperature_0_0_0"] == 22.0
 
@@ -391,7 +395,7 @@ def test_influx_v1_query_params_basic_auth_and_real_vectors(influx, caplog):
     assert [(m, t["meter"], t["protocol"]) for m, t, _, _ in lines] == [
         ("meter", "181220002177", "dlms"),
         ("meter", "K8EG004046395507", "dsmr"),
-        ("meter", "mbus", "mbus"),
+        ("meter", "55555555", "mbus"),
     ]
     assert lines[0][2]["activePowerPlus"] == 1055.0
     assert lines[0][3] == KAIFA_EPOCH * 10**9
@@ -606,7 +610,7 @@ bind-address = "127.0.0.1:{rpc_port}"
         )
         (series,) = result["results"][0]["series"]
         assert series["values"] == [[DSMR_EPOCH * 10**9, 4.426]]
-        result = query('SELECT "energy_0_0_0" FROM "power meter" WHERE "meter" = \'mbus\'')
+        result = query('SELECT "energy_0_0_0" FROM "power meter" WHERE "meter" = \'55555555\'')
         assert result["results"][0]["series"][0]["values"][0][1] == 9730000
         # A database that does not exist: 404, not retried, counted failed.
         missing = InfluxSink(base, database="nope", batch_size=1)

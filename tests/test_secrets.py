@@ -463,6 +463,7 @@ def test_no_key_in_any_output_of_the_running_service(tmp_path: Path, mosquitto: 
     exe = str(Path(sys.executable).with_name("mbuspico"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("MBUSPICO_")}
     env["PYTHONASYNCIODEBUG"] = "1"
+    env["MBUSPICO_LOG_LEVEL"] = "LOG_DEBUG"  # MBusPico's setting: every telegram's handling
     # A meter for each service reading one (a port has one reader), on a
     # pseudo-terminal behind a symlink.
     meters = {name: tmp_path / f"meter-{name}" for name in ("good", "wrong", "wrong-auth")}

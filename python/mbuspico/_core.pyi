@@ -587,7 +587,9 @@ def encode_push(
 def system_title(meter_name: str, serial: int) -> bytes:
     """An 8-byte system title like ``meter_name``'s own, ending in ``serial``."""
 
-def mbus_to_xml(frames: list[_Bytes], /, normalized: bool = False) -> str:
+def mbus_to_xml(
+    frames: list[_Bytes], /, normalized: bool = False, verify_checksum: bool = True
+) -> str:
     """XML as libmbus writes it for one slave's telegrams; see :func:`mbuspico.mbus.to_xml`."""
 
 @final

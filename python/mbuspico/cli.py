@@ -410,7 +410,11 @@ def _dsmr_table(reading: DsmrReading) -> str:
 
 
 def _print(
-    reading: Reading | MbusReading | DsmrReading, fmt: str, out: TextIO, telegram: bytes
+    reading: Reading | MbusReading | DsmrReading,
+    fmt: str,
+    out: TextIO,
+    telegram: bytes,
+    verify_checksum: bool = True,
 ) -> None:
     if fmt == "json":
         out.write(json.dumps(reading, ensure_ascii=False) + "\n")
@@ -420,15 +424,16 @@ def _print(
             raise DecodeError(msg, 0, "format")
         from .mbus import to_xml
 
-        out.write(to_xml(telegram, normalized=fmt == "xml-normalized"))
+        normalized = fmt == "xml-normalized"
+        out.write(to_xml(telegram, normalized=normalized, verify_checksum=verify_checksum))
     elif reading["protocol"] == "dsmr":
-        if fmt == "mbuspico":
-            msg = "the mbuspico format is for DLMS readings (MBusPico's JSON)"
-            raise DecodeError(msg, 0, "format")
-        out.write(_dsmr_table(reading) + "\n")
+        if fmt == "mbuspico":  # P1 readings carry MBusPico's fields too
+            out.write(to_mbuspico_json(reading) + "\n")
+        else:
+            out.write(_dsmr_table(reading) + "\n")
     elif reading["protocol"] == "mbus":
         if fmt == "mbuspico":
-            msg = "the mbuspico format is for DLMS readings (MBusPico's JSON)"
+            msg = "the mbuspico format is for DLMS and P1 readings (MBusPico's JSON)"
             raise DecodeError(msg, 0, "format")
         out.write(_mbus_table(reading) + "\n")
     elif fmt == "mbuspico":
@@ -470,7 +475,7 @@ def _decode(args: argparse.Namespace, out: TextIO, log: TextIO, stdin: BinaryIO)
         for i, telegram in enumerate(telegrams, 1):
             try:
                 reading = decoder.decode(telegram)
-                _print(reading, args.format, out, telegram)
+                _print(reading, args.format, out, telegram, args.verify_checksum)
             except DecodeError as e:
                 failed += 1
                 print(f"mbuspico: {name}: telegram {i}: {e}", file=log)

@@ -11,7 +11,7 @@ Loxone virtual inputs parse exactly that text, quirks included:
 
 from __future__ import annotations
 
-from .types import Reading
+from .types import MbusPicoFields
 
 __all__ = ["MBUSPICO_FIELDS", "to_mbuspico_json"]
 
@@ -36,11 +36,12 @@ def _number(value: int | float | None) -> str:
     return "%.2f" % (value if value is not None else 0.0)
 
 
-def to_mbuspico_json(reading: Reading) -> str:
+def to_mbuspico_json(reading: MbusPicoFields) -> str:
     """Return the JSON text MBusPico prints for ``reading``, byte for byte.
 
     Args:
-        reading: A reading from :meth:`mbuspico.Decoder.decode`.
+        reading: A DLMS push or DSMR P1 reading from
+            :meth:`mbuspico.Decoder.decode` (both carry MBusPico's fields).
 
     Returns:
         ``{`` newline, one ``"key": value`` per line, ``}`` (no trailing newline).

@@ -11,44 +11,105 @@ or adds names::
 
 from __future__ import annotations
 
+import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 __all__ = ["load_names"]
 
 
-def load_names(source: str | Path | Mapping[str, object]) -> dict[str, str]:
-    """Read a code table: OBIS code → name.
+def load_names(
+    source: str | Path | Mapping[str, object] | Sequence[tuple[str, str]],
+) -> dict[str, str]:
+    r"""Read a code table: OBIS code (or pattern) → name, in the table's order.
+
+    A code is an OBIS code as telegrams write it (``"1-0:1.8.1"``) or a
+    regular expression that must match the whole code (``"(\d)-1:24.2.1"``:
+    the gas meter on any M-Bus channel). An exact code wins; of the patterns,
+    the first that matches. Names are kept as written: ``"total/gas_meter"``
+    becomes two MQTT topic levels in ``obis`` mode.
 
     Args:
         source: A TOML file (``"0-1:24.2.3" = "gas"`` lines, optionally under a
-            ``[names]`` table) or a mapping.
+            ``[names]`` table; a pattern is easiest as a literal string,
+            ``'(\d)-1:24.2.1' = "total/gas_meter"``), the MicroPython P1
+            meter's ``config.py`` (its ``codetable`` list of ``(code, topic)``
+            pairs, read without running the file), a mapping, or a sequence of
+            pairs.
 
     Returns:
-        The names by code, to pass as ``Decoder(names=...)``.
+        The names by code or pattern, to pass as ``Decoder(names=...)``.
 
     Raises:
-        ValueError: An entry is not ``"A-B:C.D.E" = "name"``.
+        ValueError: An entry is not a code or a valid pattern with a text name,
+            or a ``.py`` file has no ``codetable`` list of pairs.
         OSError: The file cannot be read.
 
+    Source: the MicroPython P1 meter's README ("Configuration for Belgian DSMR
+    Meters": ``("(\d)-1:24.2.1", "total/gas_meter")``).
+
     """
+    pairs: list[tuple[object, object]]
     if isinstance(source, Mapping):
-        table: Mapping[str, object] = source
+        pairs = list(source.items())
+    elif isinstance(source, (str, Path)):
+        path = Path(source)
+        if path.suffix == ".py":
+            pairs = _codetable(path)
+        else:
+            if sys.version_info >= (3, 11):
+                import tomllib
+            else:  # pragma: no cover - depends on the interpreter
+                import tomli as tomllib
+            with path.open("rb") as f:
+                doc = tomllib.load(f)
+            names = doc.get("names", doc)
+            pairs = list(names.items()) if isinstance(names, Mapping) else []
     else:
-        if sys.version_info >= (3, 11):
-            import tomllib
-        else:  # pragma: no cover - depends on the interpreter
-            import tomli as tomllib
-        with Path(source).open("rb") as f:
-            doc = tomllib.load(f)
-        names = doc.get("names", doc)
-        table = names if isinstance(names, Mapping) else {}
+        pairs = [tuple(pair) for pair in source]  # type: ignore[misc]
     out: dict[str, str] = {}
-    for code, name in table.items():
-        parts = code.replace("-", ".").replace(":", ".").split(".")
-        if len(parts) != 5 or not all(p.isdigit() for p in parts) or not isinstance(name, str):
-            msg = f'code table entry {code!r} = {name!r}: expected "A-B:C.D.E" = "name"'
+    for code, name in pairs:
+        if not isinstance(code, str) or not isinstance(name, str) or not _valid_code(code):
+            msg = (
+                f"code table entry {code!r} = {name!r}: expected "
+                '"A-B:C.D.E" (or a pattern such as "(\\d)-1:24.2.1") = "name"'
+            )
             raise ValueError(msg)
-        out[code] = name
+        out.setdefault(code, name)
     return out
+
+
+_CODE = re.compile(r"\d+-\d+:\d+\.\d+\.\d+")
+
+
+def _valid_code(code: str) -> bool:
+    """An OBIS code, or a pattern that compiles and can match one (it has a ``:``)."""
+    if _CODE.fullmatch(code):
+        return True
+    try:
+        re.compile(code)
+    except re.error:
+        return False
+    return ":" in code
+
+
+def _codetable(path: Path) -> list[tuple[object, object]]:
+    """The ``codetable = [(code, topic), ...]`` of a MicroPython P1 meter ``config.py``."""
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        if any(isinstance(t, ast.Name) and t.id == "codetable" for t in targets):
+            try:
+                value = ast.literal_eval(node.value)  # type: ignore[attr-defined]
+            except ValueError:
+                break
+            if isinstance(value, (list, tuple)) and all(
+                isinstance(p, (list, tuple)) and len(p) == 2 for p in value
+            ):
+                return [(p[0], p[1]) for p in value]
+            break
+    msg = f"{path}: no codetable = [(code, topic), ...] list"
+    raise ValueError(msg)

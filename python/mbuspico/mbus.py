@@ -17,7 +17,9 @@ __all__ = ["to_xml"]
 _Frame = Union[bytes, bytearray, memoryview, str]
 
 
-def to_xml(frames: _Frame | Sequence[_Frame], normalized: bool = False) -> str:
+def to_xml(
+    frames: _Frame | Sequence[_Frame], normalized: bool = False, *, verify_checksum: bool = True
+) -> str:
     """Return libmbus's XML for the telegrams of one slave.
 
     The same text libmbus's ``mbus_frame_xml`` (``normalized=False``: libmbus's
@@ -32,16 +34,20 @@ def to_xml(frames: _Frame | Sequence[_Frame], normalized: bool = False) -> str:
             readout in order (records numbered on; ``frame="n"`` attributes),
             as bytes or hex text.
         normalized: Normalized output.
+        verify_checksum: Check each frame's checksum (EN 13757-2 §5.4); False
+            accepts a frame whose checksum byte is wrong, as
+            ``Decoder(verify_checksum=False)`` does: a published dump whose
+            data was redacted but not its checksum (otb-iot's CF Echo II).
 
     Returns:
         The XML document, ending with a newline.
 
     Raises:
         FrameError: A frame's start, length, stop byte or length is wrong.
-        ChecksumError: A frame's checksum does not match.
+        ChecksumError: A frame's checksum does not match (with ``verify_checksum``).
         RecordError: The application data is malformed (EN 13757-3 §6).
 
     """
     if isinstance(frames, (bytes, bytearray, memoryview, str)):
         frames = [frames]
-    return _core.mbus_to_xml(list(frames), normalized)
+    return _core.mbus_to_xml(list(frames), normalized, verify_checksum)

@@ -6,11 +6,10 @@
 //! * [`reading`] types values, names codes, applies time zones, groups M-Bus channels.
 
 pub mod crc;
+pub mod names;
 pub mod reading;
 pub mod stream;
 pub mod telegram;
-
-use std::collections::HashMap;
 
 use jiff::tz::TimeZone;
 
@@ -23,8 +22,9 @@ pub use reading::DsmrReading;
 pub struct Options {
     /// The meter's time zone (Europe/Amsterdam by default).
     pub tz: TimeZone,
-    /// Names by OBIS code text, overriding or extending the default table.
-    pub names: HashMap<String, String>,
+    /// The code table: names by OBIS code or pattern, overriding or
+    /// extending the default names ([`names::Names`]).
+    pub names: names::Names,
     /// Raise on a CRC mismatch (the default); otherwise report it in the reading.
     pub verify_crc: bool,
 }
@@ -33,7 +33,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             tz: TimeZone::get("Europe/Amsterdam").unwrap_or(TimeZone::UTC),
-            names: HashMap::new(),
+            names: names::Names::default(),
             verify_crc: true,
         }
     }

@@ -11,11 +11,11 @@
 //! `632525252525S` are None, never errors.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use jiff::civil::DateTime as Civil;
 use jiff::tz::{AmbiguousOffset, TimeZone};
 
+use super::names::Names;
 use super::telegram::{Code, Crc, Line, Telegram};
 use crate::value::Value;
 
@@ -707,8 +707,8 @@ fn group_value(raw: &[u8], kind: Kind, tz: &TimeZone) -> Value {
     }
 }
 
-/// Builds the reading. `names` overrides or adds names by code text.
-pub fn build(t: &Telegram<'_>, tz: &TimeZone, names: &HashMap<String, String>) -> DsmrReading {
+/// Builds the reading. `names` overrides or adds names by code text or pattern.
+pub fn build(t: &Telegram<'_>, tz: &TimeZone, names: &Names) -> DsmrReading {
     let mut obis = Vec::with_capacity(t.lines.len());
     let mut mbus: Vec<(u8, MbusDevice)> = Vec::new();
     let mut timestamp_value = None;
@@ -718,7 +718,9 @@ pub fn build(t: &Telegram<'_>, tz: &TimeZone, names: &HashMap<String, String>) -
         let custom = if names.is_empty() {
             None
         } else {
-            names.get(&line.code.text()).cloned().map(Cow::Owned)
+            names
+                .get(&line.code.text())
+                .map(|n| Cow::Owned(n.to_owned()))
         };
         let name = custom.or_else(|| known.map(|(n, _)| Cow::Borrowed(n)));
         let v = line_value(&line.code, t.groups_of(line), kind, tz);

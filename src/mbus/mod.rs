@@ -86,9 +86,19 @@ pub fn decode_with(input: &[u8], verify_checksum: bool) -> Result<reading::MbusR
 /// # Errors
 /// The first telegram that does not parse, with offsets into that telegram.
 pub fn to_xml(telegrams: &[&[u8]], normalized: bool) -> Result<String> {
+    to_xml_with(telegrams, normalized, true)
+}
+
+/// [`to_xml`], the frame checksums checked only when `verify_checksum` (a
+/// published dump whose checksum byte was not redacted with the data, as
+/// otb-iot's documentation shows its CF Echo II frame).
+///
+/// # Errors
+/// As [`to_xml`], without [`ErrorKind::Checksum`] when `verify_checksum` is false.
+pub fn to_xml_with(telegrams: &[&[u8]], normalized: bool, verify_checksum: bool) -> Result<String> {
     let apps = telegrams
         .iter()
-        .map(|t| parse_telegram(t).map(|(_, app)| app))
+        .map(|t| parse_telegram_with(t, verify_checksum).map(|(_, app)| app))
         .collect::<Result<Vec<_>>>()?;
     Ok(xml::to_xml(&apps, normalized))
 }

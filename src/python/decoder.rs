@@ -4,7 +4,6 @@ use pyo3::prelude::*;
 use pyo3::types::{PyIterator, PyList};
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use pyo3::exceptions::PyValueError;
 
@@ -472,7 +471,7 @@ impl Decoder {
         protocol: &str,
         profile: &str,
         tz: Option<&str>,
-        names: Option<HashMap<String, String>>,
+        names: Option<&Bound<'_, PyAny>>,
         verify_crc: bool,
         verify_tag: bool,
     ) -> PyResult<Self> {
@@ -503,7 +502,7 @@ impl Decoder {
         protocol: &str,
         profile: &str,
         tz: Option<&str>,
-        names: Option<HashMap<String, String>>,
+        names: Option<&Bound<'_, PyAny>>,
         verify_crc: bool,
         verify_tag: bool,
         verify_checksum: bool,
@@ -517,9 +516,10 @@ impl Decoder {
                 "unknown time zone {tz:?}; give an IANA name such as \"Europe/Amsterdam\""
             ))
         })?;
+        let names = names.map(name_table).transpose()?.unwrap_or_default();
         let dsmr = dsmr::Options {
             tz,
-            names: names.unwrap_or_default(),
+            names,
             verify_crc,
         };
         let auth_key = auth_key.map(|k| key_of(k, "auth_key")).transpose()?;
@@ -562,7 +562,11 @@ impl Decoder {
         state.set_item("protocol", this.protocol_name())?;
         state.set_item("profile", this.profile.map_or("auto", |p| p.name))?;
         state.set_item("tz", &this.tz_name)?;
-        state.set_item("names", &this.dsmr.names)?;
+        let names = pyo3::types::PyDict::new(py);
+        for (code, name) in this.dsmr.names.entries() {
+            names.set_item(code, name)?;
+        }
+        state.set_item("names", names)?;
         state.set_item("verify_crc", this.dsmr.verify_crc)?;
         state.set_item("verify_tag", !this.keys.skip_tag_check)?;
         state.set_item("verify_checksum", this.verify_checksum)?;
@@ -819,4 +823,19 @@ pub(crate) fn parse_hex<'py>(
     crate::hexdump::parse(text)
         .map(|b| pyo3::types::PyBytes::new(py, &b))
         .map_err(errors::to_py)
+}
+
+/// The code table of `Decoder(names=...)`: a mapping (in its order) or a
+/// sequence of (code or pattern, name) pairs.
+fn name_table(obj: &Bound<'_, PyAny>) -> PyResult<dsmr::names::Names> {
+    let pairs: Vec<(String, String)> = if let Ok(map) = obj.cast::<pyo3::types::PyDict>() {
+        map.iter()
+            .map(|(k, v)| Ok((k.extract()?, v.extract()?)))
+            .collect::<PyResult<_>>()?
+    } else {
+        obj.try_iter()?
+            .map(|item| item?.extract::<(String, String)>())
+            .collect::<PyResult<_>>()?
+    };
+    dsmr::names::Names::new(pairs).map_err(|e| PyValueError::new_err(e.to_string()))
 }

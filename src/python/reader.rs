@@ -228,7 +228,7 @@ impl SerialReader {
         timeout: Option<f64>,
         reconnect: bool,
         tz: Option<&str>,
-        names: Option<std::collections::HashMap<String, String>>,
+        names: Option<&Bound<'_, PyAny>>,
         apdu: bool,
         verify_tag: bool,
     ) -> PyResult<Self> {

@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
     from microdot import Microdot, Request, Response
 
-__all__ = ["FILE_NAME", "AuthCheck", "CsvLogSink", "add_file_routes", "list_files"]
+__all__ = ["FILE_NAME", "AuthCheck", "CsvLogSink", "add_file_routes", "files_page", "list_files"]
 
 log = logging.getLogger("mbuspico.serve")
 
@@ -328,6 +328,93 @@ def list_files(directory: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return sorted(files, key=lambda f: str(f["name"]))
 
 
+_MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
+
+
+def _month(name: str) -> str:
+    """``2026-11.csv`` → ``November 2026``; ``2026-11-2.csv`` → ``November 2026, part 2``."""
+    parts = name.removesuffix(".csv").split("-")
+    year, month = parts[0], int(parts[1])
+    text = f"{_MONTHS[month - 1]} {year}" if 1 <= month <= 12 else f"{year}-{parts[1]}"
+    return f"{text}, part {parts[2]}" if len(parts) > 2 else text
+
+
+def _size(size: int) -> str:
+    """Bytes for a person: ``812 B``, ``63.2 KB``, ``58.1 MB`` (1 KB = 1000 B)."""
+    if size < 1000:
+        return f"{size} B"
+    if size < 1000**2:
+        return f"{size / 1000:.1f} KB"
+    if size < 1000**3:
+        return f"{size / 1000**2:.1f} MB"
+    return f"{size / 1000**3:.2f} GB"
+
+
+def _free_space(directory: Path) -> tuple[int, int] | None:
+    """Free and total bytes of the file system holding ``directory``; None if unknown."""
+    import shutil
+
+    try:
+        usage = shutil.disk_usage(directory)
+    except OSError:
+        return None
+    return usage.free, usage.total
+
+
+def files_page(files: list[dict[str, Any]], space: tuple[int, int] | None) -> str:
+    """The ``GET /files`` page: one row a file (month, name, size, download), and the free space.
+
+    Args:
+        files: :func:`list_files`.
+        space: Free and total bytes of the disk (None: not shown).
+
+    Source: the ESP32 smart-meter logger's file server (a page with the SD
+    card's free space above the list of monthly files).
+
+    """
+    from html import escape
+
+    rows = "".join(
+        f"<tr><td>{escape(_month(str(f['name'])))}</td>"
+        f'<td><a href="/files/{escape(str(f["name"]))}" download>{escape(str(f["name"]))}</a></td>'
+        f"<td class=n>{_size(int(f['size']))}</td></tr>\n"
+        for f in reversed(files)  # the newest month first
+    )
+    if space is None:
+        disk = "free space unknown"
+    else:
+        free, total = space
+        disk = f"{_size(free)} free of {_size(total)} ({100 * free / total:.0f} %)" if total else ""
+    return f"""<!doctype html>
+<html lang=en><head><meta charset=utf-8>
+<meta name=viewport content="width=device-width, initial-scale=1">
+<title>mbuspico: CSV files</title>
+<style>body{{font:15px system-ui,sans-serif;margin:1.5em;max-width:40em}}
+td,th{{padding:3px 10px;text-align:left}}.n{{text-align:right;font-variant-numeric:tabular-nums}}
+@media (prefers-color-scheme:dark){{body{{background:#111;color:#ddd}}a{{color:#8cf}}}}</style>
+</head><body>
+<h1>CSV files</h1>
+<p>Disk: {disk}. One file a month; a download is the file as it is now.</p>
+<table><tr><th>Month</th><th>File</th><th class=n>Size</th></tr>
+{rows or "<tr><td colspan=3>No file yet.</td></tr>"}</table>
+<p><a href="/api/files">JSON</a> · <a href="/status.html">status</a></p>
+</body></html>
+"""
+
+
 class _Head(io.RawIOBase):
     """The first ``size`` bytes of an open file, then EOF.
 
@@ -381,8 +468,12 @@ def add_file_routes(
 ) -> None:
     """Add the download routes for a :class:`CsvLogSink` directory to a microdot app.
 
-    * ``GET /files``: JSON ``[{"name": "2026-11.csv", "size": 1234}, …]`` (see
-      :func:`list_files`).
+    * ``GET /files``: a page to download the files (name, month, size, a
+      link each, the free space on the disk; :func:`files_page`), as the
+      ESP32 smart-meter logger's file server shows them; JSON instead with
+      ``Accept: application/json``.
+    * ``GET /api/files``: JSON ``[{"name": "2026-11.csv", "size": 1234}, …]``
+      (see :func:`list_files`).
     * ``GET /files/<name>``: the file, streamed by microdot from disk
       (``text/csv; charset=utf-8``, ``Content-Disposition: attachment``,
       ``Content-Length``): the bytes it had when requested.
@@ -420,8 +511,13 @@ def add_file_routes(
         refused = await denied(request)
         if refused is not None:
             return refused
-        body = json.dumps(list_files(root))
-        return Response(body, 200, {**_NO_CACHE, "Content-Type": "application/json"})
+        listed = list_files(root)
+        accept = request.headers.get("Accept") or ""
+        if request.path == "/api/files" or "application/json" in accept:
+            body = json.dumps(listed)
+            return Response(body, 200, {**_NO_CACHE, "Content-Type": "application/json"})
+        page = files_page(listed, _free_space(root))
+        return Response(page, 200, {**_NO_CACHE, "Content-Type": "text/html; charset=utf-8"})
 
     async def download(request: Request, name: str) -> Response:
         refused = await denied(request)
@@ -447,4 +543,5 @@ def add_file_routes(
 
     # Registered by call: microdot's route decorator is untyped.
     app.route("/files", methods=["GET"])(files)
+    app.route("/api/files", methods=["GET"])(files)
     app.route("/files/<name>", methods=["GET"])(download)

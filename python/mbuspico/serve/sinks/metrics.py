@@ -36,7 +36,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from . import Sink, flat_values
+from . import Sink, flat_values, meter_id
 
 __all__ = ["GraphiteSink", "InfluxSink", "InfluxWriteError"]
 
@@ -298,10 +298,12 @@ class InfluxSink(Sink):
 
     Each reading becomes one line::
 
-        <measurement>,meter=<meterNumber or protocol>,protocol=<protocol>[,<tag>=<v>…] \
+        <measurement>,meter=<meter id>,protocol=<protocol>[,<tag>=<v>…] \
             <field>=<float>,… <unix ns>
 
-    with the fields from :func:`~mbuspico.serve.sinks.flat_values` (NaN and infinite
+    with ``meter`` from :func:`~mbuspico.serve.sinks.meter_id` (meter number,
+    P1 equipment id, M-Bus identification number), the fields from
+    :func:`~mbuspico.serve.sinks.flat_values` (NaN and infinite
     values left out; a reading with no value writes nothing), tags sorted by
     key as InfluxDB recommends, and the reading's ``timestamp`` in
     nanoseconds (``precision=ns``), or the time it was queued without one.
@@ -453,7 +455,7 @@ class InfluxSink(Sink):
             return None
         protocol = str(reading.get("protocol") or "unknown")
         tags = dict(self.tags)
-        tags["meter"] = str(reading.get("meterNumber") or protocol)
+        tags["meter"] = meter_id(reading) or protocol
         tags["protocol"] = protocol
         tag_text = "".join(
             f",{_escape_key(key)}={_escape_key(value)}"
