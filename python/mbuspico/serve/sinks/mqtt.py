@@ -422,10 +422,12 @@ class MqttSink(Sink):
             self._tls_failing = 0
             return
         if not self._tls_failing:
-            reason = getattr(error, "verify_message", None) or getattr(error, "reason", None)
-            text = str(error) if isinstance(error, FingerprintMismatch) or not reason else reason
-            if isinstance(error, ssl.SSLCertVerificationError):
+            if isinstance(error, FingerprintMismatch):
+                text = str(error.args[0])
+            elif isinstance(error, ssl.SSLCertVerificationError):
                 text = f"certificate verify failed: {error.verify_message}"
+            else:
+                text = getattr(error, "reason", None) or str(error) or type(error).__name__
             log.warning(
                 "mqtt: TLS handshake with %s:%s failed: %s (not logged again until it works)",
                 self.host,
