@@ -206,7 +206,7 @@ def test_csv_disk_full_then_space_again(
         failed = sink()["failed"]
         wait_for(lambda: sink()["failed"] >= failed + 5, 5)
         assert_serving_fresh_readings(service)
-        status, _, body = get(url + "/files")
+        status, _, body = get(url + "/api/files")
         assert status == 200
         assert [f["name"] for f in json.loads(body)]
         assert len(warnings_with(caplog, "No space left on device")) == 1

@@ -671,7 +671,10 @@ def test_rejects_bad_options():
 
 
 def test_serve_publishes_to_mqtt_end_to_end(broker, subscribe):
-    """``mbuspico serve --demo`` configured by MBusPico's MQTT variables, as a user runs it."""
+    """``mbuspico serve --demo`` configured by MBusPico's MQTT variables, as a user runs it.
+
+    The simulated meter publishes under ``<prefix>_demo``, never the real meter's topics.
+    """
     sub = subscribe(broker.port)
     env = {
         **os.environ,
@@ -687,11 +690,11 @@ def test_serve_publishes_to_mqtt_end_to_end(broker, subscribe):
         [exe, "serve", "--demo"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     try:
-        online = sub.wait_state("home/meter/status", "online", timeout=15)
+        online = sub.wait_state("home/meter_demo/status", "online", timeout=15)
         assert online["clientId"].startswith("mbuspico-")  # the service's statistics
-        power = sub.wait("home/meter/activePowerPlus", timeout=15)
-        voltage = sub.wait("home/meter/voltageL1", timeout=15)
-        number = sub.wait("home/meter/meterNumber", timeout=15)
+        power = sub.wait("home/meter_demo/activePowerPlus", timeout=15)
+        voltage = sub.wait("home/meter_demo/voltageL1", timeout=15)
+        number = sub.wait("home/meter_demo/meterNumber", timeout=15)
         # The simulated Kaifa meter: plausible values in MBusPico's number format.
         assert float(power) >= 0
         assert re.fullmatch(r"\d+\.\d\d", power)
@@ -699,7 +702,7 @@ def test_serve_publishes_to_mqtt_end_to_end(broker, subscribe):
         topic = f"homeassistant/sensor/mbuspico_{number}/activeEnergyPlus/config"
         config = json.loads(sub.wait(topic, timeout=15))
         assert (config["device_class"], config["state_class"]) == ("energy", "total_increasing")
-        assert config["state_topic"] == "home/meter/activeEnergyPlus"
+        assert config["state_topic"] == "home/meter_demo/activeEnergyPlus"
         late = subscribe(broker.port, topic)  # a client that comes later gets it: retained
         late.wait(topic, timeout=10)
         assert late.latest()[topic][1] is True
@@ -708,7 +711,7 @@ def test_serve_publishes_to_mqtt_end_to_end(broker, subscribe):
         out, _ = proc.communicate(timeout=15)
     assert proc.returncode == 0, out.decode(errors="replace")
     assert b"publishing to mqtt" in out
-    assert sub.wait("home/meter/status", OFFLINE, timeout=10) == OFFLINE
+    assert sub.wait("home/meter_demo/status", OFFLINE, timeout=10) == OFFLINE
 
 
 def test_serve_evn_raw_publishes_the_decrypted_apdu(broker, subscribe):

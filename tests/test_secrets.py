@@ -589,7 +589,7 @@ def test_no_key_in_any_output_of_the_running_service(tmp_path: Path, mosquitto: 
             got = counters(name)
             assert (got["readings"] > 0) == decodes, (name, got)
         wait_for(lambda: len(collector.datagrams) >= 4, 10, "UDP datagrams")
-        wait_for(lambda: any(m.startswith(b"demo/") for m in collector.messages), 10, "MQTT")
+        wait_for(lambda: any(m.startswith(b"demo_demo/") for m in collector.messages), 10, "MQTT")
         # A symlink in the CSV directory to the config file (which holds the
         # key): must not be served.
         (tmp_path / "csv-serve-good" / "2020-01.csv").symlink_to(config_file)

@@ -166,7 +166,7 @@ def test_serve_logs_csv_serves_files_and_pushes_graphite(tmp_path: Path) -> None
                 )
                 info = json.loads(get(url + "/api/status", auth)[2])
                 assert info["sinks"]["graphite"]["failed"] == 0
-                status, _, body = get(url + "/files", auth)
+                status, _, body = get(url + "/api/files", auth)
                 assert status == 200
                 files = json.loads(body)
                 assert [f["name"] for f in files] == [p.name for p in sorted(logs.iterdir())]

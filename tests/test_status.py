@@ -332,7 +332,7 @@ def test_status_payload_without_or_with_failing_statistics():
 
 def test_serve_demo_status_and_last_will_after_kill(broker, subscribe):
     """``mbuspico serve --demo``: statistics on MQTT and HTTP; killed, the will says offline."""
-    sub = subscribe(broker.port, "demo/status")
+    sub = subscribe(broker.port, "demo_demo/status")
     port = free_port()
     env = {
         **os.environ,
@@ -353,7 +353,7 @@ def test_serve_demo_status_and_last_will_after_kill(broker, subscribe):
     try:
 
         def reading() -> dict[str, Any] | None:
-            docs = [d for d in status_docs(sub, "demo/status") if d["telegrams"]["good"] >= 2]
+            docs = [d for d in status_docs(sub, "demo_demo/status") if d["telegrams"]["good"] >= 2]
             return docs[-1] if docs else None
 
         doc = wait_for(reading, 20, "a status with two readings")
@@ -369,12 +369,12 @@ def test_serve_demo_status_and_last_will_after_kill(broker, subscribe):
         assert http["lastMeterTime"] is not None
         proc.send_signal(signal.SIGKILL)  # no clean disconnect: the broker sends the will
         proc.wait(5)
-        assert json.loads(sub.wait("demo/status", '{"state": "offline"}', 15)) == {
+        assert json.loads(sub.wait("demo_demo/status", '{"state": "offline"}', 15)) == {
             "state": "offline"
         }
-        late = subscribe(broker.port, "demo/status")
-        assert json.loads(late.wait("demo/status")) == {"state": "offline"}
-        assert late.latest()["demo/status"][1] is True  # the will is retained
+        late = subscribe(broker.port, "demo_demo/status")
+        assert json.loads(late.wait("demo_demo/status")) == {"state": "offline"}
+        assert late.latest()["demo_demo/status"][1] is True  # the will is retained
     finally:
         if proc.poll() is None:
             proc.kill()

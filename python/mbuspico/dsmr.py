@@ -26,9 +26,10 @@ def load_names(
 
     A code is an OBIS code as telegrams write it (``"1-0:1.8.1"``) or a
     regular expression that must match the whole code (``"(\d)-1:24.2.1"``:
-    the gas meter on any M-Bus channel). An exact code wins; of the patterns,
-    the first that matches. Names are kept as written: ``"total/gas_meter"``
-    becomes two MQTT topic levels in ``obis`` mode.
+    the gas meter on M-Bus channel 1, whatever the first group). An exact
+    code wins; of the patterns, the first that matches. Names are kept as
+    written: ``"total/gas_meter"`` becomes two MQTT topic levels in ``obis``
+    mode.
 
     Args:
         source: A TOML file (``"0-1:24.2.3" = "gas"`` lines, optionally under a
@@ -83,10 +84,19 @@ def load_names(
 _CODE = re.compile(r"\d+-\d+:\d+\.\d+\.\d+")
 
 
+_CODE_CHARS = re.compile(r"[\d.:-]+")
+
+
 def _valid_code(code: str) -> bool:
-    """An OBIS code, or a pattern that compiles and can match one (it has a ``:``)."""
+    """An OBIS code, or a pattern that compiles and can match one (it has a ``:``).
+
+    Text of digits and ``-:.`` only is meant as a code, so it must be a whole
+    one (``1-0:1.8`` is a typo, not a pattern).
+    """
     if _CODE.fullmatch(code):
         return True
+    if _CODE_CHARS.fullmatch(code):
+        return False
     try:
         re.compile(code)
     except re.error:
@@ -97,8 +107,14 @@ def _valid_code(code: str) -> bool:
 def _codetable(path: Path) -> list[tuple[object, object]]:
     """The ``codetable = [(code, topic), ...]`` of a MicroPython P1 meter ``config.py``."""
     import ast
+    import warnings
 
-    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    with warnings.catch_warnings():
+        # The P1 meter's own line ("(\\d)-1:24.2.1", ...) is no raw string: Python
+        # warns of the escape, which stays a backslash, as MicroPython reads it.
+        warnings.simplefilter("ignore", SyntaxWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
     for node in tree.body:
         targets = node.targets if isinstance(node, ast.Assign) else []
         if any(isinstance(t, ast.Name) and t.id == "codetable" for t in targets):

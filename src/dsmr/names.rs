@@ -64,6 +64,15 @@ impl Names {
         for (code, name) in &entries {
             if is_code(code) {
                 exact.entry(code.clone()).or_insert_with(|| name.clone());
+            } else if code
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b"-:.".contains(&b))
+            {
+                // Meant as a code, not a pattern: a typo such as `1-0:1.8`.
+                return Err(BadEntry {
+                    code: code.clone(),
+                    reason: "an OBIS code has five groups, A-B:C.D.E".to_owned(),
+                });
             } else {
                 let re =
                     regex_lite::Regex::new(&format!("^(?:{code})$")).map_err(|e| BadEntry {
@@ -144,6 +153,12 @@ mod tests {
         assert!(!is_code("1.0:1-8.1"));
         assert!(!is_code("1-0:1.8"));
         assert!(!is_code("1-0:1.8.1.255"));
+    }
+
+    #[test]
+    fn a_short_code_is_a_typo_not_a_pattern() {
+        let e = Names::new(vec![("1-0:1.8".into(), "x".into())]).unwrap_err();
+        assert_eq!(e.code, "1-0:1.8");
     }
 
     #[test]

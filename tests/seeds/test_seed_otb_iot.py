@@ -17,8 +17,13 @@ Seed: ``shared/seeds/002_50030a411e1df310.txt`` (piersfinlayson/otb-iot
 from __future__ import annotations
 
 import json
+import os
+import select
 import subprocess
 import sys
+import termios
+import time
+import tty
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 
@@ -50,8 +55,32 @@ def lines(xml: str) -> list[str]:
     return [line for line in xml.splitlines() if line.strip()]
 
 
-def test_the_request_is_req_ud2_to_address_1() -> None:
-    assert mbus_req_ud2(1) == bytes.fromhex((SEEDS / "otb_iot_req_ud2.hex").read_text())
+def test_the_request_is_req_ud2_to_address_1(cf_echo: MBusSlave) -> None:
+    """The seed's bytes are REQ_UD2 to address 1, and a slave answers them with its data.
+
+    mbuspico's master sends SND_NKE first and then REQ_UD2 with the frame count
+    bit set (``10 7B 01 7C 16``, EN 13757-2 §5.5: the first request after a
+    reset); otb-iot sends it with the bit clear. A slave answers both.
+    """
+    request = bytes.fromhex((SEEDS / "otb_iot_req_ud2.hex").read_text())
+    assert request == mbus_req_ud2(1)
+    assert mbus_req_ud2(1, fcb=True) == bytes.fromhex("107b017c16")
+    fd = os.open(cf_echo.port, os.O_RDWR | os.O_NOCTTY)
+    try:
+        tty.setraw(fd)
+        attrs = termios.tcgetattr(fd)
+        attrs[4] = attrs[5] = termios.B2400  # the bus speed the seed sets
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+        os.write(fd, request)
+        answer = b""
+        deadline = time.monotonic() + 5
+        while len(answer) < 83 and time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.2)[0]:
+                answer += os.read(fd, 256)
+    finally:
+        os.close(fd)
+    reading = mbuspico.Decoder(protocol="mbus").decode(answer)
+    assert (reading["manufacturer"], reading["id"]) == ("ACW", "55555555")
 
 
 def test_the_status_messages_decode() -> None:

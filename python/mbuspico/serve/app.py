@@ -27,7 +27,7 @@ from .._core import __version__
 from .config import Config, ConfigError
 from .http import authorised, make_app
 from .meter import AnyReading, Latest, Meter
-from .sinks import Sink, make_sinks
+from .sinks import Sink, demo_prefix, make_sinks
 from .stats import THERMAL_BASE, machine
 from .udp import UdpSender
 
@@ -360,6 +360,8 @@ class Service:
             else "",
             f"; publishing to {', '.join(sink.name for sink in self.sinks)}" if self.sinks else "",
         )
+        if c.demo and c.mqtt_enabled:
+            log.info("demo: MQTT topics under %s, not the real meter's", demo_prefix(c.mqtt_prefix))
 
     def run(self) -> None:
         """Serve in this thread until SIGINT or SIGTERM."""

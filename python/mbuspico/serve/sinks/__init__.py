@@ -27,7 +27,15 @@ from ...compat import MBUSPICO_FIELDS
 if TYPE_CHECKING:
     from ..config import Config
 
-__all__ = ["Sink", "flat_values", "make_sinks", "meter_id", "record_name", "topic_name"]
+__all__ = [
+    "Sink",
+    "demo_prefix",
+    "flat_values",
+    "make_sinks",
+    "meter_id",
+    "record_name",
+    "topic_name",
+]
 
 log = logging.getLogger("mbuspico.serve")
 
@@ -257,12 +265,22 @@ class Sink(abc.ABC):
                     failing = 0
 
 
+def demo_prefix(prefix: str) -> str:
+    """The MQTT prefix of ``--demo``: ``<prefix>_demo`` (``demo`` for an empty prefix).
+
+    As the MicroPython P1 meter's simulation mode changes its root topic, the
+    simulated meter never publishes under the real meter's topics.
+    """
+    return f"{prefix}_demo" if prefix else "demo"
+
+
 def make_sinks(config: Config, status: Callable[[], dict[str, Any]]) -> list[Sink]:
     """The sinks ``config`` turns on, built but not started (readings queue until then).
 
     Args:
-        config: The settings: MQTT (``mqtt_enabled``), CSV (``csv_directory``),
-            Graphite (``graphite_host``), InfluxDB (``influx_url``).
+        config: The settings: MQTT (``mqtt_enabled``; under ``--demo`` at
+            :func:`demo_prefix`), CSV (``csv_directory``), Graphite
+            (``graphite_host``), InfluxDB (``influx_url``).
         status: The service's status, which MQTT publishes as
             ``<prefix>/status``.
 
@@ -283,7 +301,7 @@ def make_sinks(config: Config, status: Callable[[], dict[str, Any]]) -> list[Sin
                 password=c.mqtt_password,
                 client_id=c.mqtt_client_id,
                 mode=c.mqtt_mode,
-                topic_prefix=c.mqtt_prefix,
+                topic_prefix=demo_prefix(c.mqtt_prefix) if c.demo else c.mqtt_prefix,
                 qos=c.mqtt_qos,
                 retain=c.mqtt_retain,
                 tls=c.mqtt_tls,
