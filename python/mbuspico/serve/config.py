@@ -352,6 +352,62 @@ SETTINGS: tuple[Setting, ...] = (
         secret=True,
     ),
     Setting(
+        "http_max_connections",
+        "MBUSPICO_HTTP_MAX_CONNECTIONS",
+        "http.max_connections",
+        "--http-max-connections",
+        _int(1, 4096),
+        "HTTP connections at once; more are refused at once (503)",
+    ),
+    Setting(
+        "http_header_timeout",
+        "MBUSPICO_HTTP_HEADER_TIMEOUT_S",
+        "http.header_timeout",
+        "--http-header-timeout",
+        _seconds,
+        "seconds a client has to send a request's headers (and body); then 408",
+    ),
+    Setting(
+        "http_max_header_bytes",
+        "MBUSPICO_HTTP_MAX_HEADER_BYTES",
+        "http.max_header_bytes",
+        "--http-max-header-bytes",
+        _int(1024, 1 << 20),
+        "bytes of a request line and headers; more is refused (431)",
+    ),
+    Setting(
+        "http_max_headers",
+        "MBUSPICO_HTTP_MAX_HEADERS",
+        "http.max_headers",
+        "--http-max-headers",
+        _int(4, 1000),
+        "header lines of a request; more are refused (431)",
+    ),
+    Setting(
+        "http_max_body",
+        "MBUSPICO_HTTP_MAX_BODY",
+        "http.max_body",
+        "--http-max-body",
+        _int(0, 16 << 20),
+        "bytes of a request body; more is refused (413)",
+    ),
+    Setting(
+        "http_serve_stale",
+        "MBUSPICO_HTTP_SERVE_STALE",
+        "http.serve_stale",
+        "--http-serve-stale",
+        _bool,
+        "GET / keeps answering 200 with the last reading when it is stale (MBusPico)",
+    ),
+    Setting(
+        "stale_after",
+        "MBUSPICO_STALE_AFTER_S",
+        "stale_after",
+        "--stale-after",
+        _interval,
+        "seconds without a reading before it is stale (0: 3x the meter's interval, >= 10 s)",
+    ),
+    Setting(
         "mdns_enabled",
         "MBUSPICO_MDNS_ENABLED",
         "mdns.enabled",
@@ -550,6 +606,14 @@ SETTINGS: tuple[Setting, ...] = (
         "seconds between statistics on <prefix>/status (0: off)",
     ),
     Setting(
+        "mqtt_buffer",
+        "MBUSPICO_MQTT_BUFFER",
+        "mqtt.buffer",
+        "--mqtt-buffer",
+        _int(1, 1_000_000),
+        "readings kept while the broker is away (the oldest dropped beyond)",
+    ),
+    Setting(
         "csv_directory",
         "MBUSPICO_CSV_DIRECTORY",
         "csv.directory",
@@ -623,6 +687,14 @@ SETTINGS: tuple[Setting, ...] = (
         secret=True,
     ),
     Setting(
+        "influx_buffer",
+        "MBUSPICO_INFLUX_BUFFER",
+        "influx.buffer",
+        "--influx-buffer",
+        _int(1, 10_000_000),
+        "readings kept while InfluxDB is away (the oldest dropped beyond)",
+    ),
+    Setting(
         "influx_org",
         "MBUSPICO_INFLUX_ORG",
         "influx.org",
@@ -668,6 +740,13 @@ class Config:
     http_port: int = 80
     http_user: str = ""
     http_password: str = dataclasses.field(default="", repr=False)
+    http_max_connections: int = 64
+    http_header_timeout: float = 10.0
+    http_max_header_bytes: int = 8192
+    http_max_headers: int = 64
+    http_max_body: int = 65536
+    http_serve_stale: bool = False
+    stale_after: float = 0.0
     mdns_enabled: bool = True
     mdns_name: str | None = None
     udp_enabled: bool = False
@@ -698,6 +777,7 @@ class Config:
     mqtt_discovery_prefix: str = "homeassistant"
     mqtt_telegram_json: bool = False
     mqtt_status_interval: float = 60.0
+    mqtt_buffer: int = 3600
     csv_directory: str | None = None
     graphite_host: str | None = None
     graphite_port: int = 2003
@@ -710,6 +790,7 @@ class Config:
     influx_org: str | None = None
     influx_bucket: str | None = None
     influx_token: str | None = dataclasses.field(default=None, repr=False)
+    influx_buffer: int = 7200
     demo: bool = False
     config_file: str | None = None
     """The ``--config`` file the settings came from, as an absolute path (None:
