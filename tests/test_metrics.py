@@ -402,7 +402,7 @@ def test_influx_v1_query_params_basic_auth_and_real_vectors(influx, caplog):
     assert lines[1][2]["electricity_used_tariff_2"] == 2.399
     assert lines[1][3] == DSMR_EPOCH * 10**9
     assert lines[2][2]["energy_0_0_0"] == 9730000.0
-    assert sink.status() == {"published": 3, "failed": 0, "dropped": 0}
+    assert sink.status() == {"published": 3, "failed": 0, "dropped": 0, "kept": 0}
     assert PASSWORD not in caplog.text
     assert PASSWORD not in repr(sink)
 
@@ -475,15 +475,40 @@ def test_influx_retries_503_then_succeeds(influx, caplog):
     assert PASSWORD not in caplog.text
 
 
-def test_influx_gives_up_after_retries(influx, caplog):
-    influx.answers = [(500, '{"error":"a"}')] * 3
+def test_influx_keeps_a_batch_past_its_retries_and_sends_it_first(influx, caplog):
+    """Nothing lost while InfluxDB answers 5xx: the batch is kept and goes before newer ones."""
+    caplog.set_level(logging.INFO, logger="mbuspico")
+    influx.answers = [(500, '{"error":"a"}')] * 2  # then 204
     sink = v1_sink(influx.url, batch_size=1, retries=1)
     sink.retry_delay = 0.01
     sink.start()
-    sink.publish(kaifa_reading())
-    wait_for(lambda: sink.status()["failed"] == 1)
+    first = kaifa_reading()
+    sink.publish(first)
+    wait_for(lambda: len(influx.requests) == 2)  # the attempt and its one retry
+    time.sleep(0.1)
+    assert sink.status() == {"published": 0, "failed": 0, "dropped": 0, "kept": 1}
+    second = {**kaifa_reading(), "activePowerPlus": 7}
+    sink.publish(second)
+    wait_for(lambda: sink.status()["published"] == 2)
     sink.close()
-    assert len(influx.requests) == 2
+    assert sink.status() == {"published": 2, "failed": 0, "dropped": 0, "kept": 0}
+    bodies = [r["body"] for r in influx.requests]
+    assert bodies[2] == bodies[0]  # the kept batch first, as it was
+    assert "activePowerPlus=7.0" in bodies[3]
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1  # the start of the failures, once
+    assert "writing works again" in caplog.text
+
+
+def test_influx_buffer_drops_the_oldest_and_counts_them(influx):
+    influx.answers = [(503, "")] * 100
+    sink = v1_sink(influx.url, batch_size=1, retries=0, buffer=3)
+    sink.start()
+    for power in range(6):
+        sink.publish({**kaifa_reading(), "activePowerPlus": power})
+    wait_for(lambda: sink.status()["dropped"] == 3, 10)
+    assert sink.status()["kept"] == 3
+    sink.close()
 
 
 def test_influx_400_is_not_retried_and_logged_with_the_server_message(influx, caplog):
@@ -599,7 +624,7 @@ bind-address = "127.0.0.1:{rpc_port}"
         for reading in (kaifa_reading(), dsmr_reading(), mbus_reading()):
             sink.publish(reading)
         sink.close()
-        assert sink.status() == {"published": 3, "failed": 0, "dropped": 0}
+        assert sink.status() == {"published": 3, "failed": 0, "dropped": 0, "kept": 0}
         result = query(
             'SELECT "activePowerPlus" FROM "power meter" WHERE "meter" = \'181220002177\''
         )

@@ -25,7 +25,8 @@ from typing import Any
 
 from .._core import __version__
 from .config import Config, ConfigError
-from .http import authorised, make_app
+from .gate import HttpGate, Limits
+from .http import authorised, make_app, respond
 from .meter import AnyReading, Latest, Meter
 from .sinks import Sink, demo_prefix, make_sinks
 from .stats import THERMAL_BASE, machine
@@ -105,7 +106,7 @@ class Service:
         """The reader of the meter (:class:`mbuspico.serve.meter.Meter`)."""
         self.state: Latest = self.meter.latest
         """The latest reading and counters."""
-        self.udp = UdpSender(self.state)
+        self.udp = UdpSender(self.state, lambda: not self.freshness()[0])
         """The UDP sender and its counters."""
         self.http_port: int | None = None
         """The bound HTTP port once serving (useful with port 0)."""
@@ -118,6 +119,8 @@ class Service:
         :attr:`config` plus the changes that apply at the next start."""
         self.settings_token = secrets.token_urlsafe(32)
         """The settings form's anti-forgery token, new at every start."""
+        self.gate: HttpGate | None = None
+        """The HTTP gate while serving (its ``counters`` show what it refused)."""
         self.settings_passkey: str | None = None
         """The settings page's generated passkey when no HTTP password is set
         and a ``--config`` file is (see :func:`mbuspico.serve.settings_page.passkey`)."""
@@ -179,10 +182,15 @@ class Service:
         None where the board has no thermal zone;
         :func:`mbuspico.serve.stats.cpu_temperature`); ``hostname``; ``clientId``
         (the MQTT client id, None without MQTT); ``mdns`` (``{"name": ...}``,
-        the announced instance name, None until registered; None when off).
+        the announced instance name, None until registered; None when off);
+        ``stale``, ``ageSeconds`` (of the latest reading, None before one) and
+        ``staleAfterSeconds`` (:meth:`stale_after`); ``http``: connections
+        ``active`` and what the gate refused (:class:`mbuspico.serve.gate.HttpGate`).
         """
         announcer = self._announcer
         mqtt = [sink for sink in self.sinks if sink.name == "mqtt"]
+        stale, age, threshold = self.freshness()
+        gate = self.gate
         return {
             "version": __version__,
             "device": self.config.device,
@@ -192,6 +200,10 @@ class Service:
             **machine(self.thermal_base),
             "clientId": getattr(mqtt[0], "client_id", None) if mqtt else None,
             "mdns": None if announcer is None else {"name": announcer.name},
+            "stale": stale,
+            "ageSeconds": None if age is None else round(age, 1),
+            "staleAfterSeconds": round(threshold, 1),
+            "http": None if gate is None else {"active": gate.active, **gate.counters},
         }
 
     # -- settings ------------------------------------------------------------
@@ -300,11 +312,9 @@ class Service:
             tasks.append(self._udp_task)
         server = None
         if c.http_enabled:
-            server = await make_app(self).start_server(
-                host=c.http_host, port=c.http_port, start_serving=False
-            )
+            server = await self._start_http()
             self.http_port = server.sockets[0].getsockname()[1]
-            await server.start_serving()
+        tasks.append(asyncio.ensure_future(self._watch()))
         mdns = None
         if server is not None and c.mdns_enabled:
             mdns = asyncio.ensure_future(self._announce())
@@ -324,6 +334,86 @@ class Service:
             if server is not None:
                 server.close()
                 await server.wait_closed()
+
+    async def _start_http(self) -> asyncio.Server:
+        """Microdot behind the gate (:mod:`mbuspico.serve.gate`), listening."""
+        c = self.config
+        limits = Limits(
+            connections=c.http_max_connections,
+            header_timeout=c.http_header_timeout,
+            header_bytes=c.http_max_header_bytes,
+            headers=c.http_max_headers,
+            body=c.http_max_body,
+        )
+        self.gate = HttpGate(
+            make_app(self), limits, lambda header: authorised(self.config, header), respond
+        )
+        return await asyncio.start_server(
+            self.gate.handle,
+            c.http_host,
+            c.http_port,
+            limit=c.http_max_header_bytes,
+            backlog=min(c.http_max_connections, 128),
+        )
+
+    def stale_after(self) -> float:
+        """Seconds without a reading before the latest is stale.
+
+        ``stale_after`` when set, else 3 x the meter's observed interval (the
+        poll interval for wired M-Bus; 10 s before two readings have come),
+        at least 10 s.
+        """
+        c = self.config
+        if c.stale_after > 0:
+            return c.stale_after
+        interval = self.state.interval()
+        if interval is None:
+            interval = c.mbus_interval if c.protocol == "mbus" else 10.0
+        return max(10.0, 3 * interval)
+
+    def freshness(self) -> tuple[bool, float | None, float]:
+        """Whether the latest reading is stale, its age (s; None before one), the threshold (s)."""
+        age, threshold = self.state.age(), self.stale_after()
+        return age is not None and age > threshold, age, threshold
+
+    async def _watch(self) -> None:
+        """Once a second: the gate's log summary, and the meter going quiet or coming back.
+
+        Quiet (no reading for :meth:`stale_after`, or none at all that long
+        after the start) is logged once when it starts and once when it ends;
+        MQTT's availability says ``stale`` meanwhile.
+        """
+        quiet_since: float | None = None
+        while not self._stop.is_set():
+            await asyncio.sleep(1.0)
+            if self.gate is not None:
+                self.gate.flush_summary()
+            stale, age, threshold = self.freshness()
+            silent = age is None and time.time() - self.state.started > threshold
+            if (stale or silent) and quiet_since is None:
+                quiet_since = time.time() - (age if age is not None else threshold)
+                log.warning(
+                    "meter on %s: %s (stale after %.0f s): GET / answers 503, UDP pauses and "
+                    "MQTT says stale until readings come again",
+                    self.meter.port,
+                    f"no reading for {age:.0f} s" if age is not None else "no reading yet",
+                    threshold,
+                )
+                self._set_state("stale")
+            elif not (stale or silent) and quiet_since is not None:
+                log.info(
+                    "meter on %s: readings again after %.0f s without",
+                    self.meter.port,
+                    time.time() - quiet_since,
+                )
+                quiet_since = None
+                self._set_state("online")
+
+    def _set_state(self, state: str) -> None:
+        for sink in self.sinks:
+            set_state = getattr(sink, "set_state", None)
+            if set_state is not None:
+                set_state(state)
 
     def _make_passkey(self, config_file: str) -> None:
         from .settings_page import passkey

@@ -22,13 +22,16 @@ import base64
 import hmac
 import html
 import json
+import math
 from collections.abc import Mapping
+from email.utils import formatdate
+from http import HTTPStatus
 from typing import Any, Callable, Protocol
 
 from .config import Config, ConfigError
 from .meter import AnyReading, Latest
 
-__all__ = ["NO_CACHE", "Served", "authorised", "make_app", "status_html"]
+__all__ = ["NO_CACHE", "Served", "authorised", "make_app", "respond", "status_html"]
 
 NO_CACHE = {
     "Cache-Control": "no-cache, no-store, must-revalidate",
@@ -51,6 +54,10 @@ class Served(Protocol):
 
     def status(self) -> dict[str, Any]:
         """The JSON of ``/api/status``."""
+        ...
+
+    def freshness(self) -> tuple[bool, float | None, float]:
+        """Whether the latest reading is stale, its age (s, None before one), the threshold (s)."""
         ...
 
     async def apply_settings(self, changes: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -78,15 +85,36 @@ def authorised(config: Config, header: str | None) -> int:
     return 200 if hmac.compare_digest(given, expected) else 403
 
 
+def respond(body: str | bytes, status: int = 200, ctype: str = "application/json") -> Any:
+    """A microdot ``Response`` with MBusPico's no-cache headers and the status's reason phrase."""
+    from microdot import Response
+
+    reason = None if status == 200 else _reason(status)
+    return Response(body, status, {**NO_CACHE, "Content-Type": ctype}, reason=reason)
+
+
+def _reason(status: int) -> str | None:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return None
+
+
+def _aged(response: Any, reading_at: float, now: float) -> Any:
+    """Add ``Age`` (RFC 9111 §5.1) and ``Last-Modified`` (RFC 9110 §8.8.2) of a reading."""
+    response.headers["Age"] = str(max(0, int(now - reading_at)))
+    response.headers["Last-Modified"] = formatdate(reading_at, usegmt=True)
+    return response
+
+
 def make_app(service: Served) -> Any:
     """The microdot application serving ``service``."""
-    from microdot import Microdot, Response
+    import time
+
+    from microdot import Microdot
 
     app = Microdot()
     state = service.state
-
-    def respond(body: str | bytes, status: int = 200, ctype: str = "application/json") -> Any:
-        return Response(body, status, {**NO_CACHE, "Content-Type": ctype})
 
     @app.before_request
     async def auth(request: Any) -> Any:
@@ -105,14 +133,23 @@ def make_app(service: Served) -> Any:
         return response
 
     async def index(request: Any) -> Any:
-        _, text, _ = state.snapshot()
-        return respond(b"", 204) if text is None else respond(text)
+        _, text, reading_at = state.snapshot()
+        if text is None or reading_at is None:
+            return respond(b"", 204)
+        now = time.time()
+        stale, age, threshold = service.freshness()
+        if stale and not service.config.http_serve_stale:
+            reason = f"stale: no reading from the meter for {age or 0:.0f} s"
+            response = respond(reason, 503, "text/plain")
+            response.headers["Retry-After"] = str(max(1, math.ceil(threshold / 3)))
+            return _aged(response, reading_at, now)
+        return _aged(respond(text), reading_at, now)
 
     async def api_reading(request: Any) -> Any:
-        reading, _, _ = state.snapshot()
-        if reading is None:
+        reading, _, reading_at = state.snapshot()
+        if reading is None or reading_at is None:
             return respond(b"", 204)
-        return respond(json.dumps(reading, ensure_ascii=False))
+        return _aged(respond(json.dumps(reading, ensure_ascii=False)), reading_at, time.time())
 
     async def api_status(request: Any) -> Any:
         return respond(json.dumps(service.status()))

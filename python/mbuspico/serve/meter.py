@@ -15,6 +15,7 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping
 from typing import Any, Callable, Union
 
@@ -59,6 +60,7 @@ class Latest:
         self.stats: Mapping[str, object] = {}
         self.connected = False
         self.started = time.time()
+        self._intervals: deque[float] = deque(maxlen=15)
 
     def update(
         self, reading: AnyReading | None, stats: Mapping[str, object], connected: bool
@@ -72,8 +74,23 @@ class Latest:
             text = json.dumps(reading, ensure_ascii=False)
         with self.lock:
             if reading is not None:
-                self.reading, self.mbuspico_json, self.reading_at = reading, text, time.time()
+                now = time.time()
+                if self.reading_at is not None:
+                    self._intervals.append(now - self.reading_at)
+                self.reading, self.mbuspico_json, self.reading_at = reading, text, now
             self.stats, self.connected = stats, connected
+
+    def interval(self) -> float | None:
+        """The meter's push interval as observed: the median of the last 15 gaps (s)."""
+        with self.lock:
+            gaps = sorted(self._intervals)
+        return gaps[len(gaps) // 2] if gaps else None
+
+    def age(self, now: float | None = None) -> float | None:
+        """Seconds since the latest reading arrived; None before the first."""
+        with self.lock:
+            at = self.reading_at
+        return None if at is None else max(0.0, (time.time() if now is None else now) - at)
 
     def snapshot(self) -> tuple[AnyReading | None, str | None, float | None]:
         """The last reading, its JSON text and when it arrived (Unix time), at one instant."""

@@ -2,7 +2,8 @@
 
 As MBusPico's ``udp.py`` (raven-worx/MBusPico): every ``udp_interval`` seconds
 the text ``GET /`` serves (MBusPico's JSON for a DLMS push meter) goes as one
-datagram to ``udp_host:udp_port``; nothing is sent before the first reading.
+datagram to ``udp_host:udp_port``; nothing is sent before the first reading,
+nor while the latest is stale (an old reading is never re-sent as if new).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import logging
 import socket
 import threading
+from typing import Callable
 
 from .config import Config
 from .meter import Latest
@@ -25,6 +27,7 @@ class UdpSender:
 
     Args:
         latest: Where the reader thread keeps the latest reading.
+        fresh: Whether the latest reading is fresh; nothing is sent while not.
 
     Attributes:
         sent: Datagrams sent.
@@ -33,9 +36,10 @@ class UdpSender:
 
     """
 
-    def __init__(self, latest: Latest) -> None:
+    def __init__(self, latest: Latest, fresh: Callable[[], bool] = lambda: True) -> None:
         """Nothing sent yet."""
         self.latest = latest
+        self.fresh = fresh
         self.sent = 0
         self.failed = 0
 
@@ -48,7 +52,7 @@ class UdpSender:
             while not stop.is_set():
                 await asyncio.sleep(c.udp_interval)
                 _, text, _ = self.latest.snapshot()
-                if text is None:
+                if text is None or not self.fresh():
                     continue
                 try:
                     await loop.run_in_executor(

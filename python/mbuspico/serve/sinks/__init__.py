@@ -179,6 +179,9 @@ class Sink(abc.ABC):
         """Readings whose delivery raised."""
         self.dropped = 0
         """Readings dropped because the queue was full."""
+        self.closing = threading.Event()
+        """Set when :meth:`close` begins: a deliverer waiting for its peer gives up."""
+        self._dropping = False
 
     def start(self) -> None:
         """Start the delivery thread (idempotent)."""
@@ -200,9 +203,18 @@ class Sink(abc.ABC):
                     continue
                 with self._lock:
                     self.dropped += 1
+                if not self._dropping:
+                    self._dropping = True
+                    log.warning(
+                        "%s: %d readings wait for delivery; dropping the oldest from now on "
+                        "(counted as dropped in /api/status)",
+                        self.name,
+                        self._queue.maxsize,
+                    )
 
     def close(self, timeout: float = 5.0) -> None:
         """Deliver what is queued (up to ``timeout`` seconds), then stop."""
+        self.closing.set()
         thread, self._thread = self._thread, None
         if thread is None:
             return
@@ -260,6 +272,9 @@ class Sink(abc.ABC):
             else:
                 with self._lock:
                     self.published += 1
+                if self._dropping and self._queue.qsize() < self._queue.maxsize // 2:
+                    self._dropping = False
+                    log.info("%s: caught up; %d readings dropped in all", self.name, self.dropped)
                 if failing:
                     log.info("%s: delivering again after %d failed readings", self.name, failing)
                     failing = 0
@@ -315,6 +330,7 @@ def make_sinks(config: Config, status: Callable[[], dict[str, Any]]) -> list[Sin
                 telegram_json=c.mqtt_telegram_json,
                 status=status,
                 status_interval=c.mqtt_status_interval,
+                maxsize=c.mqtt_buffer,
             )
         )
     if c.csv_directory:
@@ -338,6 +354,7 @@ def make_sinks(config: Config, status: Callable[[], dict[str, Any]]) -> list[Sin
                 org=c.influx_org,
                 bucket=c.influx_bucket,
                 token=c.influx_token,
+                buffer=c.influx_buffer,
             )
         )
     return sinks

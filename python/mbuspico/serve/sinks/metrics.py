@@ -31,6 +31,7 @@ import re
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -323,9 +324,11 @@ class InfluxSink(Sink):
     A 2xx answer (InfluxDB sends 204) counts the batch's readings as
     published. 5xx, 429 and connection errors are retried up to ``retries``
     times, waiting :attr:`retry_delay` seconds doubled each time (no waiting
-    once :meth:`close` was called); other 4xx answers are not retried. A batch
-    that is not accepted is logged with the server's message and its readings
-    counted as failed. :meth:`publish` never blocks: readings wait in the
+    once :meth:`close` was called); a batch that still fails so is kept (see
+    ``buffer``) and sent again, before newer ones, at the next flush. Other
+    4xx answers are not retried: the batch is counted as failed. Failures are
+    logged once when they start (with the server's message) and once when
+    writing works again. :meth:`publish` never blocks: readings wait in the
     queue while a batch is being sent.
 
     The password and token appear in no log record, ``repr()`` or exception.
@@ -343,6 +346,10 @@ class InfluxSink(Sink):
         measurement: Measurement name of every line.
         tags: Extra tags added to every line (e.g. ``{"site": "home"}``).
         batch_size: Lines per POST (≥ 1).
+        buffer: Readings kept, in order, while InfluxDB is unreachable or
+            answers 5xx/429; sent before newer ones when it is back; the
+            oldest dropped (and counted) beyond it. The default keeps two
+            hours of one-second readings.
         flush_interval: Seconds a line waits at most for its batch to fill.
         retries: Additional attempts for a retryable failure (≥ 0).
         timeout: Seconds for connecting and for the answer of each POST.
@@ -379,9 +386,16 @@ class InfluxSink(Sink):
         retries: int = 3,
         timeout: float = 5.0,
         maxsize: int = 100,
+        buffer: int = 7200,
     ) -> None:
         """Check the settings; nothing is opened before the first batch."""
         super().__init__("influxdb", maxsize)
+        if buffer < 1:
+            raise ValueError("InfluxDB buffer must be at least 1 reading")
+        self.buffer = buffer
+        self._backlog: deque[tuple[list[str], int]] = deque()  # (lines, readings), oldest first
+        self._backlog_readings = 0
+        self._failing = 0  # batches failed in a row: the first is logged, then the recovery
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("InfluxDB URL must be http://host[:port] or https://host[:port]")
@@ -494,7 +508,7 @@ class InfluxSink(Sink):
                 if not e.retryable or attempt >= self.retries:
                     raise
                 attempt += 1
-                log.info(
+                log.debug(
                     "%s: write failed (%s), attempt %d of %d in %.1f s",
                     self.name,
                     e,
@@ -535,21 +549,78 @@ class InfluxSink(Sink):
         raise InfluxWriteError(message, status, retryable)
 
     def _flush(self) -> None:
-        """POST the pending batch and count its readings."""
+        """POST the kept batches, oldest first, then the pending one; count their readings."""
         lines, count = self._batch, self._batch_readings
         self._batch, self._batch_readings = [], 0
-        if not count:
-            return
-        try:
-            if lines:
-                self.write(lines)
-        except Exception as e:  # logged and counted, never fatal
-            with self._lock:
-                self.failed += count
-            log.warning("%s: could not write %d reading(s): %s", self.name, count, e)
-        else:
+        if count:
+            self._keep(lines, count)
+        while self._backlog:
+            lines, count = self._backlog[0]
+            try:
+                if lines:
+                    self.write(lines)
+            except InfluxWriteError as e:
+                if e.retryable and not self._closing.is_set():
+                    self._failed_run(e, kept=True)
+                    return  # kept in order; tried again at the next flush
+                self._backlog.popleft()
+                self._backlog_readings -= count
+                with self._lock:
+                    self.failed += count
+                self._failed_run(e, kept=False)
+                continue
+            except Exception as e:  # never fatal: counted
+                self._backlog.popleft()
+                self._backlog_readings -= count
+                with self._lock:
+                    self.failed += count
+                self._failed_run(e, kept=False)
+                continue
+            self._backlog.popleft()
+            self._backlog_readings -= count
             with self._lock:
                 self.published += count
+            if self._failing:
+                log.info(
+                    "%s: writing works again after %d failed attempts (%d readings kept meanwhile)",
+                    self.name,
+                    self._failing,
+                    self._backlog_readings + count,
+                )
+                self._failing = 0
+
+    def _keep(self, lines: list[str], count: int) -> None:
+        """Queue a batch behind the kept ones; drop (and count) the oldest beyond ``buffer``."""
+        self._backlog.append((lines, count))
+        self._backlog_readings += count
+        while self._backlog_readings > self.buffer and len(self._backlog) > 1:
+            _, dropped = self._backlog.popleft()
+            self._backlog_readings -= dropped
+            with self._lock:
+                self.dropped += dropped
+            if dropped:
+                log.debug("%s: buffer full, dropped %d reading(s)", self.name, dropped)
+
+    def _failed_run(self, error: Exception, *, kept: bool) -> None:
+        """Log the first failure of a run (WARNING); the rest at debug level."""
+        self._failing += 1
+        what = "kept to send again" if kept else "not accepted, counted as failed"
+        if self._failing == 1:
+            log.warning(
+                "%s: could not write to %s: %s (%s; not logged again until writing works)",
+                self.name,
+                self._netloc,
+                error,
+                what,
+            )
+        else:
+            log.debug("%s: could not write: %s (%s)", self.name, error, what)
+
+    def status(self) -> dict[str, Any]:
+        """Counters for ``/api/status``, plus ``kept`` (readings waiting to be sent again)."""
+        out = super().status()
+        out["kept"] = self._backlog_readings
+        return out
 
     def _run(self) -> None:
         """Collect lines into batches; send them when full, due, or at close."""

@@ -147,7 +147,8 @@ class MqttSink(Sink):
         status_interval: Seconds between status messages while connected
             (besides the one on every connect); 0 sends the state alone, on
             connect only.
-        maxsize: Readings kept while delivery is slow (see :class:`Sink`).
+        maxsize: Readings kept while the broker is away or slow (setting
+            ``mqtt.buffer``, default 3600: an hour of one-second readings).
 
     Raises:
         ValueError: ``mode`` or ``qos`` is not valid, ``topic_prefix`` holds
@@ -156,9 +157,12 @@ class MqttSink(Sink):
         OSError: The TLS files could not be read (``ssl.SSLError`` when they are
             not valid PEM).
 
-    A reading delivered while the broker is not connected is counted as failed
-    (:meth:`status` ``failed``), not kept for later: the next reading will be
-    newer. Nothing touches the network before :meth:`start`.
+    Readings wait, in order, while the broker is away (up to ``maxsize``; the
+    oldest is dropped and counted beyond it) and go when it is back; with QoS
+    1 or 2 the next reading goes only once the broker has acknowledged this
+    one, so none is lost to a broker restart (at least once: a reading whose
+    acknowledgement was lost is sent again). Nothing touches the network
+    before :meth:`start`.
 
     """
 
@@ -185,7 +189,7 @@ class MqttSink(Sink):
         telegram_json: bool = False,
         status: Callable[[], Mapping[str, Any]] | None = None,
         status_interval: float = 60.0,
-        maxsize: int = 100,
+        maxsize: int = 3600,
     ) -> None:
         """Configure the sink; the connection is opened by :meth:`start`."""
         if mode not in MODES:
@@ -220,6 +224,8 @@ class MqttSink(Sink):
         """Availability and statistics topic: JSON with ``state`` ``online`` /
         ``offline``, retained."""
         self.status_interval = status_interval
+        self.state = "online"
+        """What ``<prefix>/status`` says while running: ``online`` or ``stale``."""
         self._status = status
         self._status_stop = threading.Event()
         self._status_thread: threading.Thread | None = None
@@ -240,6 +246,7 @@ class MqttSink(Sink):
         self.local_address: str | None = None
         """The address of this host on the broker connection (EVN's ``ip``)."""
         self._tls_failing = 0  # handshakes failed in a row
+        self._refusals = 0  # connections refused in a row (CONNACK failure)
         if self.tls:
             if pin is not None and ca_file is None:
                 # Pinned: the fingerprint is the trust, as on EVN Kaifa to MQTT.
@@ -357,12 +364,29 @@ class MqttSink(Sink):
             ConnectionError: The broker is not connected, or paho refused a message.
 
         """
-        if not self._connected.is_set():
-            raise ConnectionError(f"not connected to MQTT broker {self.host}:{self.port}")
-        if self.discovery:
-            self._add_discovery(reading)
-        for topic, payload in self._messages(reading):
-            self._send(self.topic(topic), payload, self.qos, self.retain)
+        messages = self._messages(reading)
+        while True:
+            while not self._connected.wait(0.5):  # kept, in order, while the broker is away
+                if self.closing.is_set() or not self._started:
+                    raise ConnectionError(f"not connected to MQTT broker {self.host}:{self.port}")
+            try:
+                if self.discovery:
+                    self._add_discovery(reading)
+                infos = [
+                    self._send(self.topic(topic), payload, self.qos, self.retain)
+                    for topic, payload in messages
+                ]
+                if self.qos > 0:  # the broker has them before the next reading goes
+                    for info in infos:
+                        info.wait_for_publish(10.0)
+                        if not info.is_published():
+                            raise ConnectionError("no acknowledgement from the broker")
+                return
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                if self.closing.is_set() or not self._started:
+                    raise
+                log.debug("mqtt: sending again after %s", e)
+                self._connected.wait(1.0)
 
     # -- paho callbacks (network thread) ---------------------------------------------------------
 
@@ -375,10 +399,19 @@ class MqttSink(Sink):
         properties: Properties | None,
     ) -> None:
         if reason_code.is_failure:
-            log.warning(
-                "mqtt: broker %s:%s refused the connection: %s", self.host, self.port, reason_code
-            )
+            self._refusals += 1
+            if self._refusals == 1:
+                log.warning(
+                    "mqtt: broker %s:%s refused the connection: %s (not logged again until "
+                    "it accepts)",
+                    self.host,
+                    self.port,
+                    reason_code,
+                )
             return
+        if self._refusals:
+            log.info("mqtt: accepted after %d refusals", self._refusals)
+            self._refusals = 0
         log.info("mqtt: connected to %s:%s", self.host, self.port)
         try:
             sock = cast("socket.socket | None", client.socket())
@@ -441,18 +474,33 @@ class MqttSink(Sink):
     def status_payload(self) -> str:
         """The JSON of ``<prefix>/status`` while running: ``{"state": "online", ...}``.
 
+        ``state`` is :attr:`state` (``stale`` while the meter is silent).
+
         The statistics of ``status`` follow ``state`` (not with
         ``status_interval`` 0); when the callable raises, the state goes alone
         (logged at debug level).
         """
-        doc: dict[str, Any] = {"state": "online"}
+        doc: dict[str, Any] = {"state": self.state}
         if self._status is not None and self.status_interval > 0:
             try:
                 doc.update(self._status())
             except Exception as e:  # statistics must never stop the availability message
                 log.debug("mqtt: no statistics for %s: %s", self.status_topic, e)
-            doc["state"] = "online"
+            doc["state"] = self.state
         return json.dumps(doc, ensure_ascii=False, default=json_default)
+
+    def set_state(self, state: str) -> None:
+        """Say ``state`` (``"online"``, ``"stale"``) on ``<prefix>/status`` from now on, at once.
+
+        ``stale`` while the meter sends nothing: Home Assistant's availability
+        template (``{{ value_json.state }}``, available on ``online``) shows
+        the sensors unavailable rather than an old value as current.
+        """
+        if state == self.state:
+            return
+        self.state = state
+        if self._connected.is_set():
+            self._client.publish(self.status_topic, self.status_payload(), qos=1, retain=True)
 
     def _status_loop(self) -> None:
         """Republish the status every ``status_interval`` seconds while connected."""
@@ -466,10 +514,13 @@ class MqttSink(Sink):
 
     # -- messages --------------------------------------------------------------------------------
 
-    def _send(self, topic: str, payload: str | bytes, qos: int, retain: bool) -> None:
+    def _send(
+        self, topic: str, payload: str | bytes, qos: int, retain: bool
+    ) -> mqtt.MQTTMessageInfo:
         info = self._client.publish(topic, payload, qos=qos, retain=retain)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise ConnectionError(f"MQTT publish to {topic} failed: {mqtt.error_string(info.rc)}")
+        return info
 
     def _messages(self, reading: Mapping[str, Any]) -> list[tuple[str, str | bytes]]:
         """``(topic below the prefix, payload)`` for one reading in this mode."""
