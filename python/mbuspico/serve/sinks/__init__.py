@@ -179,6 +179,8 @@ class Sink(abc.ABC):
         """Readings whose delivery raised."""
         self.dropped = 0
         """Readings dropped because the queue was full."""
+        self.failing = 0
+        """Deliveries failed in a row (0 while they work)."""
         self.closing = threading.Event()
         """Set when :meth:`close` begins: a deliverer waiting for its peer gives up."""
         self._dropping = False
@@ -249,7 +251,6 @@ class Sink(abc.ABC):
             self.connect()
         except Exception as e:  # a sink must never stop the service
             log.warning("%s: %s", self.name, e)
-        failing = 0  # failures in a row: the first is a warning, the rest debug lines
         while True:
             reading = self._queue.get()
             if reading is None:
@@ -259,7 +260,7 @@ class Sink(abc.ABC):
             except Exception as e:  # logged and counted, never fatal
                 with self._lock:
                     self.failed += 1
-                if failing:
+                if self.failing:
                     log.debug("%s: could not deliver a reading: %s", self.name, e)
                 else:
                     log.warning(
@@ -268,16 +269,18 @@ class Sink(abc.ABC):
                         self.name,
                         e,
                     )
-                failing += 1
+                self.failing += 1
             else:
                 with self._lock:
                     self.published += 1
                 if self._dropping and self._queue.qsize() < self._queue.maxsize // 2:
                     self._dropping = False
                     log.info("%s: caught up; %d readings dropped in all", self.name, self.dropped)
-                if failing:
-                    log.info("%s: delivering again after %d failed readings", self.name, failing)
-                    failing = 0
+                if self.failing:
+                    log.info(
+                        "%s: delivering again after %d failed readings", self.name, self.failing
+                    )
+                    self.failing = 0
 
 
 def demo_prefix(prefix: str) -> str:

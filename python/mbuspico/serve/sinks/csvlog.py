@@ -88,8 +88,13 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def _repair(fd: int) -> int:
-    """Truncate a torn last line (bytes after the last newline); the new size in bytes."""
+def _repair(fd: int, quiet: bool = False) -> int:
+    """Truncate a torn last line (bytes after the last newline); the new size in bytes.
+
+    Logged as a warning, or at debug level when ``quiet`` (during a run of
+    failed writes, whose start was logged already: a full disk tears a line
+    per reading).
+    """
     size = os.fstat(fd).st_size
     end = size
     while end > 0:
@@ -102,7 +107,9 @@ def _repair(fd: int) -> int:
             break
         end = start
     if end != size:
-        log.warning("csv: %d bytes of a torn last line removed", size - end)
+        (log.debug if quiet else log.warning)(
+            "csv: %d bytes of a torn last line removed", size - end
+        )
         os.ftruncate(fd, end)
     return end
 
@@ -274,7 +281,7 @@ class CsvLogSink(Sink):
         created = not path.exists()
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | _OPEN_FLAGS, 0o644)
         try:
-            header = _read_header(fd) if _repair(fd) else None
+            header = _read_header(fd) if _repair(fd, quiet=self.failing > 0) else None
             if header is None:
                 os.ftruncate(fd, 0)  # empty, or only a torn header line
                 header = names if names[:1] == ["time"] else ["time", *names]
