@@ -333,6 +333,8 @@ class Service:
                 self._udp_task.cancel()
             if server is not None:
                 server.close()
+                if self.gate is not None:
+                    await self.gate.close()
                 await server.wait_closed()
 
     async def _start_http(self) -> asyncio.Server:

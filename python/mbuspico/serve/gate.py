@@ -131,6 +131,7 @@ class HttpGate:
         self.respond = respond
         self.counters: Counter[str] = Counter()
         self._open: OrderedDict[int, _Connection] = OrderedDict()  # waiting for headers first
+        self._all: dict[int, _Connection] = {}
         self._active = 0
         self._failures: OrderedDict[str, deque[float]] = OrderedDict()
         self._pending: Counter[tuple[str, str]] = Counter()  # (reason, address) since the summary
@@ -148,19 +149,22 @@ class HttpGate:
         address = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
         if self._active >= self.limits.connections and not self._evict_one():
             self._note("busy", address)
-            await self._answer(writer, 503, "busy: too many connections", {"Retry-After": "1"})
+            try:
+                await self._answer(writer, 503, "busy: too many connections", {"Retry-After": "1"})
+            finally:
+                writer.close()
             return
         self._active += 1
         conn = _Connection(writer, address, time.monotonic())
         self._open[id(conn)] = conn
+        self._all[id(conn)] = conn
         try:
             await self._serve(conn, reader)
         except (ConnectionError, asyncio.IncompleteReadError, OSError):
-            if conn.evicted:
-                self._note("evicted", address)
-            # Otherwise the client went away: nothing to answer, nothing to log.
+            pass  # evicted, or the client went away: nothing to answer
         finally:
             self._open.pop(id(conn), None)
+            self._all.pop(id(conn), None)
             self._active -= 1
             if not writer.is_closing():
                 writer.close()
@@ -198,10 +202,10 @@ class HttpGate:
         await self.app.handle_request(whole, conn.writer)
 
     def _check_auth(self, method: str, headers: Mapping[str, str], address: str) -> None:
-        """Refuse a throttled address (429) and, for ``OPTIONS``, failed credentials.
+        """Refuse a throttled address (429) and failed credentials (401, 403), any method.
 
-        Other methods with failed credentials go on to microdot, whose
-        ``before_request`` answers 401/403 with MBusPico's exact bytes.
+        The answers are MBusPico's (``Unauthorized``/``Forbidden``, its realm),
+        made with the service's own ``respond``.
         """
         if self.authorised is None:
             return
@@ -226,8 +230,15 @@ class HttpGate:
             self._failures[address] = entry  # the most recent last
             while len(self._failures) > _AUTH_ADDRESSES:
                 self._failures.popitem(last=False)
-        if method == "OPTIONS":
-            raise _RefusedError(status, _REASONS.get(status, "Forbidden"))
+        raise _RefusedError(status, _REASONS.get(status, "Forbidden"))
+
+    async def close(self, timeout: float = 2.0) -> None:
+        """Drop every connection still open (the service stops), and wait for their handlers."""
+        for conn in list(self._all.values()):
+            conn.writer.transport.abort()
+        deadline = time.monotonic() + timeout
+        while self._active and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
 
     def _evict_one(self) -> bool:
         """Close the oldest connection still sending its headers; whether there was one."""
@@ -235,6 +246,7 @@ class HttpGate:
             _, victim = self._open.popitem(last=False)
             if not victim.writer.is_closing():
                 victim.evicted = True
+                self._note("evicted", victim.address)
                 victim.writer.write(_plain(408, "timeout: made room for another connection"))
                 victim.writer.transport.abort()
                 return True
@@ -273,12 +285,20 @@ class HttpGate:
         status: int,
         text: str,
         headers: Mapping[str, str] | None = None,
+        close: bool = True,
     ) -> None:
-        """Send the gate's own answer (the service's headers, ``Connection: close``) and close."""
+        """Send the gate's own answer (the service's headers; ``Connection: close``) and close.
+
+        401 and 403 are MBusPico's exact answers (its body, no ``Connection``).
+        """
+        if status in (401, 403):
+            text = _REASONS[status]
+            close = False
         response = self.respond(text, status, "text/plain")
         response.reason = _REASONS.get(status)
         response.headers.update(headers or {})
-        response.headers["Connection"] = "close"
+        if close:
+            response.headers["Connection"] = "close"
         # A client that is gone or does not read: closing is all that is left.
         with contextlib.suppress(OSError, asyncio.TimeoutError):
             await asyncio.wait_for(response.write(writer), 2.0)
