@@ -76,6 +76,7 @@ def test_a_silent_meter_is_stale_everywhere(broker: Any, subscribe: Any, caplog:
                 url = f"http://127.0.0.1:{service.http_port}"
                 wait_for(lambda: get(url + "/")[0] == 200, 10, "a reading")
                 status, headers, _ = get(url + "/")
+                assert status == 200
                 assert int(headers["Age"]) <= 1
                 last = parsedate_to_datetime(headers["Last-Modified"]).timestamp()
                 assert abs(last - time.time()) < 2

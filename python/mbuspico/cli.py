@@ -170,7 +170,14 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="seconds between telegrams (default 5; P1 meters: 1 or 10 as the model sends)",
     )
-    sim.add_argument("--link", metavar="PATH", help="also make a symlink to the port at PATH")
+    sim.add_argument(
+        "--link",
+        metavar="PATH",
+        help=(
+            "also make a symlink to the port at PATH, removed on exit; an existing PATH "
+            "is replaced only if it is a symlink into /dev/pts (an earlier simulator's)"
+        ),
+    )
     sim.add_argument("--replay", metavar="FILE", help="replay the telegrams of a capture")
     sim.add_argument("--count", type=int, metavar="N", help="stop after N telegrams")
     sim.add_argument("--seed", type=int, help="seed for values and faults")
@@ -208,14 +215,19 @@ def _build_parser() -> argparse.ArgumentParser:
             "/api/reading, /api/status, /status.html) and UDP. Settings come from "
             "MBusPico's environment variables, a TOML file (--config) and these flags; "
             "flags override the file, the file overrides the environment. "
-            "--demo serves a simulated meter."
+            "--demo serves a simulated meter; where no flag, environment variable or "
+            "file sets them, it listens on 127.0.0.1 port 8080 with mDNS off. "
+            "A bad setting is one line naming it and its source, exit status 2."
         ),
     )
     serve.add_argument("--config", metavar="FILE", help="TOML settings file")
     serve.add_argument(
         "--demo",
         action="store_true",
-        help="serve a simulated meter on a pseudo-terminal (HTTP port 8080 unless set)",
+        help=(
+            "serve a simulated meter on a pseudo-terminal; unless a flag, the environment "
+            "or the file sets them: HTTP on 127.0.0.1 port 8080, no mDNS"
+        ),
     )
     for setting in SETTINGS:
         if setting.parse is _bool:
@@ -550,7 +562,7 @@ def _simulate(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
     except (ValueError, TypeError) as e:
         print(f"mbuspico: {e}", file=log)
         return 2
-    return _run_simulator(sim, args, out)
+    return _run_simulator(sim, args, out, log)
 
 
 def _faults(args: argparse.Namespace) -> dict[str, Any]:
@@ -566,12 +578,40 @@ def _faults(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _run_simulator(sim: Any, args: argparse.Namespace, out: TextIO) -> int:
-    """Open the pty, say where, write telegrams until Ctrl-C or ``--count``."""
-    with sim:
-        print(f"simulated {args.meter} meter on {args.link or sim.port}", file=out, flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            sim.run(args.count)
+@contextlib.contextmanager
+def _terminate_cleanly() -> Iterator[None]:
+    """SIGTERM raises ``SystemExit(143)`` while inside, so ``with`` blocks close
+    (a simulator removes its ``--link``); the old handler is restored after.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can be set in the main thread only
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    old = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _run_simulator(sim: Any, args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
+    """Open the pty, say where, write telegrams until Ctrl-C, SIGTERM or ``--count``."""
+    from .simulate.pty import LinkExistsError
+
+    try:
+        with _terminate_cleanly(), sim:
+            print(f"simulated {args.meter} meter on {args.link or sim.port}", file=out, flush=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                sim.run(args.count)
+    except LinkExistsError as e:  # --link would replace something not ours
+        print(f"mbuspico: --link {e}", file=log)
+        return 2
     return 0
 
 
@@ -594,7 +634,7 @@ def _simulate_p1(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
     except (ValueError, TypeError) as e:
         print(f"mbuspico: {e}", file=log)
         return 2
-    return _run_simulator(sim, args, out)
+    return _run_simulator(sim, args, out, log)
 
 
 def _serve(args: argparse.Namespace, log: TextIO) -> int:
@@ -603,8 +643,6 @@ def _serve(args: argparse.Namespace, log: TextIO) -> int:
     from .serve import BurstFilter, ConfigError, Service, load_config, set_log_level
 
     flags = {s.name: getattr(args, s.name) for s in SETTINGS}
-    if args.demo and flags["http_port"] is None:
-        flags["http_port"] = "8080"
     try:
         config = load_config(os.environ, args.config, flags, demo=args.demo)
     except ConfigError as e:
@@ -736,14 +774,22 @@ def _simulate_mbus_slave(args: argparse.Namespace, out: TextIO, log: TextIO) -> 
     except (ValueError, OSError) as e:
         print(f"mbuspico: {e}", file=log)
         return 2
-    with MBusSlave(meter, baudrate=args.baudrate, echo=args.echo, link=args.link) as bus:
-        print(
-            f"simulated M-Bus slave {meter.address} ({meter.secondary}) on {args.link or bus.port}",
-            file=out,
-            flush=True,
-        )
-        with contextlib.suppress(KeyboardInterrupt):
-            bus.run()
+    from .simulate.pty import LinkExistsError
+
+    bus = MBusSlave(meter, baudrate=args.baudrate, echo=args.echo, link=args.link)
+    try:
+        with _terminate_cleanly(), bus:
+            print(
+                f"simulated M-Bus slave {meter.address} ({meter.secondary}) on "
+                f"{args.link or bus.port}",
+                file=out,
+                flush=True,
+            )
+            with contextlib.suppress(KeyboardInterrupt):
+                bus.run()
+    except LinkExistsError as e:  # --link would replace something not ours
+        print(f"mbuspico: --link {e}", file=log)
+        return 2
     return 0
 
 

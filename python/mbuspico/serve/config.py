@@ -10,6 +10,7 @@ the setting and where the value came from, never the value of a secret.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import stat
 import string
@@ -49,6 +50,13 @@ pass, and the simulated meter of ``--demo``."""
 
 class ConfigError(MbusPicoError, ValueError):
     """Raised for an invalid setting; the message names it and its source."""
+
+
+class _Unshown(ValueError):
+    """A parse error whose message says all: the value given is not repeated
+    after the setting's name (it may hold a password, or the message already
+    shows it in full).
+    """
 
 
 def _text(value: Any) -> str:
@@ -214,6 +222,97 @@ def _topic_prefix(value: Any) -> str:
     return text
 
 
+def _listen_host(value: Any) -> str:
+    """The address HTTP listens on: an IP address or a name that resolves (empty: every one)."""
+    import ipaddress
+    import socket
+
+    text = _text(value).strip()
+    if not text:
+        return text
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        pass
+    else:
+        return text
+    try:
+        socket.getaddrinfo(text, None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, ValueError) as e:  # gaierror; UnicodeError for a label too long
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        msg = f"must be an IP address or a host name that resolves ({reason})"
+        raise ValueError(msg) from None
+    return text
+
+
+def _readable_file(value: Any) -> str | None:
+    """A file the service reads (a TLS certificate or key): it must exist and be readable."""
+    text = _optional(value)
+    if text is None:
+        return None
+    try:
+        if not stat.S_ISREG(os.stat(text).st_mode):
+            msg = f"{text} is not a file"
+            raise _Unshown(msg)
+        with open(text, "rb"):
+            pass
+    except OSError as e:
+        msg = f"cannot read {text}: {e.strerror or e}"
+        raise _Unshown(msg) from None
+    return text
+
+
+def _influx_url(value: Any) -> str | None:
+    """An InfluxDB base URL: http:// or https://, a host, no credentials.
+
+    No error repeats the value: a URL may carry a password.
+    """
+    from urllib.parse import urlsplit
+
+    text = _optional(value)
+    if text is None:
+        return None
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number 0-65535
+    except ValueError:
+        msg = "must be a URL such as http://host:8086 (the value given does not parse)"
+        raise _Unshown(msg) from None
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        msg = (
+            "must not hold credentials (user:password@): set influx.user and "
+            "influx.password (InfluxDB 1.x) or influx.token (InfluxDB 2) instead"
+        )
+        raise _Unshown(msg)
+    if parts.scheme.lower() not in ("http", "https"):
+        scheme = f'"{parts.scheme}://"' if parts.scheme.isalnum() else "something else"
+        msg = f"must start with http:// or https://, not {scheme}, as in http://host:8086"
+        raise _Unshown(msg)
+    if not parts.hostname:
+        msg = "must name a host, as in http://host:8086"
+        raise _Unshown(msg)
+    return text
+
+
+def _writable_directory(text: str) -> None:
+    """Raise ValueError unless ``text`` is an absolute path to a directory
+    that exists, or can be created, and can be written in.
+    """
+    path = Path(text)
+    if not path.is_absolute():
+        msg = "must be an absolute path (the service does not run in your working directory)"
+        raise ValueError(msg)
+    probe = Path(os.path.realpath(path))
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        msg = f"{probe} is not a directory"
+        raise ValueError(msg)
+    if not os.access(probe, os.W_OK | os.X_OK):
+        msg = f"the service cannot write in {probe}"
+        raise ValueError(msg)
+
+
 MQTT_MODE_NUMBERS = {"0": "evn-raw", "1": "evn-topics", "2": "evn-json"}
 """EVN Kaifa to MQTT's message modes (0 raw, 1 topics, 2 json) as mbuspico's modes."""
 
@@ -332,7 +431,9 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("parity", "MBUSPICO_SERIAL_PARITY", "serial.parity", "--parity", _parity, "parity"),
     Setting("http_enabled", "MBUSPICO_HTTP_ENABLED", "http.enabled", "--http", _bool, "HTTP on"),
-    Setting("http_host", "MBUSPICO_HTTP_HOST", "http.host", "--http-host", _text, "HTTP address"),
+    Setting(
+        "http_host", "MBUSPICO_HTTP_HOST", "http.host", "--http-host", _listen_host, "HTTP address"
+    ),
     Setting(
         "http_port",
         "MBUSPICO_HTTP_SERVER_PORT",
@@ -538,7 +639,7 @@ SETTINGS: tuple[Setting, ...] = (
         "MBUSPICO_MQTT_CA_FILE",
         "mqtt.ca_file",
         "--mqtt-ca-file",
-        _optional,
+        _readable_file,
         "CA certificate file (TLS)",
     ),
     Setting(
@@ -546,7 +647,7 @@ SETTINGS: tuple[Setting, ...] = (
         "MBUSPICO_MQTT_CERT_FILE",
         "mqtt.cert_file",
         "--mqtt-cert-file",
-        _optional,
+        _readable_file,
         "client certificate file (TLS)",
     ),
     Setting(
@@ -554,7 +655,7 @@ SETTINGS: tuple[Setting, ...] = (
         "MBUSPICO_MQTT_KEY_FILE",
         "mqtt.key_file",
         "--mqtt-key-file",
-        _optional,
+        _readable_file,
         "client key file (TLS)",
     ),
     Setting(
@@ -650,7 +751,7 @@ SETTINGS: tuple[Setting, ...] = (
         "MBUSPICO_INFLUX_URL",
         "influx.url",
         "--influx-url",
-        _optional,
+        _influx_url,
         "InfluxDB URL, e.g. http://host:8086; off when empty",
     ),
     Setting(
@@ -840,6 +941,50 @@ def _read_toml(path: Path) -> Mapping[str, Any]:
     except tomllib.TOMLDecodeError as e:
         msg = f"--config {path}: not valid TOML: {e}"
         raise ConfigError(msg) from e
+    except UnicodeDecodeError as e:
+        msg = f"--config {path}: not valid TOML: not UTF-8 (byte {e.start})"
+        raise ConfigError(msg) from e
+
+
+def _check_keys(doc: Mapping[str, Any], config_file: str | Path) -> None:
+    """Refuse keys and tables of the file that are no setting, suggesting the one meant."""
+    keys = [s.toml for s in SETTINGS]
+    tables = {key.split(".")[0] for key in keys if "." in key}
+    for top, sub in doc.items():
+        if top in tables:
+            if not isinstance(sub, Mapping):
+                inside = ", ".join(k.split(".", 1)[1] for k in keys if k.startswith(f"{top}."))
+                msg = (
+                    f"invalid {top} in {config_file}: must be a table, not a value "
+                    f"([{top}] with {inside})"
+                )
+                raise ConfigError(msg)
+            names = [f"{top}.{k}" for k in sub]
+        elif "." in top and top in keys:  # "http.port" = 80: a quoted key, not a table
+            msg = (
+                f"unknown setting {top!r} in {config_file}: a quoted key; write "
+                f"{top} = ... without the quotes"
+            )
+            raise ConfigError(msg)
+        else:
+            names = [top]
+        for name in names:
+            if name not in keys:
+                close = difflib.get_close_matches(name, keys, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                msg = f"unknown setting {name!r} in {config_file}{hint}"
+                raise ConfigError(msg)
+
+
+_PARSE_ERRORS = (ValueError, TypeError, OverflowError)
+"""What a setting's ``parse`` raises for a bad value (typed values from TOML or JSON too)."""
+
+
+def _invalid(where: str, setting: Setting, raw: Any, error: Exception) -> ConfigError:
+    """The one-line error for a value of ``setting`` from ``where`` that does not parse."""
+    hidden = setting.secret or isinstance(error, _Unshown)
+    shown = "" if hidden else f" ({str(raw)[:40]!r})"
+    return ConfigError(f"invalid {where}{shown}: {error}")
 
 
 def _exposed_secrets(path: Path, doc: Mapping[str, Any]) -> str | None:
@@ -879,27 +1024,28 @@ def load(
         env: Environment variables (``os.environ``).
         config_file: A TOML file, or None.
         flags: Values from the command line by setting name; None means unset.
-        demo: Serve the simulated meter: key and port need not be configured.
+        demo: Serve the simulated meter: key and serial port need not be
+            configured, and where no source sets them HTTP listens on
+            127.0.0.1 port 8080 and mDNS is off.
 
     Returns:
         The validated configuration.
 
+    A temporary file left beside ``config_file`` by a settings save that was
+    cut short (:func:`mbuspico.serve.settings_page.remove_leftover_temp_files`)
+    is removed here, with a warning in :attr:`Config.warnings`.
+
     Raises:
-        ConfigError: A value is invalid, a required setting is missing, or the
-            file cannot be read; the message names the setting and its source.
+        ConfigError: A value is invalid, a required setting is missing, the
+            file cannot be read or holds a key that is no setting; the message
+            names the setting and its source.
 
     """
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     doc = _read_toml(Path(config_file)) if config_file is not None else {}
-    if doc:
-        known = {s.toml for s in SETTINGS} | {s.toml.split(".")[0] for s in SETTINGS}
-        for top, sub in doc.items():
-            names = [f"{top}.{k}" for k in sub] if isinstance(sub, Mapping) else [top]
-            for name in names:
-                if name not in known:
-                    msg = f"--config {config_file}: unknown setting {name!r}"
-                    raise ConfigError(msg)
+    if config_file is not None:
+        _check_keys(doc, config_file)
     for s in SETTINGS:
         candidates = [
             (env.get(s.env) if s.env else None, f"environment variable {s.env}"),
@@ -911,11 +1057,13 @@ def load(
                 continue
             try:
                 values[s.name] = s.parse(raw)
-            except ValueError as e:
-                shown = "" if s.secret else f" ({str(raw)[:40]!r})"
-                msg = f"invalid {source}{shown}: {e}"
-                raise ConfigError(msg) from None
+            except _PARSE_ERRORS as e:
+                raise _invalid(source, s, raw, e) from None
             sources[s.name] = source
+    if demo:  # the simulated meter stays on this host unless a source says otherwise
+        values.setdefault("http_port", 8080)
+        values.setdefault("http_host", "127.0.0.1")
+        values.setdefault("mdns_enabled", False)
     profile = _find_profile(values.get("device", Config.device))
     if profile is not None and "protocol" not in values:
         values["protocol"] = profile.protocol
@@ -935,8 +1083,16 @@ def load(
     elif protocol == "dsmr":
         values.setdefault("baudrate", 115200)
         values.setdefault("parity", "none")
-    exposed = _exposed_secrets(Path(config_file), doc) if config_file is not None else None
-    warnings = (exposed,) if exposed else ()
+    warnings: tuple[str, ...] = ()
+    if config_file is not None:
+        from .settings_page import remove_leftover_temp_files
+
+        exposed = _exposed_secrets(Path(config_file), doc)
+        warnings = (exposed,) if exposed else ()
+        warnings += tuple(
+            f"removed {tmp}, left behind by a settings save that was cut short"
+            for tmp in remove_leftover_temp_files(config_file)
+        )
     config = dataclasses.replace(
         Config(),
         demo=demo,
@@ -965,6 +1121,8 @@ def _check(config: Config, sources: Mapping[str, str]) -> None:
     if demo and config.protocol == "mbus":
         msg = "--demo simulates a DLMS push or P1 meter, not a wired M-Bus one (protocol mbus)"
         raise ConfigError(msg)
+    if config.mqtt_enabled and (config.mqtt_tls or config.mqtt_fingerprint):
+        _check_tls_files(config, sources)
     if config.influx_url:
         if config.influx_version == 1 and not config.influx_database:
             msg = "missing influx.database: InfluxDB 1.x needs a database"
@@ -980,6 +1138,45 @@ def _check(config: Config, sources: Mapping[str, str]) -> None:
         raise ConfigError(msg)
 
 
+def _reason(error: Exception) -> str:
+    """An error's text for a one-line message: an OSError's strerror, else its message."""
+    text = (error.strerror if isinstance(error, OSError) else None) or str(error)
+    return " ".join(text.split())
+
+
+def _check_tls_files(config: Config, sources: Mapping[str, str]) -> None:
+    """The MQTT CA file must hold certificates, the client certificate and key a pair."""
+    import ssl
+
+    if config.mqtt_ca_file:
+        try:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.load_verify_locations(cafile=config.mqtt_ca_file)
+        except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
+            where = sources.get("mqtt_ca_file", "mqtt.ca_file")
+            msg = (
+                f"invalid {where}: {config.mqtt_ca_file} holds no usable PEM "
+                f"CA certificate ({_reason(e)})"
+            )
+            raise ConfigError(msg) from None
+    if config.mqtt_cert_file:
+
+        def no_password() -> bytes:
+            msg = "the key is encrypted; the service cannot ask for its password"
+            raise ValueError(msg)
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        try:
+            context.load_cert_chain(
+                config.mqtt_cert_file, config.mqtt_key_file, password=no_password
+            )
+        except (OSError, ValueError) as e:
+            names = ["mqtt_cert_file"] + (["mqtt_key_file"] if config.mqtt_key_file else [])
+            where = " and ".join(sources.get(n, n.replace("_", ".", 1)) for n in names)
+            msg = f"invalid {where}: cannot load the client certificate and key ({_reason(e)})"
+            raise ConfigError(msg) from None
+
+
 def update(config: Config, changes: Mapping[str, Any]) -> Config:
     """Validate changed settings against a configuration, as :func:`load` does.
 
@@ -987,6 +1184,9 @@ def update(config: Config, changes: Mapping[str, Any]) -> Config:
     or the environment, or an already typed value), then the result passes the
     same checks across settings as at start-up. A ``device`` change without a
     ``protocol`` takes the new profile's protocol, as :func:`load` does.
+    A ``csv_directory`` (the settings page's) must besides be an absolute path
+    to a directory that exists, or can be made, and that the service can write
+    in: the service's working directory is not the user's.
 
     Args:
         config: The configuration to change.
@@ -1012,10 +1212,10 @@ def update(config: Config, changes: Mapping[str, Any]) -> Config:
             raise ConfigError(msg)
         try:
             values[name] = s.parse(raw)
-        except (ValueError, TypeError, OverflowError) as e:  # typed values (JSON) too
-            shown = "" if s.secret else f" ({str(raw)[:40]!r})"
-            msg = f"invalid {s.toml}{shown}: {e}"
-            raise ConfigError(msg) from None
+            if name == "csv_directory" and values[name] is not None:
+                _writable_directory(values[name])
+        except _PARSE_ERRORS as e:  # typed values (JSON) too
+            raise _invalid(s.toml, s, raw, e) from None
     new = dataclasses.replace(config, **values)
     profile = _find_profile(new.device)
     if profile is not None and new.protocol != profile.protocol:

@@ -6,8 +6,9 @@ JSON; ``POST`` to either changes settings. This module holds what does not
 need the running service: which settings may change and when they take
 effect (:data:`LIVE`, :data:`AT_RESTART`), reading a submission
 (:func:`submitted_changes`), the page and its JSON (:func:`render`,
-:func:`describe`), the cross-origin check (:func:`same_origin`) and the atomic
-write of the TOML file (:func:`write_settings`).
+:func:`describe`), the cross-origin check (:func:`same_origin`), the atomic
+write of the TOML file (:func:`write_settings`) and the removal of what a
+write cut short left behind (:func:`remove_leftover_temp_files`).
 :meth:`mbuspico.serve.Service.apply_settings` validates, writes and applies.
 
 Secrets (the ``secret=True`` settings of :data:`mbuspico.serve.config.SETTINGS`: keys,
@@ -26,6 +27,7 @@ import contextlib
 import dataclasses
 import html
 import os
+import re
 import stat
 import sys
 import tempfile
@@ -45,6 +47,7 @@ __all__ = [
     "describe",
     "passkey",
     "plan_change",
+    "remove_leftover_temp_files",
     "render",
     "same_origin",
     "submitted_changes",
@@ -509,6 +512,54 @@ def _set(doc: dict[str, Any], dotted: str, value: Any) -> None:
         node[leaf] = value
 
 
+_TEMP_SUFFIX = ".tmp"
+"""The temporary file of :func:`write_settings` is ``.<name>.<random>.tmp``
+beside the file (``<random>``: :func:`tempfile.mkstemp`'s letters, digits and ``_``)."""
+
+
+def _temp_prefix(target: Path) -> str:
+    return f".{target.name}."
+
+
+def remove_leftover_temp_files(path: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary files a :func:`write_settings` of ``path`` left behind.
+
+    A save cut short (the process killed, the power lost) between making its
+    temporary file and renaming it leaves the file behind, mode 0600 and
+    holding the secrets. :func:`mbuspico.serve.config.load` calls this at
+    every start with a ``--config`` file. Only files named as
+    :func:`write_settings` names them (``.<name>.<random>.tmp``), beside the
+    file (a symlink's target, as written), regular and owned by this user,
+    are removed; errors are ignored.
+
+    Returns:
+        The files removed.
+
+    """
+    target = Path(os.path.realpath(path))
+    pattern = re.compile(re.escape(_temp_prefix(target)) + r"[a-z0-9_]+" + re.escape(_TEMP_SUFFIX))
+    removed: list[Path] = []
+    try:
+        names = os.listdir(target.parent)
+    except OSError:
+        return removed
+    for name in names:
+        if not pattern.fullmatch(name):
+            continue
+        tmp = target.parent / name
+        try:
+            st = tmp.lstat()
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            if hasattr(os, "getuid") and st.st_uid != os.getuid():
+                continue
+            tmp.unlink()
+        except OSError:
+            continue
+        removed.append(tmp)
+    return removed
+
+
 def write_settings(path: str | os.PathLike[str], updates: Mapping[str, Any]) -> None:
     """Change settings in a TOML file atomically, keeping everything else.
 
@@ -519,7 +570,9 @@ def write_settings(path: str | os.PathLike[str], updates: Mapping[str, Any]) -> 
     allowed) and renamed over it (``os.replace``), so a reader or a power cut
     sees the old file or the new one, never a mix. A symlink is followed and
     its target replaced. Comments and layout are not kept (``tomli-w`` writes
-    the data only).
+    the data only). On any exception (an interrupt too) the temporary file is
+    removed; one left by a crash is removed at the next start
+    (:func:`remove_leftover_temp_files`).
 
     Args:
         path: The file; a missing file is created (mode 0600).
@@ -550,9 +603,14 @@ def write_settings(path: str | os.PathLike[str], updates: Mapping[str, Any]) -> 
     for key, value in updates.items():
         _set(doc, key, value)
     data = tomli_w.dumps(doc).encode("utf-8")
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=_temp_prefix(target), suffix=_TEMP_SUFFIX)
     try:
-        with os.fdopen(fd, "wb") as f:
+        try:
+            f = os.fdopen(fd, "wb")
+        except BaseException:
+            os.close(fd)
+            raise
+        with f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

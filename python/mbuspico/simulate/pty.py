@@ -1,7 +1,9 @@
 """The pseudo-terminal and fault machinery shared by the simulated meters.
 
 :class:`PtyMeter` opens a pseudo-terminal pair (the slave side raw, so binary
-data passes untouched), optionally links it to a fixed path, and writes the
+data passes untouched), optionally links it to a fixed path (never replacing
+anything there but an earlier simulator's symlink, see :class:`LinkExistsError`),
+and writes the
 telegrams a subclass generates, every ``interval`` seconds, in a background
 thread if asked. It also injects the faults the simulators offer: random
 ``garbage`` before a telegram, ``drop_byte`` and ``flip_bit`` per byte, and
@@ -18,7 +20,9 @@ import contextlib
 import logging
 import os
 import random
+import re
 import select
+import stat
 import threading
 import time
 import tty
@@ -26,7 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
-__all__ = ["PtyMeter", "PtyPort", "check_rates"]
+__all__ = ["LinkExistsError", "PtyMeter", "PtyPort", "check_rates"]
 
 log = logging.getLogger("mbuspico.simulate")
 
@@ -42,6 +46,52 @@ class _Telegram(Protocol):
 
 _T = TypeVar("_T", bound=_Telegram)
 _Self = TypeVar("_Self", bound="PtyPort")
+
+
+class LinkExistsError(FileExistsError):
+    """The ``link`` path holds something a simulator must not replace.
+
+    Only a symlink to a pseudo-terminal (``/dev/pts/N``; ``/dev/ttysN`` on
+    macOS), such as the link an earlier simulator left, is replaced: a file,
+    a directory or any other symlink is kept, and opening the port fails.
+    The message is one line naming the path and what is there.
+    """
+
+
+_PTY_TARGET = re.compile(r"/dev/pts/[0-9]+|/dev/ttys[0-9]+")
+"""Where a link a simulator made points: a pseudo-terminal's slave side."""
+
+
+def _points_to_a_pty(path: Path) -> bool:
+    """Whether ``path`` is a symlink to a pseudo-terminal path (existing or not)."""
+    try:
+        target = os.readlink(path)
+    except OSError:  # not a symlink
+        return False
+    return _PTY_TARGET.fullmatch(os.path.normpath(target)) is not None
+
+
+def _check_link(path: Path) -> None:
+    """Raise :class:`LinkExistsError` unless ``path`` is free or a pty link to replace."""
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return
+    if _points_to_a_pty(path):
+        return
+    if stat.S_ISLNK(st.st_mode):
+        what = f"a symlink to {os.readlink(path)}"
+    elif stat.S_ISDIR(st.st_mode):
+        what = "a directory"
+    elif stat.S_ISREG(st.st_mode):
+        what = "a file"
+    else:
+        what = "something"
+    msg = (
+        f"{path}: refusing to replace {what}; only a symlink into /dev/pts "
+        "(an earlier simulator's) is replaced"
+    )
+    raise LinkExistsError(msg)
 
 
 def check_rates(**rates: float) -> None:
@@ -62,7 +112,11 @@ class PtyPort(abc.ABC):
     :attr:`_stop` is set) and :meth:`describe` (the log line on opening).
 
     Args:
-        link: If given, a symlink made at this path to the port.
+        link: If given, a symlink made at this path to the port when opened,
+            and removed when closed (if it still points to the port). A
+            symlink there to a pseudo-terminal (an earlier simulator's link)
+            is replaced; anything else makes :meth:`open` raise
+            :class:`LinkExistsError`.
 
     """
 
@@ -81,19 +135,55 @@ class PtyPort(abc.ABC):
         return "device"
 
     def open(self) -> str:
-        """Open the pseudo-terminal pair; return the path to open (also :attr:`port`)."""
+        """Open the pseudo-terminal pair; return the path to open (also :attr:`port`).
+
+        Raises:
+            LinkExistsError: ``link`` holds something other than a symlink to
+                a pseudo-terminal; nothing is opened.
+            OSError: The link cannot be made.
+
+        """
         if self.port is not None:
             return self.port
+        if self.link is not None:
+            _check_link(self.link)
         master, slave = os.openpty()
         tty.setraw(slave)  # binary data: no echo, no CR/LF translation
         self._master, self._slave = master, slave
         self.port = os.ttyname(slave)
         if self.link is not None:
-            with contextlib.suppress(FileNotFoundError):
-                self.link.unlink()
-            self.link.symlink_to(self.port)
+            try:
+                self._make_link(self.link, self.port)
+            except BaseException:
+                self.close()
+                raise
         log.info("simulated %s on %s", self.describe(), self.link or self.port)
         return self.port
+
+    @staticmethod
+    def _make_link(link: Path, port: str) -> None:
+        """Make ``link`` point to ``port``: a new link renamed over an earlier pty link.
+
+        The new link is made under a fresh name beside ``link`` (never
+        replacing anything) and renamed over ``link`` once it has been checked
+        again, so there is no moment without a link.
+        """
+        import secrets
+
+        while True:
+            tmp = link.with_name(f".{link.name}.{secrets.token_hex(4)}.link")
+            try:
+                tmp.symlink_to(port)
+                break
+            except FileExistsError:
+                continue
+        try:
+            _check_link(link)
+            os.replace(tmp, link)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
 
     def write_all(self, data: bytes, timeout: float) -> int:
         """Write ``data``; returns how many bytes went out (0 when not open).
@@ -145,9 +235,10 @@ class PtyPort(abc.ABC):
                 with contextlib.suppress(OSError):
                     os.close(fd)
         self._master = self._slave = None
-        if self.link is not None and self.link.is_symlink():
+        if self.link is not None and self.port is not None:
             with contextlib.suppress(OSError):
-                self.link.unlink()
+                if os.readlink(self.link) == self.port:  # still ours
+                    self.link.unlink()
         self.port = None
 
     def __enter__(self: _Self) -> _Self:
@@ -169,7 +260,8 @@ class PtyMeter(PtyPort, Generic[_T]):
 
     Args:
         interval: Seconds between telegrams when running.
-        link: If given, a symlink made at this path to the port.
+        link: If given, a symlink made at this path to the port (see
+            :class:`PtyPort`: only an earlier simulator's link is replaced).
         garbage: Probability per telegram of 1 to 32 random bytes before it.
         drop_byte: Probability per byte of dropping it.
         flip_bit: Probability per byte of flipping one of its bits.
