@@ -27,8 +27,13 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from conftest import serve
 from mbuspico.serve import Service
-from mbuspico.serve.config import Config, load
-from mbuspico.serve.settings_page import same_origin, write_settings
+from mbuspico.serve.config import Config, ConfigError, load, update
+from mbuspico.serve.settings_page import (
+    plan_change,
+    remove_leftover_temp_files,
+    same_origin,
+    write_settings,
+)
 from mbuspico.simulate.dlms import Simulator
 
 if sys.version_info >= (3, 11):
@@ -450,6 +455,10 @@ def test_the_whole_form_posted_back_changes_only_what_was_edited(
         ({"key": "0011zz"}, "invalid key: must be 32 hexadecimal digits"),
         ({"http.enabled": False}, "http.enabled cannot be changed on the settings page"),
         ({"http.nonsense": 1}, "unknown setting 'http.nonsense'"),
+        (
+            {"csv.directory": "../../etc"},
+            "invalid csv.directory ('../../etc'): must be an absolute",
+        ),
     ],
 )
 def test_invalid_values_are_rejected_naming_the_setting_and_nothing_is_written(
@@ -681,6 +690,86 @@ def test_write_settings_keeps_the_rest_follows_symlinks_and_removes_emptied_keys
         "graphite": {"host": "g.lan"},
     }
     assert sorted(p.name for p in real.parent.iterdir()) == ["mbuspico.toml"]
+
+
+def test_csv_directory_from_the_page_must_be_an_absolute_writable_directory(
+    tmp_path: Path,
+) -> None:
+    config = Config(demo=True, config_file=str(tmp_path / "m.toml"))
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    for bad, reason in [
+        ("../../etc", "must be an absolute path"),
+        ("logs", "must be an absolute path"),
+        (str(a_file), "is not a directory"),
+        (str(a_file / "below"), "is not a directory"),
+    ]:
+        with pytest.raises(ConfigError, match=r"invalid csv\.directory") as info:
+            plan_change(config, config, config, {"csv_directory": bad})
+        assert reason in str(info.value)
+    made = tmp_path / "new" / "logs"  # can be made: accepted, not made yet
+    assert update(config, {"csv_directory": str(made)}).csv_directory == str(made)
+    assert not made.exists()
+    assert update(config, {"csv_directory": str(tmp_path)}).csv_directory == str(tmp_path)
+    assert update(config, {"csv_directory": ""}).csv_directory is None  # off
+    if os.geteuid() != 0:  # root may write anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        with pytest.raises(ConfigError, match="cannot write in"):
+            update(config, {"csv_directory": str(locked / "logs")})
+    # From the command line a relative directory stays allowed.
+    assert load({}, None, {"csv_directory": "logs"}, demo=True).csv_directory == "logs"
+
+
+def test_a_temp_file_a_save_left_behind_is_removed_at_the_next_start(tmp_path: Path) -> None:
+    real = tmp_path / "etc" / "mbuspico.toml"
+    real.parent.mkdir()
+    real.write_text("[udp]\nport = 7000\n")
+    link = tmp_path / "link.toml"
+    link.symlink_to(real)
+    leftover = real.parent / ".mbuspico.toml.k2x_9qaz.tmp"  # as tempfile.mkstemp names it
+    leftover.write_text(f'key = "{KEY}"\n')
+    leftover.chmod(0o600)
+    keep = [
+        real.parent / ".mbuspico.toml.tmp",  # not the pattern
+        real.parent / ".other.toml.abcd1234.tmp",  # another file's
+        real.parent / "mbuspico.toml.abcd1234.tmp",  # no leading dot
+        tmp_path / ".link.toml.abcd1234.tmp",  # beside the link, not the file
+    ]
+    for path in keep:
+        path.write_text("x")
+    (real.parent / ".mbuspico.toml.dir12345.tmp").mkdir()  # not a file
+    (real.parent / ".mbuspico.toml.lnk12345.tmp").symlink_to(real)  # not a file
+    config = load({}, link, demo=True)
+    assert not leftover.exists()
+    assert all(path.exists() for path in keep)
+    assert (real.parent / ".mbuspico.toml.dir12345.tmp").is_dir()
+    assert (real.parent / ".mbuspico.toml.lnk12345.tmp").is_symlink()
+    assert [w for w in config.warnings if "cut short" in w] == [
+        f"removed {leftover}, left behind by a settings save that was cut short"
+    ]
+    assert remove_leftover_temp_files(link) == []
+
+
+@pytest.mark.parametrize("fail", ["replace", "fsync", "chmod"])
+@pytest.mark.parametrize("error", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_a_failed_write_removes_its_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail: str, error: BaseException
+) -> None:
+    path = tmp_path / "m.toml"
+    path.write_text("[udp]\nport = 7000\n")
+    path.chmod(0o600)
+    before = path.read_bytes()
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise error
+
+    monkeypatch.setattr(os, fail, broken)
+    with pytest.raises(type(error)):
+        write_settings(path, {"udp.interval": 5})
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.toml"]
+    assert path.read_bytes() == before
 
 
 @pytest.mark.parametrize(

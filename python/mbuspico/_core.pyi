@@ -423,6 +423,12 @@ class SerialReader:
     :attr:`stats` and logged on the ``mbuspico`` logger. The port failing (an
     adapter unplugged) raises :class:`mbuspico.SerialPortError` (an ``OSError``),
     or with ``reconnect=True`` is retried with backoff (0.25 s doubling to 30 s).
+
+    With ``reconnect=False`` (the default) a lost port stays lost: the read that
+    finds it gone raises :class:`mbuspico.SerialPortError`, and so does every
+    later :meth:`read` or iteration (naming the port and that it was lost),
+    until :meth:`close`; the reader never reopens it by itself. Open a new
+    reader, or pass ``reconnect=True``, to read on.
     """
 
     def __new__(

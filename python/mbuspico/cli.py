@@ -580,8 +580,9 @@ def _faults(args: argparse.Namespace) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _terminate_cleanly() -> Iterator[None]:
-    """SIGTERM raises ``SystemExit(143)`` while inside, so ``with`` blocks close
-    (a simulator removes its ``--link``); the old handler is restored after.
+    """Make SIGTERM raise ``SystemExit(143)`` while inside, so ``with`` blocks close.
+
+    A simulator so removes its ``--link``; the old handler is restored after.
     """
     import signal
     import threading

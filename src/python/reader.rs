@@ -40,6 +40,11 @@ struct Counters {
 }
 
 /// Reads and decodes telegrams from a serial port. See `mbuspico/_core.pyi`.
+///
+/// With `reconnect = false` a lost port is final: the read that finds it gone
+/// raises `SerialPortError`, and so does every later read (naming the port
+/// and that it was lost) until the reader is closed; nothing reopens it.
+/// With `reconnect = true` the port is reopened with backoff.
 #[pyclass(module = "mbuspico", name = "SerialReader")]
 pub struct SerialReader {
     settings: Settings,
@@ -55,6 +60,9 @@ pub struct SerialReader {
     deframer: Framer,
     counters: Counters,
     closed: bool,
+    /// Why the port was lost, once it was with `reconnect = false`: every
+    /// later read raises.
+    lost_reason: Option<String>,
     next_attempt: Instant,
     backoff: Duration,
 }
@@ -70,11 +78,25 @@ impl SerialReader {
         exc::SerialPortError::new_err(format!("serial port {}: {e}", self.settings.port))
     }
 
-    /// The port failed: raise, or forget it and reconnect later.
+    /// The error every read raises once the port was lost without `reconnect`.
+    fn lost_error(&self, reason: &str) -> PyErr {
+        exc::SerialPortError::new_err(format!(
+            "serial port {} was lost ({reason}) and reconnect=False: \
+             close the reader and open a new one",
+            self.settings.port
+        ))
+    }
+
+    /// The port failed: raise (for good, without `reconnect`), or forget it
+    /// and reconnect later.
     fn lost(&mut self, py: Python<'_>, e: io::Error) -> PyResult<()> {
         *self.port_mut() = None;
         if !self.reconnect {
-            return Err(self.port_error(&e));
+            self.lost_reason = Some(e.to_string());
+            return Err(exc::SerialPortError::new_err(format!(
+                "serial port {} lost: {e}",
+                self.settings.port
+            )));
         }
         log(
             py,
@@ -170,6 +192,9 @@ impl SerialReader {
             if self.closed {
                 return Err(PyValueError::new_err("read from a closed SerialReader"));
             }
+            if let Some(reason) = &self.lost_reason {
+                return Err(self.lost_error(reason));
+            }
             let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             if remaining == Some(Duration::ZERO) {
                 return Ok(None);
@@ -264,6 +289,7 @@ impl SerialReader {
             },
             counters: Counters::default(),
             closed: false,
+            lost_reason: None,
             next_attempt: Instant::now(),
             backoff: BACKOFF_MIN,
         };

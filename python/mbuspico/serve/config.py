@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 import stat
 import string
 import sys
@@ -33,6 +34,7 @@ __all__ = [
     "ConfigError",
     "Setting",
     "load",
+    "remove_leftover_temp_files",
     "update",
 ]
 
@@ -52,10 +54,10 @@ class ConfigError(MbusPicoError, ValueError):
     """Raised for an invalid setting; the message names it and its source."""
 
 
-class _Unshown(ValueError):
-    """A parse error whose message says all: the value given is not repeated
-    after the setting's name (it may hold a password, or the message already
-    shows it in full).
+class _UnshownValueError(ValueError):
+    """A parse error whose message says all: the value given is not repeated.
+
+    The value may hold a password, or the message already shows it in full.
     """
 
 
@@ -253,12 +255,12 @@ def _readable_file(value: Any) -> str | None:
     try:
         if not stat.S_ISREG(os.stat(text).st_mode):
             msg = f"{text} is not a file"
-            raise _Unshown(msg)
+            raise _UnshownValueError(msg)
         with open(text, "rb"):
             pass
     except OSError as e:
         msg = f"cannot read {text}: {e.strerror or e}"
-        raise _Unshown(msg) from None
+        raise _UnshownValueError(msg) from None
     return text
 
 
@@ -277,26 +279,27 @@ def _influx_url(value: Any) -> str | None:
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number 0-65535
     except ValueError:
         msg = "must be a URL such as http://host:8086 (the value given does not parse)"
-        raise _Unshown(msg) from None
+        raise _UnshownValueError(msg) from None
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
         msg = (
             "must not hold credentials (user:password@): set influx.user and "
             "influx.password (InfluxDB 1.x) or influx.token (InfluxDB 2) instead"
         )
-        raise _Unshown(msg)
+        raise _UnshownValueError(msg)
     if parts.scheme.lower() not in ("http", "https"):
         scheme = f'"{parts.scheme}://"' if parts.scheme.isalnum() else "something else"
         msg = f"must start with http:// or https://, not {scheme}, as in http://host:8086"
-        raise _Unshown(msg)
+        raise _UnshownValueError(msg)
     if not parts.hostname:
         msg = "must name a host, as in http://host:8086"
-        raise _Unshown(msg)
+        raise _UnshownValueError(msg)
     return text
 
 
 def _writable_directory(text: str) -> None:
-    """Raise ValueError unless ``text`` is an absolute path to a directory
-    that exists, or can be created, and can be written in.
+    """Raise ValueError unless ``text`` is an absolute path to a writable directory.
+
+    The directory must exist, or be one that can be made in a writable one.
     """
     path = Path(text)
     if not path.is_absolute():
@@ -966,6 +969,8 @@ def _check_keys(doc: Mapping[str, Any], config_file: str | Path) -> None:
                 f"{top} = ... without the quotes"
             )
             raise ConfigError(msg)
+        elif isinstance(sub, Mapping) and sub:  # a table that is no setting's
+            names = [f"{top}.{k}" for k in sub]
         else:
             names = [top]
         for name in names:
@@ -982,7 +987,7 @@ _PARSE_ERRORS = (ValueError, TypeError, OverflowError)
 
 def _invalid(where: str, setting: Setting, raw: Any, error: Exception) -> ConfigError:
     """The one-line error for a value of ``setting`` from ``where`` that does not parse."""
-    hidden = setting.secret or isinstance(error, _Unshown)
+    hidden = setting.secret or isinstance(error, _UnshownValueError)
     shown = "" if hidden else f" ({str(raw)[:40]!r})"
     return ConfigError(f"invalid {where}{shown}: {error}")
 
@@ -1011,6 +1016,56 @@ def _find_profile(device: str) -> Profile | None:
     return None if device == "auto" else find(DEVICES.get(device, device))
 
 
+TEMP_SUFFIX = ".tmp"
+"""The temporary file of :func:`mbuspico.serve.settings_page.write_settings` is
+``.<name>.<random>.tmp`` beside the file (``<random>``: :func:`tempfile.mkstemp`'s
+letters, digits and ``_``)."""
+
+
+def temp_prefix(target: Path) -> str:
+    """The start of a temporary file's name beside ``target`` (see :data:`TEMP_SUFFIX`)."""
+    return f".{target.name}."
+
+
+def remove_leftover_temp_files(path: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary files a settings save of ``path`` left behind.
+
+    A save cut short (the process killed, the power lost) between making its
+    temporary file and renaming it leaves the file behind, mode 0600 and
+    holding the secrets. :func:`load` calls this at every start with a
+    ``--config`` file. Only files named as
+    :func:`mbuspico.serve.settings_page.write_settings` names them
+    (``.<name>.<random>.tmp``), beside the file (a symlink's target, as
+    written), regular and owned by this user, are removed; errors are ignored.
+
+    Returns:
+        The files removed.
+
+    """
+    target = Path(os.path.realpath(path))
+    pattern = re.compile(re.escape(temp_prefix(target)) + r"[a-z0-9_]+" + re.escape(TEMP_SUFFIX))
+    removed: list[Path] = []
+    try:
+        names = os.listdir(target.parent)
+    except OSError:
+        return removed
+    for name in names:
+        if not pattern.fullmatch(name):
+            continue
+        tmp = target.parent / name
+        try:
+            st = tmp.lstat()
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            if hasattr(os, "getuid") and st.st_uid != os.getuid():
+                continue
+            tmp.unlink()
+        except OSError:
+            continue
+        removed.append(tmp)
+    return removed
+
+
 def load(
     env: Mapping[str, str],
     config_file: str | Path | None = None,
@@ -1019,6 +1074,10 @@ def load(
     demo: bool = False,
 ) -> Config:
     """Build the configuration from the environment, a TOML file and flags.
+
+    A temporary file left beside ``config_file`` by a settings save that was
+    cut short is removed here (:func:`remove_leftover_temp_files`), with a
+    warning in :attr:`Config.warnings`.
 
     Args:
         env: Environment variables (``os.environ``).
@@ -1030,10 +1089,6 @@ def load(
 
     Returns:
         The validated configuration.
-
-    A temporary file left beside ``config_file`` by a settings save that was
-    cut short (:func:`mbuspico.serve.settings_page.remove_leftover_temp_files`)
-    is removed here, with a warning in :attr:`Config.warnings`.
 
     Raises:
         ConfigError: A value is invalid, a required setting is missing, the
@@ -1085,8 +1140,6 @@ def load(
         values.setdefault("parity", "none")
     warnings: tuple[str, ...] = ()
     if config_file is not None:
-        from .settings_page import remove_leftover_temp_files
-
         exposed = _exposed_secrets(Path(config_file), doc)
         warnings = (exposed,) if exposed else ()
         warnings += tuple(

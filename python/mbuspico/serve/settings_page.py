@@ -27,7 +27,6 @@ import contextlib
 import dataclasses
 import html
 import os
-import re
 import stat
 import sys
 import tempfile
@@ -37,7 +36,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from .config import SETTINGS, Config, ConfigError, Setting, update
+from .config import (
+    SETTINGS,
+    TEMP_SUFFIX,
+    Config,
+    ConfigError,
+    Setting,
+    remove_leftover_temp_files,
+    temp_prefix,
+    update,
+)
 
 __all__ = [
     "AT_RESTART",
@@ -512,54 +520,6 @@ def _set(doc: dict[str, Any], dotted: str, value: Any) -> None:
         node[leaf] = value
 
 
-_TEMP_SUFFIX = ".tmp"
-"""The temporary file of :func:`write_settings` is ``.<name>.<random>.tmp``
-beside the file (``<random>``: :func:`tempfile.mkstemp`'s letters, digits and ``_``)."""
-
-
-def _temp_prefix(target: Path) -> str:
-    return f".{target.name}."
-
-
-def remove_leftover_temp_files(path: str | os.PathLike[str]) -> list[Path]:
-    """Remove the temporary files a :func:`write_settings` of ``path`` left behind.
-
-    A save cut short (the process killed, the power lost) between making its
-    temporary file and renaming it leaves the file behind, mode 0600 and
-    holding the secrets. :func:`mbuspico.serve.config.load` calls this at
-    every start with a ``--config`` file. Only files named as
-    :func:`write_settings` names them (``.<name>.<random>.tmp``), beside the
-    file (a symlink's target, as written), regular and owned by this user,
-    are removed; errors are ignored.
-
-    Returns:
-        The files removed.
-
-    """
-    target = Path(os.path.realpath(path))
-    pattern = re.compile(re.escape(_temp_prefix(target)) + r"[a-z0-9_]+" + re.escape(_TEMP_SUFFIX))
-    removed: list[Path] = []
-    try:
-        names = os.listdir(target.parent)
-    except OSError:
-        return removed
-    for name in names:
-        if not pattern.fullmatch(name):
-            continue
-        tmp = target.parent / name
-        try:
-            st = tmp.lstat()
-            if not stat.S_ISREG(st.st_mode):
-                continue
-            if hasattr(os, "getuid") and st.st_uid != os.getuid():
-                continue
-            tmp.unlink()
-        except OSError:
-            continue
-        removed.append(tmp)
-    return removed
-
-
 def write_settings(path: str | os.PathLike[str], updates: Mapping[str, Any]) -> None:
     """Change settings in a TOML file atomically, keeping everything else.
 
@@ -603,17 +563,17 @@ def write_settings(path: str | os.PathLike[str], updates: Mapping[str, Any]) -> 
     for key, value in updates.items():
         _set(doc, key, value)
     data = tomli_w.dumps(doc).encode("utf-8")
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=_temp_prefix(target), suffix=_TEMP_SUFFIX)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=temp_prefix(target), suffix=TEMP_SUFFIX)
     try:
         try:
-            f = os.fdopen(fd, "wb")
+            out = os.fdopen(fd, "wb")
         except BaseException:
             os.close(fd)
             raise
-        with f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        with out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
         os.chmod(tmp, stat.S_IMODE(st.st_mode) if st is not None else 0o600)
         if st is not None and hasattr(os, "chown"):
             with contextlib.suppress(OSError):  # only root may give a file away

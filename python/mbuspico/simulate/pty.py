@@ -3,9 +3,8 @@
 :class:`PtyMeter` opens a pseudo-terminal pair (the slave side raw, so binary
 data passes untouched), optionally links it to a fixed path (never replacing
 anything there but an earlier simulator's symlink, see :class:`LinkExistsError`),
-and writes the
-telegrams a subclass generates, every ``interval`` seconds, in a background
-thread if asked. It also injects the faults the simulators offer: random
+and writes the telegrams a subclass generates, every ``interval`` seconds, in a
+background thread if asked. It also injects the faults the simulators offer: random
 ``garbage`` before a telegram, ``drop_byte`` and ``flip_bit`` per byte, and
 ``split`` writes in small chunks with small delays.
 
