@@ -366,9 +366,10 @@ class MqttSink(Sink):
         """
         messages = self._messages(reading)
         while True:
-            while not self._connected.wait(0.5):  # kept, in order, while the broker is away
+            while not self._connected.is_set():  # kept, in order, while the broker is away
                 if self.closing.is_set() or not self._started:
                     raise ConnectionError(f"not connected to MQTT broker {self.host}:{self.port}")
+                self._connected.wait(0.5)
             try:
                 if self.discovery:
                     self._add_discovery(reading)
