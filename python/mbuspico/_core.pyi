@@ -5,6 +5,7 @@ from typing import Any, Literal, final
 
 from typing_extensions import Self
 
+from .errors import DecodeError
 from .types import (
     DeframerStats,
     DsmrReading,
@@ -410,8 +411,9 @@ def parse_hex(text: str, /) -> bytes:
 
 @final
 class SerialReader:
-    """Reads and decodes DLMS push telegrams from a serial port.
+    """Reads and decodes telegrams from a serial port.
 
+    DLMS push (M-Bus or HDLC framed), wired M-Bus (EN 13757-3) and DSMR P1.
     Opens ``port`` raw with 1 stop bit (2400 Bd 8E1 by
     default: the Netz NÖ M-Bus customer interface; use an M-Bus *slave* adapter
     such as a TSS721 board). Iterate over it, or call :meth:`read`, to get
@@ -458,7 +460,13 @@ class SerialReader:
                 for unencrypted meters).
             auth_key: Authentication key, for telegrams with a tag.
             protocol: ``"dsmr"`` for a P1 port (DSMR telegrams, Smarty
-                frames); otherwise M-Bus and HDLC framing (DLMS push, EN 13757-3).
+                frames); ``"dlms"`` or ``"mbus"``: M-Bus and HDLC framing (DLMS
+                push, EN 13757-3); ``"auto"`` (unless a profile says which):
+                looks for both until the first verified telegram (an M-Bus or
+                HDLC frame by its checksum, a P1 telegram by its CRC, a Smarty
+                frame once it decodes), then keeps to that framing
+                (:attr:`framing`); the bytes the other one took are counted as
+                skipped.
             profile: A meter profile (:data:`mbuspico.profiles.PROFILES`, e.g.
                 ``"wienernetze-im350"``, or an ``MBUSPICO_DEVICE`` value): its
                 interface settings, protocol and time zone become the defaults,
@@ -551,6 +559,27 @@ class SerialReader:
     @property
     def stats(self) -> ReaderStats:
         """Counters of telegrams, skipped bytes and decoding failures."""
+
+    @property
+    def framing(self) -> Literal["mbus", "dsmr"] | None:
+        """The framing the telegrams come in.
+
+        ``"mbus"`` (M-Bus or HDLC frames) or ``"dsmr"`` (P1); None while
+        ``protocol="auto"`` has found no telegram.
+        """
+
+    @property
+    def seen(self) -> dict[str, int]:
+        """What the port delivered, to tell what is on the line when no telegram comes.
+
+        ``bytes`` received, ``text`` of them printable ASCII, tab or line ends,
+        ``text7`` of them the same with bit 7 set (7-bit text with a parity bit
+        read as 8 data bits, as a DSMR 2.2/3.0 port at 7E1 sends).
+        """
+
+    @property
+    def last_error(self) -> DecodeError | None:
+        """The error of the last telegram that did not decode (a wrong key, say)."""
 
 def encode_push(
     meter_name: str,

@@ -15,10 +15,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
-from typing import Any, BinaryIO, TextIO
+from typing import Any, BinaryIO, NoReturn, TextIO
 
 from ._core import METERS, __version__
 from .compat import to_mbuspico_json
@@ -37,9 +38,26 @@ _SIMULATED_PROFILES: dict[str, str] = {
 
 __all__ = ["main"]
 
+_KEY_ENV = {"key": "MBUSPICO_DEVICE_KEY", "auth_key": "MBUSPICO_DEVICE_AUTH_KEY"}
+"""The environment variables the key options default to."""
+
+_PROTOCOLS = (
+    "DLMS push telegrams (M-Bus framed as the Austrian meters send them, or in HDLC "
+    "frames), wired M-Bus telegrams (EN 13757-3) and DSMR P1 telegrams (plain text, "
+    "or encrypted as the Luxembourg Smarty sends them)"
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on standard error."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``<prog>: <message> (see <prog> --help)``, exit with status 2."""
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mbuspico",
         description="Read, decrypt and decode smart-meter telegrams.",
     )
@@ -50,8 +68,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "decode",
         help="decode telegrams from files, standard input or --hex",
         description=(
-            "Decode DLMS push telegrams (M-Bus framed, as Austrian meters send them) and "
-            "wired M-Bus telegrams (EN 13757-3) from binary or hex-text captures. Prints "
+            f"Decode {_PROTOCOLS} from binary or hex-text captures and P1 text. Prints "
             "one reading per telegram; garbage between telegrams is skipped and counted "
             "on standard error."
         ),
@@ -94,9 +111,13 @@ def _build_parser() -> argparse.ArgumentParser:
         "read",
         help="read a meter on a serial port",
         description=(
-            "Read DLMS push telegrams from a serial port (an M-Bus slave adapter on "
-            "the meter's customer interface, or the port `mbuspico simulate` prints) "
-            "and print one reading per telegram."
+            f"Read {_PROTOCOLS} from a serial port (an M-Bus slave adapter on the "
+            "meter's customer interface, a P1 cable, an optical head, or the port "
+            "`mbuspico simulate` prints) and print one reading per telegram. With "
+            "--protocol auto the first verified telegram tells M-Bus/HDLC framing "
+            "from P1; when none comes, a line on standard error says what the port "
+            "sent (after 10 seconds, or at --timeout). Wired M-Bus meters that must "
+            "be polled are read with `mbuspico mbus request`."
         ),
     )
     read.add_argument("port", help="serial device, e.g. /dev/ttyUSB0 or /dev/ttyAMA0")
@@ -105,7 +126,10 @@ def _build_parser() -> argparse.ArgumentParser:
         "--protocol",
         choices=("auto", "dlms", "mbus", "dsmr"),
         default="auto",
-        help="dsmr for a P1 port; otherwise M-Bus framing (DLMS push, EN 13757-3)",
+        help=(
+            "auto (default): recognise M-Bus/HDLC framing (DLMS push, EN 13757-3) or P1 "
+            "from the first telegram; dlms, mbus: M-Bus/HDLC framing only; dsmr: a P1 port"
+        ),
     )
     read.add_argument(
         "--baudrate",
@@ -128,7 +152,10 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     read.add_argument("--count", type=int, metavar="N", help="stop after N readings")
     read.add_argument(
-        "--timeout", type=float, metavar="SECONDS", help="stop when no reading comes for this long"
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="stop when no reading comes for this long (exit status 1 if none came)",
     )
     read.add_argument(
         "--reconnect", action="store_true", help="retry when the port vanishes instead of failing"
@@ -154,7 +181,6 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument(
         "--key",
-        default=os.environ.get("MBUSPICO_DEVICE_KEY"),
         metavar="HEX",
         help="encryption key (default: $MBUSPICO_DEVICE_KEY)",
     )
@@ -252,19 +278,16 @@ def _build_parser() -> argparse.ArgumentParser:
 def _key_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--key",
-        default=os.environ.get("MBUSPICO_DEVICE_KEY"),
         metavar="HEX",
         help="the meter's 32-hex-digit encryption key (default: $MBUSPICO_DEVICE_KEY)",
     )
     parser.add_argument(
         "--auth-key",
-        default=os.environ.get("MBUSPICO_DEVICE_AUTH_KEY"),
         metavar="HEX",
         help="authentication key, for telegrams with a tag (default: $MBUSPICO_DEVICE_AUTH_KEY)",
     )
     parser.add_argument(
         "--profile",
-        default=os.environ.get("MBUSPICO_DEVICE") or "auto",
         metavar="NAME",
         help=(
             "meter profile (README 'Supported meters'; e.g. wienernetze-im350, "
@@ -294,38 +317,130 @@ def _format_argument(parser: argparse.ArgumentParser, *, xml: bool = False) -> N
         "--format",
         choices=choices,
         default="json",
-        help="json: one object per line (default); mbuspico: MBusPico's JSON (DLMS); "
+        help="json: one object per line (default); mbuspico: MBusPico's JSON (DLMS and P1 "
+        "readings; not wired M-Bus); "
         "table: readable text" + ("; xml, xml-normalized: libmbus's XML (M-Bus)" if xml else ""),
     )
 
 
+def _from_environment(args: argparse.Namespace) -> None:
+    """Fill ``--key``, ``--auth-key`` and ``--profile`` from the environment.
+
+    Only where not given; ``args.source`` remembers where each came from, for messages.
+    """
+    args.source = {}
+    names = {
+        "decode": ("key", "auth_key", "profile"),
+        "read": ("key", "auth_key", "profile"),
+        "simulate": ("key",),  # its --auth-key has no variable
+    }.get(args.command, ())
+    if args.command == "simulate":
+        args.source["auth_key"] = "--auth-key"
+    for name, env in (*_KEY_ENV.items(), ("profile", "MBUSPICO_DEVICE")):
+        if name not in names:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if getattr(args, name) is not None:
+            args.source[name] = flag
+        elif os.environ.get(env):
+            setattr(args, name, os.environ[env])
+            args.source[name] = env
+        else:
+            args.source[name] = flag
+    if getattr(args, "profile", "") is None:
+        args.profile = "auto"
+
+
+def _usage(e: Exception, args: argparse.Namespace) -> str:
+    """A constructor's ValueError as one line naming the option or variable at fault."""
+    import re
+
+    text = str(e)
+    source: dict[str, str] = getattr(args, "source", {})
+    for name in ("auth_key", "key"):  # "auth_key must be ...", "key must be ..."
+        if text.startswith(f"{name} ") and name in source:
+            return f"{source[name]} {text[len(name) + 1 :]}"
+    if text.startswith("unknown meter profile") and "profile" in source:
+        return f"{source['profile']}: {text}"
+    # "garbage must be a probability ...", "retries must be >= 0": the option's name.
+    option = re.match(r"(\w+) must ", text)
+    if option is not None and hasattr(args, option[1]):
+        return f"--{option[1].replace('_', '-')}{text[len(option[1]) :]}"
+    return text
+
+
+def _explain(e: DecodeError, args: argparse.Namespace, *, checked: bool = False) -> str:
+    """A decoding error as one line that says what to do about it.
+
+    Key problems name the option or variable the key came from; ``checked``:
+    a checksum failed that ``--no-verify-checksum`` would let pass.
+    """
+    import re
+
+    source: dict[str, str] = getattr(args, "source", {})
+    key = source.get("key", "--key")
+    key = "--key (or $MBUSPICO_DEVICE_KEY)" if key == "--key" else f"${key}"
+    auth = source.get("auth_key", "--auth-key")
+    auth = "--auth-key (or $MBUSPICO_DEVICE_AUTH_KEY)" if auth == "--auth-key" else f"${auth}"
+    text = re.sub(r" at byte \d+$", "", e.message)
+    if e.kind == "missing_key":
+        return f"{text}: give it with {key}"
+    if e.kind == "missing_auth_key":
+        return f"{text}: give it with {auth}, or --no-verify-tag to skip the check"
+    if e.kind == "implausible_plaintext":
+        return (
+            f"the telegram does not decrypt to a data-notification with this key: wrong key? "
+            f"check {key}"
+        )
+    if e.kind == "authentication_failed":
+        return (
+            f"{text}: check {key} and {auth} (--no-verify-tag decrypts without the "
+            "authentication check)"
+        )
+    if e.kind == "missing_tag":
+        return text.replace("verify_tag=False", "--no-verify-tag")
+    if checked and e.kind in ("checksum", "crc16", "hdlc_crc"):
+        return f"{e} (--no-verify-checksum decodes it anyway)"
+    return str(e)
+
+
 def _sources(
     args: argparse.Namespace, stdin: BinaryIO
-) -> Iterator[tuple[str, bytes | DecodeError]]:
-    """Each source's bytes: --hex as Decoder.decode parses text, files by capture_bytes."""
+) -> Iterator[tuple[str, bytes, bytes | Exception]]:
+    """Each source's name, raw bytes and telegram bytes (or why there are none).
+
+    --hex as Decoder.decode parses text, files by capture_bytes.
+    """
     from ._core import parse_hex
     from .capture import capture_bytes
 
     for i, text in enumerate(args.hex, 1):
         try:
             # A P1 telegram as text is its own bytes, as for Decoder.decode.
-            yield f"--hex #{i}", text.encode() if text.startswith("/") else parse_hex(text)
+            data = text.encode() if text.startswith("/") else parse_hex(text)
+            yield f"--hex #{i}", text.encode(), data
         except DecodeError as e:
-            yield f"--hex #{i}", e
+            yield f"--hex #{i}", text.encode(), e
     files: list[str] = args.files or ([] if args.hex else ["-"])
     for name in files:
         if name == "-":
-            yield "<stdin>", capture_bytes(stdin.read())
-        else:
+            raw = stdin.read()
+            yield "<stdin>", raw, capture_bytes(raw)
+            continue
+        try:
             with open(name, "rb") as f:
-                yield name, capture_bytes(f.read())
+                raw = f.read()
+        except OSError as e:
+            yield name, b"", e
+            continue
+        yield name, raw, capture_bytes(raw)
 
 
 def _telegrams(data: bytes, log: TextIO, name: str, protocol: str = "auto") -> list[bytes]:
     from .capture import split_telegrams
 
     telegrams, stats = split_telegrams(data, protocol)
-    if stats is not None and stats["bytes_skipped"]:
+    if telegrams and stats is not None and stats["bytes_skipped"]:
         print(
             f"mbuspico: {name}: skipped {stats['bytes_skipped']} byte(s) outside verified "
             f"telegrams ({stats['bad_checksums']} bad checksum(s), "
@@ -333,6 +448,70 @@ def _telegrams(data: bytes, log: TextIO, name: str, protocol: str = "auto") -> l
             file=log,
         )
     return telegrams
+
+
+def _nothing_found(raw: bytes, data: bytes, decoder: Any, args: argparse.Namespace) -> str:
+    """Why a source holds no verified telegram, in one line.
+
+    "" when the whole source decodes as one telegram (a raw APDU, say).
+    """
+    from ._core import parse_hex
+
+    size = f"{len(data):,} byte{'s' if len(data) != 1 else ''}"
+    stripped = raw.strip()
+    text = bool(stripped) and all(b in b"\t\n\r" or 0x20 <= b < 0x7F for b in stripped)
+    if text and data == raw and not stripped.startswith(b"/"):
+        try:
+            parse_hex(stripped.decode("ascii"))
+            why = "hex, but no telegram in it,"
+        except DecodeError as e:
+            why = f"not hex ({str(e).removeprefix('not hexadecimal text: ')})"
+        return (
+            f"no telegram found: {size} of text, {why} and no P1 telegram ('/' ... '!'): "
+            "give a binary capture, a hex dump of the telegrams, or P1 text"
+        )
+    try:
+        decoder.decode(data)
+    except DecodeError as e:
+        if e.kind in ("unknown_framing", "empty"):
+            return (
+                f"no telegram found in {size}: no M-Bus long frame (68 L L 68 ... 16), HDLC "
+                "frame (7E A0 ... 7E) or P1 telegram ('/' ... '!') verifies; is this a "
+                "capture of the meter's interface?"
+            )
+        return (
+            f"no telegram found in {size}; decoded as one telegram: "
+            f"{_explain(e, args, checked=True)}"
+        )
+    return ""
+
+
+def _which(numbers: list[int]) -> str:
+    """``telegram 3``, ``telegrams 1, 2 and 5``, ``telegrams 1, 2, 3 and 7 more``."""
+    if len(numbers) == 1:
+        return f"telegram {numbers[0]}"
+    if len(numbers) <= 3:
+        return f"telegrams {', '.join(map(str, numbers[:-1]))} and {numbers[-1]}"
+    return f"telegrams {', '.join(map(str, numbers[:3]))} and {len(numbers) - 3} more"
+
+
+def _format_conflict(args: argparse.Namespace) -> str | None:
+    """An output format the protocol or profile chosen cannot give, as a usage error."""
+    protocol = args.protocol
+    profile = PROFILES.get(args.profile)
+    if protocol == "auto" and profile is not None:
+        protocol = profile.protocol
+    if args.format == "mbuspico" and protocol == "mbus":
+        return (
+            "--format mbuspico is MBusPico's JSON of DLMS and P1 readings; wired M-Bus "
+            "readings: --format json or table"
+        )
+    if args.format in ("xml", "xml-normalized") and protocol in ("dlms", "dsmr"):
+        return (
+            f"--format {args.format} is libmbus's XML of wired M-Bus telegrams, not of "
+            f"{protocol} ones: use --format json, table or mbuspico"
+        )
+    return None
 
 
 def _format_value(value: object) -> str:
@@ -432,7 +611,10 @@ def _print(
         out.write(json.dumps(reading, ensure_ascii=False) + "\n")
     elif fmt in ("xml", "xml-normalized"):
         if reading["protocol"] != "mbus":
-            msg = "the xml formats are for wired M-Bus telegrams (libmbus's XML)"
+            msg = (
+                "the xml formats are for wired M-Bus telegrams (libmbus's XML), not "
+                f"{reading['protocol']} ones: use --format json, table or mbuspico"
+            )
             raise DecodeError(msg, 0, "format")
         from .mbus import to_xml
 
@@ -445,7 +627,10 @@ def _print(
             out.write(_dsmr_table(reading) + "\n")
     elif reading["protocol"] == "mbus":
         if fmt == "mbuspico":
-            msg = "the mbuspico format is for DLMS and P1 readings (MBusPico's JSON)"
+            msg = (
+                "--format mbuspico is MBusPico's JSON of DLMS and P1 readings, not of wired "
+                "M-Bus ones: use --format json or table"
+            )
             raise DecodeError(msg, 0, "format")
         out.write(_mbus_table(reading) + "\n")
     elif fmt == "mbuspico":
@@ -457,6 +642,10 @@ def _print(
 def _decode(args: argparse.Namespace, out: TextIO, log: TextIO, stdin: BinaryIO) -> int:
     from ._core import Decoder
 
+    conflict = _format_conflict(args)
+    if conflict is not None:
+        print(f"mbuspico: {conflict}", file=log)
+        return 2
     try:
         decoder = Decoder(
             args.key,
@@ -468,38 +657,166 @@ def _decode(args: argparse.Namespace, out: TextIO, log: TextIO, stdin: BinaryIO)
             verify_crc=args.verify_checksum,
         )
     except (ValueError, TypeError) as e:
-        print(f"mbuspico: {e}", file=log)
+        print(f"mbuspico: {_usage(e, args)}", file=log)
         return 2
     decoded = failed = 0
-    for name, data in _sources(args, stdin):
-        if isinstance(data, DecodeError):
+    for name, raw, data in _sources(args, stdin):
+        if isinstance(data, OSError):
+            failed += 1
+            print(f"mbuspico: {name}: {data.strerror or data}", file=log)
+            continue
+        if isinstance(data, Exception):
             failed += 1
             print(f"mbuspico: {name}: {data}", file=log)
             continue
+        if not data:
+            failed += 1
+            what = "empty" if not raw.strip() else "no bytes in it"
+            print(
+                f"mbuspico: {name}: {what}: give a capture of the meter's telegrams "
+                "(binary or hex text) or P1 text",
+                file=log,
+            )
+            continue
         # Unchecked frames cannot be found in a stream: the source is one telegram.
         telegrams = _telegrams(data, log, name, args.protocol) if args.verify_checksum else []
-        if not telegrams:
-            if args.verify_checksum:
-                print(f"mbuspico: {name}: no telegram found ({len(data)} bytes)", file=log)
-            if data:
-                # Decoded whole, its error says what is wrong (e.g. a stale checksum).
-                telegrams = [data]
-        for i, telegram in enumerate(telegrams, 1):
+        if not telegrams and args.verify_checksum:
+            # One line on what the source holds; decoded whole when that may work.
+            why = _nothing_found(raw, data, decoder, args)
+            if why:
+                failed += 1
+                print(f"mbuspico: {name}: {why}", file=log)
+                continue
+        errors: dict[str, list[int]] = {}
+        for i, telegram in enumerate(telegrams or [data], 1):
             try:
                 reading = decoder.decode(telegram)
                 _print(reading, args.format, out, telegram, args.verify_checksum)
             except DecodeError as e:
-                failed += 1
-                print(f"mbuspico: {name}: telegram {i}: {e}", file=log)
+                errors.setdefault(_explain(e, args), []).append(i)
                 continue
             decoded += 1
-    if not decoded:
-        print("mbuspico: no decodable telegram", file=log)
-        return 1
-    return 1 if failed else 0
+        for why, numbers in errors.items():
+            failed += len(numbers)
+            print(f"mbuspico: {name}: {_which(numbers)}: {why}", file=log)
+    return 1 if failed or not decoded else 0
+
+
+_CHECK_NAME = "check the device name (ls /dev/serial/by-id/)"
+
+_HINT_AFTER = 10.0
+"""Seconds without a reading after which ``read`` says what the port sent."""
+
+
+def _busy(port: str) -> str:
+    """The port is taken: the reader opens it exclusively (TIOCEXCL and flock)."""
+    return (
+        f"serial port {port} is busy: another program has it open (another mbuspico "
+        "read, serve or mbus?); stop that one first"
+    )
+
+
+class _Dropped(logging.Handler):
+    """The reader's warnings during ``read``.
+
+    A dropped telegram is said only once a reading came (before that, the
+    final line sums them up); other warnings at once.
+    """
+
+    def __init__(self, port: str, log: TextIO) -> None:
+        super().__init__(logging.WARNING)
+        self.port, self.log, self.live = port, log, False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if self.live or not message.startswith("dropped a telegram"):
+            print(f"mbuspico: {self.port}: {message}", file=self.log, flush=True)
+
+
+@contextlib.contextmanager
+def _reader_warnings(port: str, log: TextIO) -> Iterator[_Dropped]:
+    logger = logging.getLogger("mbuspico")
+    handler = _Dropped(port, log)
+    logger.addHandler(handler)
+    propagate, logger.propagate = logger.propagate, False
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+def _no_reading(reader: Any, args: argparse.Namespace, seconds: float) -> str:
+    """What the port sent when no reading came, in one line, with what to try."""
+    stats, seen, error = reader.stats, reader.seen, reader.last_error
+    port = args.port
+    line = f"{reader.baudrate} Bd {reader.bytesize}{reader.parity[0].upper()}1"
+    failed = stats["decode_errors"] + stats["decryption_errors"]
+    if failed and error is not None:
+        many = "s" if failed != 1 else ""
+        why = f"{port}: {failed} telegram{many}, none decoded: {_explain(error, args)}"
+        if reader.framing == "dsmr" and seen["text"] < 0.5 * seen["bytes"]:
+            why += " — binary bytes on a P1 port: an M-Bus or HDLC meter? try --protocol auto"
+        return why
+    n = seen["bytes"]
+    if n == 0 and not reader.connected:  # --reconnect: it never opened
+        return f"{port}: not open after {seconds:.0f} s of retrying: {_CHECK_NAME}"
+    if n == 0:
+        return (
+            f"{port}: no bytes in {seconds:.0f} s: is the meter connected and its interface "
+            "enabled (a P1 port sends only while its data-request line is powered)?"
+        )
+    size = f"{n:,} byte{'s' if n != 1 else ''}, no telegram"
+    bad = stats["bad_checksums"]
+    if seen["text"] >= 0.9 * n:
+        if reader.framing == "mbus":  # --protocol dlms or mbus
+            return (
+                f"{port}: {size}: ASCII text at {line} looks like a P1 port — try "
+                "--protocol dsmr --baudrate 115200 --parity none"
+            )
+        crc = f" ({bad} failed their CRC)" if bad else ""
+        return (
+            f"{port}: {size}: ASCII text at {line}, but no P1 telegram ('/' ... '!CRC') "
+            f"passed its checks{crc} — is this a meter's P1 port?"
+        )
+    if seen["text"] + seen["text7"] >= 0.9 * n and seen["text7"] >= 0.1 * n:
+        return (
+            f"{port}: {size}: 7-bit text with a parity bit at {line} looks like a DSMR "
+            "2.2/3.0 P1 port — try --protocol dsmr --baudrate 9600 --bytesize 7 --parity even"
+        )
+    checks = f" ({bad} frames failed their checksum: the parity?)" if bad else ""
+    return (
+        f"{port}: {size}: binary bytes but no valid frame at {line}{checks}: check the baud "
+        "rate (M-Bus meters send at 2400 8E1, HDLC optical ports 9600 8N1, P1 ports "
+        "115200 8N1) with --baudrate and --parity"
+    )
+
+
+def _read_summary(reader: Any, count: int) -> str | None:
+    """One line on what went wrong while readings came, or None."""
+    s = reader.stats
+    failed = s["decode_errors"] + s["decryption_errors"]
+    if not failed and not s["bad_checksums"]:
+        return None
+    return (
+        f"{reader.port}: {count} reading{'s' if count != 1 else ''}; {failed} telegram(s) "
+        f"did not decode, {s['bad_checksums']} frame(s) failed their checksum, "
+        f"{s['bytes_skipped']:,} byte(s) skipped"
+    )
 
 
 def _read(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
+    conflict = _format_conflict(args)
+    if conflict is not None:
+        print(f"mbuspico: {conflict}", file=log)
+        return 2
+    with _reader_warnings(args.port, log) as warnings:
+        return _read_port(args, out, log, warnings)
+
+
+def _read_port(args: argparse.Namespace, out: TextIO, log: TextIO, warnings: _Dropped) -> int:
+    import time
+
     from ._core import SerialReader
 
     try:
@@ -518,26 +835,58 @@ def _read(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
             reconnect=args.reconnect,
         )
     except (ValueError, TypeError) as e:
-        print(f"mbuspico: {e}", file=log)
+        print(f"mbuspico: {_usage(e, args)}", file=log)
         return 2
     except SerialPortError as e:
-        print(f"mbuspico: {e}", file=log)
+        print(f"mbuspico: {_serial_error(e, args.port)}", file=log)
         return 1
     count = 0
+    start = time.monotonic()
+    hinted = False
     with reader:
-        for reading in reader:
-            _print(reading, args.format, out, b"")
+        while args.count is None or count < args.count:
+            wait = args.timeout
+            if not count and not hinted and args.timeout is None:
+                # Waiting for ever: say what the port sends after a while.
+                wait = max(0.01, start + _HINT_AFTER - time.monotonic())
+            reading = reader.read(timeout=wait)
+            if reading is None:
+                if args.timeout is None:
+                    why = _no_reading(reader, args, time.monotonic() - start)
+                    print(f"mbuspico: {why}; still listening (Ctrl-C stops)", file=log, flush=True)
+                    hinted = True
+                    continue
+                break
+            try:
+                _print(reading, args.format, out, b"")
+            except DecodeError as e:  # a wired M-Bus reading as --format mbuspico
+                print(f"mbuspico: {args.port}: {e}", file=log)
+                return 2
             out.flush()
             count += 1
-            if args.count is not None and count >= args.count:
-                break
-    stats = reader.stats
-    if stats["decode_errors"] or stats["decryption_errors"] or stats["bytes_skipped"]:
-        print(f"mbuspico: {stats}", file=log)
-    if count == 0:
-        print(f"mbuspico: no reading from {args.port}", file=log)
-        return 1
+            warnings.live = True
+        if count == 0:  # still open: whether the port ever opened shows
+            print(f"mbuspico: {_no_reading(reader, args, time.monotonic() - start)}", file=log)
+            return 1
+    summary = _read_summary(reader, count)
+    if summary is not None:
+        print(f"mbuspico: {summary}", file=log)
     return 0
+
+
+def _serial_error(e: OSError, port: str) -> str:
+    """A serial port error, with what to do about the common ones."""
+    import errno
+
+    text = str(e)
+    # The port is opened exclusively (TIOCEXCL and flock): a second reader fails.
+    if "exclusive lock" in text or "busy" in text.lower():
+        return _busy(port)
+    if e.errno == errno.ENOENT or "No such file" in text:
+        return f"{text}: {_CHECK_NAME}"
+    if e.errno == errno.EACCES or "Permission denied" in text:
+        return f"{text}: add yourself to the port's group (often dialout) or run with its rights"
+    return text
 
 
 def _simulate(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
@@ -559,10 +908,23 @@ def _simulate(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
             interval=5.0 if args.interval is None else args.interval,
             **_faults(args),
         )
-    except (ValueError, TypeError) as e:
-        print(f"mbuspico: {e}", file=log)
+    except (ValueError, TypeError, OSError) as e:
+        print(f"mbuspico: {_simulate_error(e, args)}", file=log)
         return 2
     return _run_simulator(sim, args, out, log)
+
+
+def _simulate_error(e: Exception, args: argparse.Namespace) -> str:
+    """A simulator's constructor error as one line naming the option at fault."""
+    if isinstance(e, OSError) and args.replay:  # the capture cannot be read
+        return f"--replay {e.filename or args.replay}: {e.strerror or e}"
+    text = _usage(e, args)
+    if args.replay and (text.startswith(str(args.replay)) or "no P1 telegram" in text):
+        return (
+            f"--replay {args.replay}: {text.removeprefix(f'{args.replay}: ')}: give a "
+            "capture of the meter's telegrams (binary or hex text)"
+        )
+    return text
 
 
 def _faults(args: argparse.Namespace) -> dict[str, Any]:
@@ -632,10 +994,76 @@ def _simulate_p1(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
             interval=PROFILES[args.meter].interval if args.interval is None else args.interval,
             **_faults(args),
         )
-    except (ValueError, TypeError) as e:
-        print(f"mbuspico: {e}", file=log)
+    except (ValueError, TypeError, OSError) as e:
+        print(f"mbuspico: {_simulate_error(e, args)}", file=log)
         return 2
     return _run_simulator(sim, args, out, log)
+
+
+def _port_problem(port: str) -> str | None:
+    """Why ``serve`` cannot read ``port`` at all, or None.
+
+    It does not exist, or another program holds it (the reader opens it
+    exclusively); other errors the service reports and retries.
+    """
+    import errno
+    import fcntl
+
+    try:
+        fd = os.open(port, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        if e.errno == errno.ENOENT:
+            return f"serial port {port}: {e.strerror}: {_CHECK_NAME}"
+        return _busy(port) if e.errno == errno.EBUSY else None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _busy(port)
+    except OSError:
+        pass  # no locks here: nothing to tell
+    finally:
+        os.close(fd)  # which releases the lock
+    return None
+
+
+def _http_taken(host: str, port: int) -> str | None:
+    """Why the HTTP server cannot listen on ``host``:``port``, or None."""
+    import errno
+    import socket
+
+    if not port:
+        return None
+    try:
+        addresses = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except OSError:
+        return None  # the service reports it
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio does
+            try:
+                s.bind(address)
+            except OSError as e:
+                if e.errno == errno.EADDRINUSE:
+                    return _http_error(e, host, port)
+    return None
+
+
+def _http_error(e: OSError, host: str, port: int) -> str:
+    import errno
+
+    if e.errno == errno.EADDRINUSE:
+        return (
+            f"HTTP port {port} on {host} is in use by another program: choose another "
+            "with --http-port (or MBUSPICO_HTTP_SERVER_PORT, http.port)"
+        )
+    if e.errno == errno.EACCES:
+        return (
+            f"HTTP port {port} on {host} needs privileges: run as a service with the "
+            "capability to bind it, or choose a port above 1023 with --http-port"
+        )
+    return str(e)
 
 
 def _serve(args: argparse.Namespace, log: TextIO) -> int:
@@ -649,6 +1077,21 @@ def _serve(args: argparse.Namespace, log: TextIO) -> int:
     except ConfigError as e:
         print(f"mbuspico: {e}", file=log)
         return 2
+    profile = config.profile
+    if config.demo and config.protocol == "dlms" and profile and not profile.simulator:
+        plays = ", ".join(p.name for p in PROFILES.values() if p.simulator and p.protocol == "dlms")
+        print(
+            f"mbuspico: --demo: no simulated meter plays device {config.device}; leave "
+            f"--device out (a Kaifa MA309M) or give one of {plays}",
+            file=log,
+        )
+        return 2
+    problem = None if config.demo or not config.serial_port else _port_problem(config.serial_port)
+    if problem is None and config.http_enabled:
+        problem = _http_taken(config.http_host, config.http_port)
+    if problem is not None:
+        print(f"mbuspico: {problem}", file=log)
+        return 1
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -658,15 +1101,16 @@ def _serve(args: argparse.Namespace, log: TextIO) -> int:
     logging.getLogger("mbuspico").addFilter(BurstFilter())
     try:
         Service(config).run()
-    except OSError as e:  # e.g. the HTTP port is taken or needs privileges
+    except ConfigError as e:  # e.g. a --demo meter that cannot be simulated
         print(f"mbuspico: {e}", file=log)
+        return 2
+    except OSError as e:  # e.g. the HTTP port is taken or needs privileges
+        print(f"mbuspico: {_http_error(e, config.http_host, config.http_port)}", file=log)
         return 1
     return 0
 
 
-def _mbus_arguments(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser], sim: argparse.ArgumentParser
-) -> None:
+def _mbus_arguments(sub: Any, sim: argparse.ArgumentParser) -> None:
     """The ``mbus`` command and the ``simulate --meter mbus-slave`` options."""
     mbus = sub.add_parser(
         "mbus",
@@ -725,8 +1169,9 @@ def _mbus(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
             args.port, args.baudrate, args.timeout, retries=args.retries, parity=args.parity
         )
     except (ValueError, TypeError) as e:
-        print(f"mbuspico: {e}", file=log)
+        print(f"mbuspico: {_usage(e, args)}", file=log)
         return 2
+    line = f"{args.baudrate} Bd, parity {args.parity}"
     try:
         with master:
             if args.action == "ping":
@@ -749,19 +1194,53 @@ def _mbus(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
             found: list[int] | list[str] = (
                 master.scan_secondary(args.secondary)
                 if args.secondary is not None
-                else master.scan_primary()
+                else master.scan_primary(_scan_progress(range(251), log))
             )
             if args.format == "json":
                 out.write(json.dumps(found) + "\n")
             else:
                 out.write("".join(f"{a}\n" for a in found))
+            if not found:
+                print(
+                    f"mbuspico: no slave answered on {args.port} at {line}: check the "
+                    "wiring and the level converter, and --baudrate (most meters: 2400)",
+                    file=log,
+                )
             return 0 if found else 1
-    except (NoResponseError, CollisionError, DecodeError) as e:
+    except NoResponseError as e:
+        print(
+            f"mbuspico: {e}: is a slave at that address? check --address/--secondary, "
+            f"--baudrate and --parity ({line}) and the wiring",
+            file=log,
+        )
+        return 1
+    except (CollisionError, DecodeError) as e:
         print(f"mbuspico: {e}", file=log)
         return 1
     except ValueError as e:
         print(f"mbuspico: {e}", file=log)
         return 2
+
+
+def _scan_progress(addresses: range, log: TextIO) -> Iterator[int]:
+    """The addresses to scan, and on a terminal where the scan is.
+
+    One line on standard error, rewritten in place and erased at the end.
+    """
+    tty = log.isatty()
+    last = addresses[-1] if addresses else 0
+    text = ""
+    try:
+        for address in addresses:
+            if tty:
+                text = f"mbuspico: scanning primary address {address}/{last}"
+                log.write(f"\r{text}")
+                log.flush()
+            yield address
+    finally:
+        if tty and text:
+            log.write("\r" + " " * len(text) + "\r")
+            log.flush()
 
 
 def _simulate_mbus_slave(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
@@ -772,8 +1251,15 @@ def _simulate_mbus_slave(args: argparse.Namespace, out: TextIO, log: TextIO) -> 
         return 2
     try:
         meter = SlaveMeter(args.frames, address=args.address, secondary=args.secondary)
-    except (ValueError, OSError) as e:
-        print(f"mbuspico: {e}", file=log)
+    except OSError as e:
+        print(f"mbuspico: --frames {e.filename or args.frames}: {e.strerror or e}", file=log)
+        return 2
+    except ValueError as e:
+        print(
+            f"mbuspico: --frames {e}: give RSP_UD frames as hex (a .hex file or a directory "
+            "of them)",
+            file=log,
+        )
         return 2
     from .simulate.pty import LinkExistsError
 
@@ -807,6 +1293,7 @@ def main(
     failed (each failure is reported on standard error); 2 for usage errors.
     """
     args = _build_parser().parse_args(argv)
+    _from_environment(args)
     out = out or sys.stdout
     log = log or sys.stderr
     stdin = stdin or sys.stdin.buffer
@@ -824,9 +1311,11 @@ def main(
     except KeyboardInterrupt:
         return 130  # the shell's status for SIGINT; no traceback for Ctrl-C
     except SerialPortError as e:
-        print(f"mbuspico: {e}", file=log)
+        port = getattr(args, "port", None) or getattr(args, "serial_port", None) or "?"
+        print(f"mbuspico: {_serial_error(e, port)}", file=log)
         return 1
     except OSError as e:
-        print(f"mbuspico: {e}", file=log)
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"mbuspico: {where}{e.strerror or e}", file=log)
         return 1
     return 2  # pragma: no cover - argparse requires a command

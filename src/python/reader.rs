@@ -16,7 +16,7 @@ use serialport::SerialPort;
 
 use super::decoder::Decoder;
 use super::log::log;
-use crate::framer::Framer;
+use crate::framer::{Auto, Family, Framer};
 use crate::serial::{self, Settings};
 use crate::stream::Deframer;
 
@@ -39,6 +39,33 @@ struct Counters {
     reconnects: u64,
 }
 
+/// What the port delivered, for telling what is on the line when no telegram
+/// is found (a P1 port read as M-Bus, a wrong baud rate).
+#[derive(Debug, Default, Clone, Copy)]
+struct Seen {
+    /// Bytes received.
+    bytes: u64,
+    /// Of them printable ASCII, tab or a line end.
+    text: u64,
+    /// Of them the same with bit 7 set: 7-bit text with a parity bit read
+    /// as 8 data bits (DSMR 2.2/3.0 ports send 7E1).
+    text7: u64,
+}
+
+impl Seen {
+    fn add(&mut self, chunk: &[u8]) {
+        let text = |b: u8| matches!(b, b'\t' | b'\n' | b'\r' | 0x20..=0x7E);
+        self.bytes += chunk.len() as u64;
+        for &b in chunk {
+            if text(b) {
+                self.text += 1;
+            } else if b & 0x80 != 0 && text(b & 0x7F) {
+                self.text7 += 1;
+            }
+        }
+    }
+}
+
 /// Reads and decodes telegrams from a serial port. See `mbuspico/_core.pyi`.
 ///
 /// With `reconnect = false` a lost port is final: the read that finds it gone
@@ -59,6 +86,9 @@ pub struct SerialReader {
     port: Mutex<Option<Box<dyn SerialPort>>>,
     deframer: Framer,
     counters: Counters,
+    seen: Seen,
+    /// The last telegram's decoding error.
+    last_error: Option<PyErr>,
     closed: bool,
     /// Why the port was lost, once it was with `reconnect = false`: every
     /// later read raises.
@@ -178,6 +208,7 @@ impl SerialReader {
                         } else {
                             self.counters.decode_errors += 1;
                         }
+                        self.last_error = Some(e.clone_ref(py));
                         // An encrypted P1 frame that failed may hold the next
                         // frame's start: scan its bytes again.
                         self.deframer.reject(&telegram);
@@ -217,6 +248,7 @@ impl SerialReader {
                                 // may have left in bit 7.
                                 chunk.iter_mut().for_each(|b| *b &= 0x7F);
                             }
+                            self.seen.add(chunk);
                             self.deframer.push(chunk)
                         }
                         Err(e)
@@ -258,7 +290,8 @@ impl SerialReader {
         verify_tag: bool,
     ) -> PyResult<Self> {
         let meter = super::decoder::profile(profile)?;
-        let p1 = super::decoder::protocol(protocol, meter)? == Some(crate::Protocol::Dsmr);
+        let family = super::decoder::protocol(protocol, meter)?;
+        let p1 = family == Some(crate::Protocol::Dsmr);
         // The profile's interface; else the M-Bus push interfaces' 2400 8E1, P1 ports' 115200 8N1.
         let serial = meter.map(|m| m.serial);
         let baudrate =
@@ -282,12 +315,15 @@ impl SerialReader {
             timeout: seconds(timeout, "timeout")?,
             reconnect,
             port: Mutex::new(None),
-            deframer: if p1 {
-                Framer::Dsmr(crate::dsmr::stream::Framer::new())
-            } else {
-                Framer::Mbus(Deframer::new())
+            deframer: match family {
+                // "auto": both framers until one finds a verified telegram.
+                None => Framer::Auto(Box::new(Auto::new())),
+                Some(crate::Protocol::Dsmr) => Framer::Dsmr(crate::dsmr::stream::Framer::new()),
+                Some(_) => Framer::Mbus(Deframer::new()),
             },
             counters: Counters::default(),
+            seen: Seen::default(),
+            last_error: None,
             closed: false,
             lost_reason: None,
             next_attempt: Instant::now(),
@@ -407,6 +443,34 @@ impl SerialReader {
         d.set_item("decryption_errors", self.counters.decryption_errors)?;
         d.set_item("reconnects", self.counters.reconnects)?;
         Ok(d)
+    }
+
+    /// What the port delivered (see the stub).
+    #[getter]
+    fn seen<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("bytes", self.seen.bytes)?;
+        d.set_item("text", self.seen.text)?;
+        d.set_item("text7", self.seen.text7)?;
+        Ok(d)
+    }
+
+    /// The framing found: "mbus" (M-Bus or HDLC frames) or "dsmr" (P1); None
+    /// while protocol "auto" has recognised neither.
+    #[getter]
+    fn framing(&self) -> Option<&'static str> {
+        self.deframer.family().map(|f| match f {
+            Family::Mbus => "mbus",
+            Family::P1 => "dsmr",
+        })
+    }
+
+    /// The error of the last telegram that did not decode, if any.
+    #[getter]
+    fn last_error<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
+        self.last_error
+            .as_ref()
+            .map(|e| e.value(py).clone().into_any())
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {

@@ -216,7 +216,8 @@ impl Deframer {
             let s = this.lock(py);
             let framer = match &s.framer {
                 Framer::Mbus(d) => Some(d.clone()),
-                Framer::Dsmr(_) => None,
+                // A Python deframer is never an auto one (see `framer`).
+                Framer::Dsmr(_) | Framer::Auto(_) => None,
             };
             (framer, s.p1_buffer.clone(), s.stats())
         };

@@ -436,10 +436,23 @@ class Service:
     def _log_start(self, http: bool) -> None:
         c = self.config
         if c.protocol == "dsmr" and (c.baudrate, c.parity) == (2400, "even"):
-            meter, line = "a P1 meter (DSMR)", "115200 Bd, parity none"
+            line = "115200 Bd, parity none"
         else:
-            meter = c.device if c.protocol == "dlms" else f"M-Bus meter {c.mbus_address}"
             line = f"{c.baudrate} Bd, parity {c.parity}"
+        # The protocol served and the meter: the device's profile, or in the
+        # demo the meter simulated.
+        played = getattr(self.meter._simulator, "meter", None) if c.demo else None
+        device = f"simulated {played}" if played else None
+        if c.protocol == "mbus":
+            meter = f"wired M-Bus meter {c.mbus_address}"
+            if c.device != "auto":
+                meter += f" ({c.device})"
+        else:
+            kind = "DSMR P1 meter" if c.protocol == "dsmr" else "DLMS push meter"
+            name = device or (c.device if c.device != "auto" else None)
+            if device and c.device != "auto" and c.device != played:
+                name = f"{device}, device {c.device}"
+            meter = f"{kind} ({name})" if name else f"{kind} (any)"
         log.info(
             "mbuspico %s serving %s from %s (%s)%s%s%s",
             __version__,
