@@ -225,3 +225,77 @@ def test_serve_a_p1_meter_with_a_code_table(tmp_path: Path) -> None:
         load({"MBUSPICO_DSMR_NAMES": str(bad)}, demo=True)
     with pytest.raises(ConfigError, match="time zone"):
         load({"MBUSPICO_TZ": "Mars/Olympus"}, demo=True)
+
+
+@pytest.mark.parametrize("meter", ["p1", "dlms"])
+def test_serve_auto_recognises_dlms_and_p1(meter: str) -> None:
+    """``protocol = "auto"``: the service serves whichever the first telegram is."""
+    from mbuspico.simulate.dlms import Simulator
+
+    key = "36C66639E48A8CA4D6BC8B282A793BBB"
+    sim = P1Simulator("dsmr5", interval=0.2, seed=6) if meter == "p1" else None
+    sim = sim or Simulator("kaifa-ma309m", key=key, interval=0.2, seed=6)
+    with sim:
+        sim.start()
+        service = Service(
+            load(
+                {},
+                None,
+                {
+                    "protocol": "auto",
+                    "serial_port": sim.port,
+                    "key": key,
+                    "http_host": "127.0.0.1",
+                    "http_port": "0",
+                    "mdns_enabled": "false",
+                },
+            )
+        )
+        service.start()
+        try:
+            url = f"http://127.0.0.1:{service.http_port}"
+            _, _, body = wait_for(lambda: (r := get(url + "/api/reading"))[0] == 200 and r)
+            reading = json.loads(body)
+            assert reading["protocol"] == ("dsmr" if meter == "p1" else "dlms")
+            sent = {t.expected["timestamp"]: t.expected for t in sim.sent}
+            expected = sent[reading["timestamp"]]  # a telegram the meter sent
+            if meter == "p1":
+                code = "1-0:1.8.1"
+                assert reading["obis"][code]["value"] == expected["obis"][code]["value"]
+            else:
+                assert reading["meterNumber"] == expected["meterNumber"]
+            assert json.loads(get(url + "/api/status")[2])["protocol"] == "auto"
+        finally:
+            service.stop()
+
+
+def test_serve_says_what_it_saw_when_nothing_is_recognised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A P1 port served as DLMS: the silence is logged once, with what the port sent."""
+    import logging
+
+    with P1Simulator("dsmr5", interval=0.2, seed=7) as sim:
+        sim.start()
+        config = load(
+            {},
+            None,
+            {
+                "protocol": "dlms",
+                "serial_port": sim.port,
+                "key": "36C66639E48A8CA4D6BC8B282A793BBB",
+                "http_host": "127.0.0.1",
+                "http_port": "0",
+                "mdns_enabled": "false",
+                "stale_after": "1",
+            },
+        )
+        with caplog.at_level(logging.INFO, logger="mbuspico"):
+            service = Service(config)
+            service.start()
+            try:
+                wait_for(lambda: "no reading yet" in caplog.text)
+            finally:
+                service.stop()
+    (line,) = [r.getMessage() for r in caplog.records if "no reading yet" in r.getMessage()]
+    assert "% ASCII text: looks like a P1 port, try protocol dsmr (115200 8N1) or auto" in line

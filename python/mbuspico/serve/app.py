@@ -394,13 +394,23 @@ class Service:
             silent = age is None and time.time() - self.state.started > threshold
             if (stale or silent) and quiet_since is None:
                 quiet_since = time.time() - (age if age is not None else threshold)
-                log.warning(
-                    "meter on %s: %s (stale after %.0f s): GET / answers 503, UDP pauses and "
-                    "MQTT says stale until readings come again",
-                    self.meter.port,
-                    f"no reading for {age:.0f} s" if age is not None else "no reading yet",
-                    threshold,
-                )
+                if age is None:
+                    seen = self.meter.seen()
+                    log.warning(
+                        "meter on %s: no reading yet after %.0f s%s; MQTT says stale until one "
+                        "comes",
+                        self.meter.port,
+                        threshold,
+                        f" ({seen})" if seen else "",
+                    )
+                else:
+                    log.warning(
+                        "meter on %s: no reading for %.0f s (stale after %.0f s): GET / answers "
+                        "503, UDP pauses and MQTT says stale until readings come again",
+                        self.meter.port,
+                        age,
+                        threshold,
+                    )
                 self._set_state("stale")
             elif not (stale or silent) and quiet_since is not None:
                 log.info(
@@ -448,7 +458,9 @@ class Service:
             if c.device != "auto":
                 meter += f" ({c.device})"
         else:
-            kind = "DSMR P1 meter" if c.protocol == "dsmr" else "DLMS push meter"
+            kind = {"dsmr": "DSMR P1 meter", "auto": "DLMS push or P1 meter"}.get(
+                c.protocol, "DLMS push meter"
+            )
             name = device or (c.device if c.device != "auto" else None)
             if device and c.device != "auto" and c.device != played:
                 name = f"{device}, device {c.device}"

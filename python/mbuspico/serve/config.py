@@ -420,8 +420,9 @@ SETTINGS: tuple[Setting, ...] = (
         "MBUSPICO_PROTOCOL",
         "protocol",
         "--protocol",
-        _choice("dlms", "dsmr", "mbus"),
-        "dlms push, dsmr (P1 port) or mbus (poll a wired meter)",
+        _choice("dlms", "dsmr", "mbus", "auto"),
+        "dlms push, dsmr (P1 port), mbus (poll a wired meter), or auto (DLMS or P1, "
+        "from the first telegram)",
     ),
     Setting("serial_port", "MBUSPICO_SERIAL_PORT", "serial.port", "--port", _text, "serial port"),
     Setting(

@@ -186,6 +186,26 @@ class Meter:
         self._publish = publish
         self._stop = threading.Event()
         self._simulator: Any = None
+        self._seen: dict[str, int] | None = None  # what the port sent before any reading
+
+    def seen(self) -> str | None:
+        """What the port delivered without a reading, for the log: bytes and a hint.
+
+        None before the reader starts or for a polled wired M-Bus meter.
+        """
+        seen = self._seen
+        if seen is None:
+            return None
+        n = seen["bytes"]
+        if n == 0:
+            return "no bytes at all: is the meter connected and its interface enabled?"
+        text = seen["text"] / n
+        what = f"{n:,} bytes received, {100 * text:.0f} % ASCII text"
+        if text >= 0.9 and self.config.protocol != "dsmr":
+            return f"{what}: looks like a P1 port, try protocol dsmr (115200 8N1) or auto"
+        if text < 0.5 and self.config.protocol == "dsmr":
+            return f"{what}: binary on a P1 setting, try protocol dlms or auto"
+        return f"{what}: check the key, the baud rate and the parity"
 
     def start(self) -> None:
         """Start the demo meter when asked for, then the reader thread.
@@ -247,6 +267,7 @@ class Meter:
         c = self.config
         assert self.port is not None  # noqa: S101 - checked by config.load / demo
         p1 = c.protocol == "dsmr"
+        auto = c.protocol == "auto"  # DLMS push or P1, whichever the first telegram is
         profile = c.profile
         names = None
         if c.names_file:
@@ -257,7 +278,7 @@ class Meter:
             self.port,
             key=self.key,
             auth_key=self.auth_key,
-            protocol="dsmr" if p1 else "dlms",
+            protocol="auto" if auto else "dsmr" if p1 else "dlms",
             profile=profile.name if profile else "auto",
             baudrate=c.baudrate,
             parity=c.parity,
@@ -271,7 +292,7 @@ class Meter:
         with reader:
             while not self._stop.is_set():
                 got = reader.read()
-                if got is not None and got["protocol"] != c.protocol:
+                if got is not None and not auto and got["protocol"] != c.protocol:
                     log.debug("telegram of another protocol (%s) ignored", got["protocol"])
                     got = None  # a wired M-Bus telegram on a DLMS push port: not ours
                 if got is not None:
@@ -279,6 +300,8 @@ class Meter:
                         log.debug("telegram: %s", _describe(got, reader.stats))
                     self._publish(got)
                 self.latest.update(got, reader.stats, reader.connected)
+                if got is None and self.latest.reading_at is None:
+                    self._seen = reader.seen  # read here: the reader is this thread's
 
     def _poll_loop(self) -> None:
         """Wired M-Bus: request the meter's data every ``mbus_interval`` seconds."""

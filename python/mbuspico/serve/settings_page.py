@@ -122,7 +122,7 @@ EDITABLE: frozenset[str] = LIVE | AT_RESTART
 can be changed only in the file."""
 
 _CHOICES: dict[str, tuple[str, ...]] = {
-    "protocol": ("dlms", "dsmr", "mbus"),
+    "protocol": ("dlms", "dsmr", "mbus", "auto"),
     "parity": ("even", "none", "odd"),
     "mqtt_mode": ("mbuspico", "evn-raw", "evn-topics", "evn-json", "obis"),
     "mqtt_qos": ("0", "1", "2"),
