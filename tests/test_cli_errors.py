@@ -934,6 +934,40 @@ def test_mbus_scan_shows_progress_on_a_terminal_only() -> None:
     assert text.count("\n") == 1
 
 
+def test_mbus_secondary_scan_shows_progress_on_a_terminal() -> None:
+    bus = _Pty(_answers(lambda _: b""))
+    main, terminal = pty.openpty()
+    try:
+        args = ["mbus", "scan", "--secondary", "--port", bus.port, "--baudrate", "38400"]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mbuspico", *args, "--timeout", "0.01"],
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            env=_env(),
+        )
+        os.close(terminal)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:  # the terminal's other end closed
+                break
+            if not chunk:
+                break
+            seen += chunk
+        proc.wait(timeout=60)
+        assert proc.stdout is not None
+        assert proc.stdout.read() == b"[]\n"
+        proc.stdout.close()
+    finally:
+        os.close(main)
+        bus.close()
+    updates = seen.decode().replace("\r\n", "\n").split("\r")
+    # An empty bus: the one all-wildcard selection gets no answer.
+    assert updates[1].rstrip() == "mbuspico: scanning secondary address FFFFFFFFFFFFFFFF"
+    assert updates[-2].strip() == ""  # erased before the verdict
+
+
 def _start_line(args: list[str]) -> str:
     """Start ``serve``, return its log up to the start line, stop it with SIGTERM."""
     from test_config_errors import _start_line as start_line

@@ -1192,7 +1192,7 @@ def _mbus(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
                     out.write(json.dumps(master.request(target), ensure_ascii=False) + "\n")
                 return 0
             found: list[int] | list[str] = (
-                master.scan_secondary(args.secondary)
+                _scan_secondary(master, args.secondary, log)
                 if args.secondary is not None
                 else master.scan_primary(_scan_progress(range(251), log))
             )
@@ -1220,6 +1220,27 @@ def _mbus(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
     except ValueError as e:
         print(f"mbuspico: {e}", file=log)
         return 2
+
+
+def _scan_secondary(master: Any, pattern: str, log: TextIO) -> list[str]:
+    """``scan_secondary``, showing on a terminal which pattern is being selected."""
+    tty = log.isatty()
+    shown = [""]
+
+    def progress(selected: str) -> None:
+        if tty:
+            text = f"mbuspico: scanning secondary address {selected}"
+            log.write("\r" + text.ljust(len(shown[0])))
+            log.flush()
+            shown[0] = text
+
+    try:
+        found: list[str] = master.scan_secondary(pattern, progress=progress)
+        return found
+    finally:
+        if tty and shown[0]:
+            log.write("\r" + " " * len(shown[0]) + "\r")
+            log.flush()
 
 
 def _scan_progress(addresses: range, log: TextIO) -> Iterator[int]:

@@ -299,7 +299,13 @@ class MBusMaster:
         frame = self._exchange(_core.mbus_req_ud2(_NETWORK_LAYER, fcb=True), "response", 1)
         return _core.mbus_secondary_address(frame)
 
-    def scan_secondary(self, pattern: str = _ANY, *, hex_digits: bool = False) -> list[str]:
+    def scan_secondary(
+        self,
+        pattern: str = _ANY,
+        *,
+        hex_digits: bool = False,
+        progress: Callable[[str], None] | None = None,
+    ) -> list[str]:
         """Find every slave by secondary address: the libmbus wildcard search.
 
         Selects ``pattern``; on silence nobody is there; on one ``E5`` the slave's
@@ -312,6 +318,8 @@ class MBusMaster:
         Args:
             pattern: Where to search, ``IIIIIIIIMMMMVVDD`` with wildcards.
             hex_digits: Also try the non-BCD digits A-E (slower).
+            progress: Called with each pattern before it is selected (a
+                command line shows where the search is).
 
         Returns:
             The secondary addresses found, ``IIIIIIIIMMMMVVDD``, sorted.
@@ -325,6 +333,8 @@ class MBusMaster:
         found: set[str] = set()
 
         def walk(pattern: str, position: int) -> None:
+            if progress is not None:
+                progress(pattern)
             try:
                 if not self.select(pattern):
                     return
