@@ -893,52 +893,13 @@ def test_read_p1_as_mbuspico_json() -> None:
         assert text.startswith('{\n"timestamp": ')
 
 
-def test_mbus_scan_shows_progress_on_a_terminal_only() -> None:
+def _scan_on_a_terminal(*options: str) -> tuple[int, bytes, list[str]]:
+    """``mbus scan`` on an empty bus with a terminal as stderr: exit code, stdout, and the
+    terminal's text split at carriage returns (the progress line's rewrites)."""
     bus = _Pty(_answers(lambda _: b""))
     main, terminal = pty.openpty()
     try:
-        args = ["mbus", "scan", "--port", bus.port, "--baudrate", "38400", "--timeout", "0.01"]
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mbuspico", *args],
-            stdout=subprocess.PIPE,
-            stderr=terminal,
-            env=_env(),
-        )
-        os.close(terminal)
-        seen = b""
-        while True:
-            try:
-                chunk = os.read(main, 4096)
-            except OSError:  # the terminal's other end closed
-                break
-            if not chunk:
-                break
-            seen += chunk
-        assert proc.wait(timeout=60) == 1
-        assert proc.stdout is not None
-        assert proc.stdout.read() == b"[]\n"
-        proc.stdout.close()
-    finally:
-        os.close(main)
-        bus.close()
-    text = seen.decode().replace("\r\n", "\n")  # the terminal's line ends
-    # One line rewritten in place: every address, then erased, then the verdict.
-    updates = text.split("\r")
-    assert "mbuspico: scanning primary address 0/250" in updates
-    assert "mbuspico: scanning primary address 17/250" in updates
-    assert "mbuspico: scanning primary address 250/250" in updates
-    assert "\n" not in "".join(updates[:-1])
-    erased = updates[-2]
-    assert erased.strip() == ""
-    assert updates[-1].startswith("mbuspico: no slave answered on")
-    assert text.count("\n") == 1
-
-
-def test_mbus_secondary_scan_shows_progress_on_a_terminal() -> None:
-    bus = _Pty(_answers(lambda _: b""))
-    main, terminal = pty.openpty()
-    try:
-        args = ["mbus", "scan", "--secondary", "--port", bus.port, "--baudrate", "38400"]
+        args = ["mbus", "scan", *options, "--port", bus.port, "--baudrate", "38400"]
         proc = subprocess.Popen(
             [sys.executable, "-m", "mbuspico", *args, "--timeout", "0.01"],
             stdout=subprocess.PIPE,
@@ -955,14 +916,35 @@ def test_mbus_secondary_scan_shows_progress_on_a_terminal() -> None:
             if not chunk:
                 break
             seen += chunk
-        proc.wait(timeout=60)
+        code = proc.wait(timeout=60)
         assert proc.stdout is not None
-        assert proc.stdout.read() == b"[]\n"
+        out = proc.stdout.read()
         proc.stdout.close()
     finally:
         os.close(main)
         bus.close()
-    updates = seen.decode().replace("\r\n", "\n").split("\r")
+    text = seen.decode().replace("\r\n", "\n")  # the terminal's line ends
+    return code, out, text.split("\r")
+
+
+def test_mbus_scan_shows_progress_on_a_terminal_only() -> None:
+    code, out, updates = _scan_on_a_terminal()
+    assert code == 1
+    assert out == b"[]\n"
+    # One line rewritten in place: every address, then erased, then the verdict.
+    assert "mbuspico: scanning primary address 0/250" in updates
+    assert "mbuspico: scanning primary address 17/250" in updates
+    assert "mbuspico: scanning primary address 250/250" in updates
+    assert "\n" not in "".join(updates[:-1])
+    erased = updates[-2]
+    assert erased.strip() == ""
+    assert updates[-1].startswith("mbuspico: no slave answered on")
+    assert "\r".join(updates).count("\n") == 1
+
+
+def test_mbus_secondary_scan_shows_progress_on_a_terminal() -> None:
+    _, out, updates = _scan_on_a_terminal("--secondary")
+    assert out == b"[]\n"
     # An empty bus: the one all-wildcard selection gets no answer.
     assert updates[1].rstrip() == "mbuspico: scanning secondary address FFFFFFFFFFFFFFFF"
     assert updates[-2].strip() == ""  # erased before the verdict
