@@ -25,9 +25,19 @@
 //!   `dsmr::decode`, as the Python `Decoder` does; and `dsmr::telegram::parse`
 //!   (the grammar and CRC alone) on the DSMR 5 telegram.
 //! * `deframer` — [`mbuspico::stream::Deframer`] on 1 MiB of Kaifa pushes with
-//!   garbage between, fed in 4 KiB chunks.
+//!   garbage between, fed in 4 KiB chunks; the same with the HDLC pushes of the
+//!   Siemens IM350 (Wiener Netze) and the L+G E570 (general block transfer).
 //! * `dsmr_framer` — [`mbuspico::dsmr::stream::Framer`] on 1 MiB of DSMR 5
 //!   telegrams with garbage between, fed in 4 KiB chunks.
+//! * `adversarial_streams` — the stream framers on input that never verifies
+//!   (issue 19), 1 MiB fed in 4 KiB and in 64 KiB chunks (`read_capture`'s
+//!   default), and 64 KiB fed byte by byte:
+//!   repeated M-Bus long-frame headers `68 FF FF 68` (`mbus_68ffff68`);
+//!   HDLC flags and format bytes claiming long frames, with a verifying HCS
+//!   (`hdlc_long_claims`: `7E A0 FF …`, `7E A8 FF …`, `7E A7 FF …`, the FCS
+//!   never verifies) and without (`hdlc_bogus_headers`); random bytes
+//!   (`random`); and for the P1 framer, P1 headers and a data line over and
+//!   over, never a `!` (`p1_headers_no_bang`).
 #![allow(
     missing_docs,
     clippy::unwrap_used,
@@ -170,6 +180,29 @@ fn deframe(c: &mut Criterion) {
     };
     assert_eq!(run(), pushes);
     group.bench_function("1MiB_kaifa_with_garbage_4k_chunks", |b| b.iter(run));
+    // HDLC: the Wiener Netze IM350 push, and the L+G E570 general block transfer.
+    for (name, id) in [
+        ("hdlc_im350", "wienernetze_siemens_im350"),
+        ("hdlc_gbt_e570", "sdc_lg_e570_encrypted"),
+    ] {
+        let (frame, _) = dlms_vector(id);
+        let (stream, pushes) = stream_of(&frame, b"\x00garbage\x7E\xA0\x16");
+        let run = || {
+            let mut d = Deframer::new();
+            let mut n = 0;
+            for chunk in stream.chunks(4096) {
+                d.push(black_box(chunk));
+                while d.next_telegram().is_some() {
+                    n += 1;
+                }
+            }
+            n
+        };
+        assert_eq!(run(), pushes, "{id}");
+        group.bench_function(format!("1MiB_{name}_with_garbage_4k_chunks"), |b| {
+            b.iter(run)
+        });
+    }
     group.finish();
 }
 
@@ -195,12 +228,104 @@ fn dsmr_frame(c: &mut Criterion) {
     group.finish();
 }
 
+/// 1 MiB of `unit` repeated.
+fn repeated(unit: &[u8]) -> Vec<u8> {
+    unit.iter().copied().cycle().take(1 << 20).collect()
+}
+
+/// The inputs of the `adversarial_streams` group (issue 19), 1 MiB each:
+/// name, bytes, and whether they are for the P1 framer.
+fn adversarial_inputs() -> Vec<(&'static str, Vec<u8>, bool)> {
+    // HDLC headers with a verifying HCS whose frames claim 255 (`A0 FF`,
+    // `A8 FF` segmented) and 2047 (`A7 FF`) bytes.
+    let mut claims = Vec::new();
+    for format in [[0xA0, 0xFF], [0xA8, 0xFF], [0xA7, 0xFF]] {
+        let mut header = format.to_vec();
+        header.extend_from_slice(&[0x03, 0x21, 0x13]);
+        let hcs = mbuspico::dlms::hdlc::crc16_x25(&header);
+        claims.push(0x7E);
+        claims.extend_from_slice(&header);
+        claims.extend_from_slice(&hcs.to_le_bytes());
+    }
+    let bogus = [
+        0x7E, 0xA0, 0xFF, 0x7E, 0xA8, 0xFF, 0x03, 0x21, 0x13, 0x00, 0x00, 0x7E, 0xA7, 0xFF, 0xCE,
+        0xFF, 0x03, 0x13, 0x12, 0x34,
+    ];
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let random = (0..1 << 20)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect();
+    vec![
+        ("mbus_68ffff68", repeated(&[0x68, 0xFF, 0xFF, 0x68]), false),
+        ("hdlc_long_claims", repeated(&claims), false),
+        ("hdlc_bogus_headers", repeated(&bogus), false),
+        ("random", random, false),
+        (
+            "p1_headers_no_bang",
+            repeated(b"/ISK5\\2M550T-1013\r\n\r\n1-0:1.8.1(000123.456*kWh)\r\n"),
+            true,
+        ),
+    ]
+}
+
+/// The telegrams a framer hands out of `stream` fed in `chunk`-byte pieces:
+/// the M-Bus/HDLC deframer, or the P1 framer when `p1`.
+fn frame_all(stream: &[u8], chunk: usize, p1: bool) -> usize {
+    macro_rules! run {
+        ($framer:expr) => {{
+            let mut f = $framer;
+            let mut n = 0;
+            for piece in stream.chunks(chunk) {
+                f.push(black_box(piece));
+                while f.next_telegram().is_some() {
+                    n += 1;
+                }
+            }
+            f.finish();
+            n
+        }};
+    }
+    if p1 {
+        run!(dsmr::stream::Framer::new())
+    } else {
+        run!(Deframer::new())
+    }
+}
+
+fn adversarial(c: &mut Criterion) {
+    let mut group = c.benchmark_group("adversarial_streams");
+    group.sample_size(10);
+    group.warm_up_time(std::time::Duration::from_millis(500));
+    group.measurement_time(std::time::Duration::from_secs(3));
+    for (name, stream, p1) in adversarial_inputs() {
+        for (how, chunk, len) in [
+            ("4k_chunks", 4096, 1 << 20),
+            ("64k_chunks", 64 << 10, 1 << 20),
+            ("bytewise", 1, 64 << 10),
+        ] {
+            let input = &stream[..len];
+            group.throughput(Throughput::Bytes(input.len() as u64));
+            group.bench_function(format!("{name}_{}KiB_{how}", len >> 10), |b| {
+                assert_eq!(frame_all(input, chunk, p1), 0, "{name}");
+                b.iter(|| frame_all(input, chunk, p1))
+            });
+        }
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     dlms_decode,
     mbus_decode,
     dsmr_decode,
     deframe,
-    dsmr_frame
+    dsmr_frame,
+    adversarial
 );
 criterion_main!(benches);

@@ -15,10 +15,17 @@
 //! Invariant: every byte pushed is either part of a telegram handed out, counted in
 //! [`Stats::bytes_skipped`], or still buffered ([`Deframer::buffered`]); an HDLC
 //! flag shared by two frames is in both telegrams ([`Stats::shared_flags`]).
+//!
+//! Work is linear in the bytes pushed, also on input made to look like frames
+//! (issue 19): skipping a byte moves a read offset instead of the buffered
+//! bytes, and a frame candidate at the buffer start is first checked against
+//! running sums and CRCs of the buffer ([`Buffer`]), so one that fails its
+//! M-Bus checksum or HDLC FCS costs constant time, however long it claims to
+//! be. Only a candidate whose first frame verifies is parsed in full.
 
 use crate::dlms::{gbt, hdlc, transport};
-use crate::error::ErrorKind;
-use crate::mbus::frame::{LongFrame, START};
+use crate::error::{Category, ErrorKind};
+use crate::mbus::frame::{LongFrame, START, STOP};
 
 /// Counters of what the deframer did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -46,13 +53,461 @@ pub const MAX_GBT_BLOCKS: usize = 64;
 /// collected; a longer one is dropped, so a stream never buffers without bound.
 pub const MAX_HDLC_TELEGRAM: usize = MAX_GBT_BLOCKS * (hdlc::MAX_LENGTH + 2);
 
+/// A byte queue: bytes are appended at the end and consumed from the front
+/// by moving a read offset, so consuming is O(1) whatever is buffered; the
+/// consumed bytes are dropped when appending, once they are at least as many
+/// as the live ones (amortized O(1) per byte).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ByteQueue {
+    data: Vec<u8>,
+    /// Offset of the first live byte in `data`.
+    head: usize,
+}
+
+impl ByteQueue {
+    /// A queue holding `bytes`.
+    pub(crate) fn from_vec(bytes: Vec<u8>) -> Self {
+        ByteQueue {
+            data: bytes,
+            head: 0,
+        }
+    }
+
+    /// The live bytes.
+    pub(crate) fn live(&self) -> &[u8] {
+        self.data.get(self.head..).unwrap_or_default()
+    }
+
+    /// How many bytes are live.
+    pub(crate) fn len(&self) -> usize {
+        self.data.len().saturating_sub(self.head)
+    }
+
+    /// Whether no byte is live.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends `bytes`; returns by how much the offsets of the bytes already
+    /// in `data` moved down (the consumed bytes dropped first), usually 0.
+    pub(crate) fn push(&mut self, bytes: &[u8]) -> usize {
+        let dropped = if self.head > 0 && self.head >= self.len() {
+            let head = std::mem::take(&mut self.head);
+            self.data.drain(..head);
+            head
+        } else {
+            0
+        };
+        self.data.extend_from_slice(bytes);
+        dropped
+    }
+
+    /// Consumes the first `n` live bytes (at most all of them); returns
+    /// whether the queue is now empty (and `data` cleared).
+    pub(crate) fn consume(&mut self, n: usize) -> bool {
+        self.head = self.head.saturating_add(n).min(self.data.len());
+        if self.head == self.data.len() {
+            self.data.clear();
+            self.head = 0;
+            return true;
+        }
+        false
+    }
+
+    /// Consumes and returns the first `n` live bytes (at most all of them).
+    pub(crate) fn take(&mut self, n: usize) -> Vec<u8> {
+        let live = self.live();
+        let taken = live.get(..n).unwrap_or(live).to_vec();
+        self.consume(n);
+        taken
+    }
+
+    /// Puts `bytes` back in front of the live bytes; returns whether the
+    /// offsets of the bytes in `data` stayed the same (the bytes went where
+    /// consumed ones were).
+    pub(crate) fn unshift(&mut self, bytes: &[u8]) -> bool {
+        if let Some(at) = self.head.checked_sub(bytes.len()) {
+            if let Some(slot) = self.data.get_mut(at..self.head) {
+                slot.copy_from_slice(bytes);
+                self.head = at;
+                return true;
+            }
+        }
+        let mut data = Vec::with_capacity(bytes.len() + self.len());
+        data.extend_from_slice(bytes);
+        data.extend_from_slice(self.live());
+        *self = ByteQueue::from_vec(data);
+        false
+    }
+}
+
+/// Running values (8-bit sums, CRC registers) over a stretch of a byte
+/// buffer, computed as far as they are asked for: `states[i]` is the value
+/// after the bytes `from..from + i`, from an arbitrary start value. The value
+/// over any stretch `a..b` inside follows from the values at `a` and `b`.
+#[derive(Debug, Clone, Default)]
+struct Running<T> {
+    from: usize,
+    states: Vec<T>,
+}
+
+impl<T: Copy + Default> Running<T> {
+    /// The values at offsets `a` and `b` of `data` (`a <= b <= data.len()`),
+    /// computing those missing with `step`; `None` when out of range.
+    fn at(&mut self, data: &[u8], a: usize, b: usize, step: impl Fn(T, u8) -> T) -> Option<(T, T)> {
+        if a < self.from || a >= self.from + self.states.len() {
+            self.from = a;
+            self.states.clear();
+            self.states.push(T::default());
+        }
+        let done = self.from + self.states.len() - 1;
+        if b > done {
+            let state = *self.states.last()?;
+            let more = data.get(done..b)?.iter().scan(state, |state, &byte| {
+                *state = step(*state, byte);
+                Some(*state)
+            });
+            self.states.extend(more);
+        }
+        let first = *self.states.get(a - self.from)?;
+        let last = *self.states.get(b.checked_sub(self.from)?)?;
+        Some((first, last))
+    }
+
+    /// The offsets of the buffer moved down by `n`.
+    fn shift(&mut self, n: usize) {
+        if let Some(from) = self.from.checked_sub(n) {
+            self.from = from;
+        } else {
+            let dead = n - self.from;
+            self.states.drain(..dead.min(self.states.len()));
+            self.from = 0;
+        }
+    }
+
+    fn clear(&mut self) {
+        self.states.clear();
+    }
+}
+
+/// CRC-16/X.25 ([`hdlc::crc16_x25`]) over any stretch of a buffer from the
+/// CRC registers at its ends ([`Running`]): the CRC is linear, so the
+/// register after `n` bytes from start value `r` is the register after the
+/// same bytes from 0, XOR the register after `n` zero bytes from `r`.
+mod x25 {
+    use std::sync::OnceLock;
+
+    /// The reflected polynomial.
+    const POLY: u16 = 0x8408;
+    /// Powers of two up to which zero runs are tabled: a stretch of at most
+    /// 2^LEVELS - 1 bytes (an HDLC frame has at most 2047).
+    const LEVELS: usize = 12;
+
+    /// A linear map of registers as two tables: `r` goes to
+    /// `[0][r & 0xFF] ^ [1][r >> 8]`.
+    type Map = [[u16; 256]; 2];
+
+    pub(super) struct Tables {
+        /// The register after one zero byte from `i`.
+        byte: [u16; 256],
+        /// `zeros[k]`: the register after 2^k zero bytes.
+        zeros: [Map; LEVELS],
+    }
+
+    /// The register after one zero byte from `r`.
+    fn zero_byte(mut r: u16) -> u16 {
+        for _ in 0..8 {
+            r = if r & 1 != 0 { (r >> 1) ^ POLY } else { r >> 1 };
+        }
+        r
+    }
+
+    fn apply(map: &Map, r: u16) -> u16 {
+        let [lo, hi] = map;
+        lo.get(usize::from(r as u8)).copied().unwrap_or_default()
+            ^ hi.get(usize::from(r >> 8)).copied().unwrap_or_default()
+    }
+
+    /// The map taking single-bit register `1 << j` to `columns[j]`.
+    fn map(columns: &[u16; 16]) -> Map {
+        std::array::from_fn(|half| {
+            std::array::from_fn(|v| {
+                columns
+                    .iter()
+                    .skip(half * 8)
+                    .take(8)
+                    .enumerate()
+                    .filter(|&(bit, _)| (v >> bit) & 1 != 0)
+                    .fold(0, |r, (_, &c)| r ^ c)
+            })
+        })
+    }
+
+    /// The tables, made on first use.
+    pub(super) fn tables() -> &'static Tables {
+        static TABLES: OnceLock<Tables> = OnceLock::new();
+        TABLES.get_or_init(|| {
+            let mut columns: [u16; 16] = std::array::from_fn(|j| zero_byte(1 << j));
+            let mut zeros = [[[0u16; 256]; 2]; LEVELS];
+            for level in &mut zeros {
+                *level = map(&columns);
+                // Twice as many zero bytes: each column through this level again.
+                columns = columns.map(|c| apply(level, c));
+            }
+            Tables {
+                byte: std::array::from_fn(|i| zero_byte(i as u16)),
+                zeros,
+            }
+        })
+    }
+
+    impl Tables {
+        /// The register after `byte` from `r`.
+        pub(super) fn step(&self, r: u16, byte: u8) -> u16 {
+            let i = usize::from((r ^ u16::from(byte)) as u8);
+            (r >> 8) ^ self.byte.get(i).copied().unwrap_or_default()
+        }
+
+        /// CRC-16/X.25 of the `n` bytes between the registers `a` and `b`
+        /// (`b` the register after them from `a`); `None` for `n` of
+        /// 2^LEVELS or more.
+        pub(super) fn crc(&self, a: u16, b: u16, n: usize) -> Option<u16> {
+            if n >> LEVELS != 0 {
+                return None;
+            }
+            // The register after `n` zero bytes from `a ^ 0xFFFF`.
+            let mut r = a ^ 0xFFFF;
+            for (k, level) in self.zeros.iter().enumerate() {
+                if (n >> k) & 1 != 0 {
+                    r = apply(level, r);
+                }
+            }
+            Some(!(b ^ r))
+        }
+    }
+}
+
+/// CRC-16/X.25 ([`hdlc::crc16_x25`]) of the `crc` crate, with 16 tables.
+const X25: crc::Crc<u16, crc::Table<16>> =
+    crc::Crc::<u16, crc::Table<16>>::new(&crc::CRC_16_IBM_SDLC);
+
+/// The deframer's buffer: the bytes pushed and neither handed out nor
+/// skipped, with their running 8-bit sums (M-Bus checksum) and CRC-16/X.25
+/// registers (HDLC FCS), computed on demand, so the checksum of any stretch
+/// is found in constant time. A stretch that does not reach back into one
+/// checked before is checked directly instead (faster, and each byte is so
+/// read at most once). It serializes as the bytes alone.
+#[derive(Debug, Clone, Default)]
+struct Buffer {
+    queue: ByteQueue,
+    sums: Running<u8>,
+    /// Offset in `queue.data` up to which bytes were summed directly: a
+    /// stretch after it is summed directly (faster than the running sums,
+    /// and each byte so at most once), one reaching back before it from the
+    /// running sums.
+    summed: usize,
+    crcs: Running<u16>,
+    /// Offset in `queue.data` up to which CRCs were computed directly: as
+    /// with `summed`.
+    crc_direct: usize,
+}
+
+impl Buffer {
+    fn live(&self) -> &[u8] {
+        self.queue.live()
+    }
+
+    fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        let moved = self.queue.push(bytes);
+        if moved > 0 {
+            self.sums.shift(moved);
+            self.summed = self.summed.saturating_sub(moved);
+            self.crcs.shift(moved);
+            self.crc_direct = self.crc_direct.saturating_sub(moved);
+        }
+    }
+
+    fn consume(&mut self, n: usize) {
+        if self.queue.consume(n) {
+            self.clear_running();
+        }
+    }
+
+    fn take(&mut self, n: usize) -> Vec<u8> {
+        let taken = self.queue.take(n);
+        if self.queue.is_empty() {
+            self.clear_running();
+        }
+        taken
+    }
+
+    fn clear_running(&mut self) {
+        self.sums.clear();
+        self.summed = 0;
+        self.crcs.clear();
+        self.crc_direct = 0;
+    }
+
+    /// Puts an HDLC flag in front of the live bytes.
+    fn unshift_flag(&mut self) {
+        let head = self.queue.head;
+        let same = head > 0 && self.queue.data.get(head - 1) == Some(&hdlc::FLAG);
+        // Running values stay right if the byte before was that flag already.
+        if !self.queue.unshift(&[hdlc::FLAG]) || !same {
+            self.clear_running();
+        }
+    }
+
+    /// The 8-bit sum of the live bytes `a..b`.
+    fn sum(&mut self, a: usize, b: usize) -> Option<u8> {
+        let (a, b) = (self.queue.head + a, self.queue.head + b);
+        if a >= self.summed {
+            let bytes = self.queue.data.get(a..b)?;
+            self.summed = b;
+            return Some(bytes.iter().fold(0u8, |acc, &x| acc.wrapping_add(x)));
+        }
+        let (x, y) = self.sums.at(&self.queue.data, a, b, u8::wrapping_add)?;
+        Some(y.wrapping_sub(x))
+    }
+
+    /// The CRC-16/X.25 of the live bytes `a..b`.
+    fn crc16_x25(&mut self, a: usize, b: usize) -> Option<u16> {
+        let (a, b) = (self.queue.head + a, self.queue.head + b);
+        if a >= self.crc_direct {
+            let bytes = self.queue.data.get(a..b)?;
+            self.crc_direct = b;
+            return Some(X25.checksum(bytes));
+        }
+        let tables = x25::tables();
+        let (x, y) = self
+            .crcs
+            .at(&self.queue.data, a, b, |r, byte| tables.step(r, byte))?;
+        tables.crc(x, y, b.checked_sub(a)?)
+    }
+}
+
+impl serde::Serialize for Buffer {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.live().serialize(serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Buffer {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(Buffer {
+            queue: ByteQueue::from_vec(Vec::deserialize(deserializer)?),
+            ..Buffer::default()
+        })
+    }
+}
+
+/// What the first frame of a candidate at the buffer start comes to, found
+/// in constant time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Candidate {
+    /// The frame verifies: read the telegram it starts.
+    Verified,
+    /// The buffer ends inside the frame, `needed` bytes short or more
+    /// (HDLC; 0 for M-Bus, not worked out).
+    Truncated { needed: usize },
+    /// The frame fails; `checksum` when it is its checksum (M-Bus) or HCS or
+    /// FCS (HDLC) that fails.
+    Broken { checksum: bool },
+}
+
+/// What the header of an HDLC frame comes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HdlcHeader {
+    /// The input ends inside the header.
+    Truncated,
+    /// The header is broken; `checksum` when it is its HCS.
+    Broken { checksum: bool },
+    /// The header is fine (and its HCS, if it has one); the closing flag is
+    /// at `end`.
+    Fine { end: usize },
+}
+
+/// The header of the HDLC frame whose opening flag is `input[0]`, checked as
+/// [`hdlc::HdlcFrame::parse`] checks it, in the same order: flag, format
+/// type, destination and source address (1, 2 or 4 bytes, the last with
+/// LSB 1), control, then either no HCS (length field = header + FCS) or an
+/// HCS that must match (length field at least header + HCS + FCS).
+fn hdlc_header(input: &[u8]) -> HdlcHeader {
+    let byte = |at: usize| input.get(at).copied();
+    let broken = HdlcHeader::Broken { checksum: false };
+    let (Some(flag), Some(f0)) = (byte(0), byte(1)) else {
+        return match byte(0) {
+            Some(flag) if flag != hdlc::FLAG => broken,
+            _ => HdlcHeader::Truncated,
+        };
+    };
+    if flag != hdlc::FLAG || f0 & 0xF0 != hdlc::FORMAT_TYPE_3 {
+        return broken;
+    }
+    let Some(f1) = byte(2) else {
+        return HdlcHeader::Truncated;
+    };
+    let length = (usize::from(f0 & 0x07) << 8) | usize::from(f1);
+    // Destination, then source address.
+    let mut at = 3;
+    for _ in 0..2 {
+        let mut len = 1;
+        loop {
+            let Some(b) = byte(at + len - 1) else {
+                return HdlcHeader::Truncated;
+            };
+            if b & 1 == 1 {
+                if len == 3 {
+                    return broken;
+                }
+                break;
+            }
+            if len == 4 {
+                return broken;
+            }
+            len += 1;
+        }
+        at += len;
+    }
+    // The control field.
+    if byte(at).is_none() {
+        return HdlcHeader::Truncated;
+    }
+    let header_end = at + 1;
+    // Format to control, and the FCS.
+    let minimum = header_end + 1;
+    if length >= minimum + 2 {
+        let (Some(lo), Some(hi), Some(header)) = (
+            byte(header_end),
+            byte(header_end + 1),
+            input.get(1..header_end),
+        ) else {
+            return HdlcHeader::Truncated;
+        };
+        if X25.checksum(header) != u16::from_le_bytes([lo, hi]) {
+            return HdlcHeader::Broken { checksum: true };
+        }
+    } else if length != minimum {
+        return broken;
+    }
+    HdlcHeader::Fine { end: 1 + length }
+}
+
 /// A streaming telegram finder: push bytes, pull telegrams.
 ///
 /// Its whole state (buffer, counters, what was dropped last) serializes with
 /// serde, so a deframer can be saved and resumed (Python pickling).
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Deframer {
-    buf: Vec<u8>,
+    buf: Buffer,
     stats: Stats,
     /// The frame dropped just before, if the last thing done was dropping a
     /// segment or GBT block: its successor belongs to the same lost telegram.
@@ -106,7 +561,7 @@ impl Deframer {
 
     /// Appends received bytes.
     pub fn push(&mut self, data: &[u8]) {
-        self.buf.extend_from_slice(data);
+        self.buf.push(data);
     }
 
     /// The counters so far.
@@ -121,7 +576,7 @@ impl Deframer {
 
     fn skip(&mut self, n: usize) {
         let n = n.min(self.buf.len());
-        self.buf.drain(..n);
+        self.buf.consume(n);
         self.stats.bytes_skipped += n as u64;
         if n > 0 {
             self.last_dropped = None;
@@ -131,8 +586,7 @@ impl Deframer {
 
     /// Hands out the first `n` buffered bytes as a telegram.
     fn take(&mut self, n: usize) -> Vec<u8> {
-        let n = n.min(self.buf.len());
-        let telegram: Vec<u8> = self.buf.drain(..n).collect();
+        let telegram = self.buf.take(n);
         self.stats.telegrams += 1;
         self.last_dropped = None;
         self.hdlc_wait = 0;
@@ -147,10 +601,11 @@ impl Deframer {
         if std::mem::take(&mut self.flag_may_open)
             && self
                 .buf
+                .live()
                 .first()
                 .is_some_and(|&b| b & 0xF0 == hdlc::FORMAT_TYPE_3)
         {
-            self.buf.insert(0, hdlc::FLAG);
+            self.buf.unshift_flag();
             self.stats.shared_flags += 1;
         }
     }
@@ -168,12 +623,20 @@ impl Deframer {
         self.last_dropped = segment.map(Dropped::Segment);
     }
 
+    /// Skips the first byte of a candidate whose first frame is broken.
+    fn drop_broken(&mut self, checksum: bool) {
+        if checksum {
+            self.stats.bad_checksums += 1;
+        }
+        self.skip(1);
+    }
+
     /// Drops the HDLC frame at the start of the buffer, which does not start a
     /// telegram that can complete: a verified frame is counted as an incomplete
     /// telegram (once per run of GBT blocks 1, 2, 3, … of the same lost push) and
     /// skipped whole; anything else is skipped one byte.
     fn drop_hdlc_frame(&mut self) {
-        match hdlc::HdlcFrame::parse(&self.buf, 0) {
+        match hdlc::HdlcFrame::parse(self.buf.live(), 0) {
             Ok(frame) => {
                 let block = gbt_block_number(&frame);
                 let continues = block.is_some_and(|n| {
@@ -186,12 +649,88 @@ impl Deframer {
                 self.skip(len);
                 self.last_dropped = block.map(Dropped::Block);
             }
-            Err(first) => {
-                if first.kind.category() == crate::error::Category::Checksum {
-                    self.stats.bad_checksums += 1;
-                }
-                self.skip(1);
+            Err(first) => self.drop_broken(first.kind.category() == Category::Checksum),
+        }
+    }
+
+    /// What the M-Bus long frame at the buffer start comes to, as
+    /// [`LongFrame::parse`] finds it (Sagemcom body of L + 256 bytes
+    /// included), its checksums from the running sums.
+    fn long_frame_candidate(&mut self) -> Candidate {
+        let live = self.buf.live();
+        let (Some(&start), Some(&first), Some(&second), Some(&start2)) =
+            (live.first(), live.get(1), live.get(2), live.get(3))
+        else {
+            return Candidate::Truncated { needed: 0 };
+        };
+        if start != START || start2 != START || first != second {
+            return Candidate::Broken { checksum: false };
+        }
+        let declared = usize::from(first);
+        // Whether the L-field reading failed at its checksum (rather than at
+        // the stop byte, or by being too short to be a frame).
+        let mut checksum = false;
+        if declared >= 3 {
+            match self.long_body(declared) {
+                None => return Candidate::Truncated { needed: 0 },
+                Some((true, true)) => return Candidate::Verified,
+                Some((sum_ok, _)) => checksum = !sum_ok,
             }
+        }
+        match self.long_body(declared + 256) {
+            Some((true, true)) => Candidate::Verified,
+            None if declared < 3 => Candidate::Truncated { needed: 0 },
+            _ => Candidate::Broken { checksum },
+        }
+    }
+
+    /// Whether the checksum and the stop byte of a long frame with a body of
+    /// `len` bytes at the buffer start are right; `None` while the buffer ends
+    /// before its stop byte.
+    fn long_body(&mut self, len: usize) -> Option<(bool, bool)> {
+        let live = self.buf.live();
+        let (&checksum, &stop) = (live.get(4 + len)?, live.get(5 + len)?);
+        let sum = self.buf.sum(4, 4 + len)?;
+        Some((sum == checksum, stop == STOP))
+    }
+
+    /// What the HDLC frame at the buffer start comes to, as
+    /// [`hdlc::HdlcFrame::parse`] finds it: its header read as that reads it
+    /// ([`hdlc_header`]), its FCS from the running CRCs.
+    fn hdlc_frame_candidate(&mut self) -> Candidate {
+        let live = self.buf.live();
+        match hdlc_header(live) {
+            // A header field is missing: `parse` asks for one more byte.
+            HdlcHeader::Truncated => Candidate::Truncated { needed: 1 },
+            HdlcHeader::Broken { checksum } => Candidate::Broken { checksum },
+            HdlcHeader::Fine { end } => match (end + 1).checked_sub(live.len()) {
+                Some(needed) if needed > 0 => Candidate::Truncated { needed },
+                _ => self.fcs_candidate(end),
+            },
+        }
+    }
+
+    /// What an HDLC frame at the buffer start whose header verified and
+    /// whose closing flag `end` is in comes to: its FCS, then that flag.
+    fn fcs_candidate(&mut self, end: usize) -> Candidate {
+        let live = self.buf.live();
+        let Some(fcs_at) = end.checked_sub(2) else {
+            return Candidate::Verified;
+        };
+        let (Some(&lo), Some(&hi), closing) = (
+            live.get(fcs_at),
+            live.get(fcs_at + 1),
+            live.get(end).copied(),
+        ) else {
+            return Candidate::Verified;
+        };
+        match self.buf.crc16_x25(1, fcs_at) {
+            Some(fcs) if fcs != u16::from_le_bytes([lo, hi]) => {
+                Candidate::Broken { checksum: true }
+            }
+            Some(_) if closing != Some(hdlc::FLAG) => Candidate::Broken { checksum: false },
+            // Verified, or not known here: the full parse decides.
+            _ => Candidate::Verified,
         }
     }
 
@@ -204,6 +743,7 @@ impl Deframer {
         loop {
             let start = self
                 .buf
+                .live()
                 .iter()
                 .position(|&b| b == START || b == hdlc::FLAG)
                 .unwrap_or(self.buf.len());
@@ -211,33 +751,41 @@ impl Deframer {
             if self.buf.is_empty() {
                 return None;
             }
-            if self.buf.first() == Some(&hdlc::FLAG) {
+            if self.buf.live().first() == Some(&hdlc::FLAG) {
                 match self.next_hdlc() {
                     Some(Some(telegram)) => return Some(telegram),
                     Some(None) => continue,
                     None => return None,
                 }
             }
-            if let Ok(frame) = LongFrame::parse(&self.buf, 0) {
+            // A first frame that does not verify starts nothing (as
+            // `transport::reassemble` would find), whatever follows.
+            match self.long_frame_candidate() {
+                Candidate::Verified => {}
+                Candidate::Truncated { .. } => return None,
+                Candidate::Broken { checksum } => {
+                    self.drop_broken(checksum);
+                    continue;
+                }
+            }
+            let buf = self.buf.live();
+            if let Ok(frame) = LongFrame::parse(buf, 0) {
                 if transport::segment_info(&frame).is_err() {
                     // An M-Bus telegram: one frame is the whole telegram.
                     return Some(self.take(frame.frame_len));
                 }
             }
-            match transport::reassemble(&self.buf) {
+            match transport::reassemble(buf) {
                 Ok(r) => return Some(self.take(r.consumed)),
-                Err(e) if needs_more(&e.kind, e.offset, self.buf.len()) => return None,
-                Err(_) => match LongFrame::parse(&self.buf, 0) {
+                Err(e) if needs_more(&e.kind, e.offset, buf.len()) => return None,
+                Err(_) => match LongFrame::parse(buf, 0) {
                     // The first frame is fine; the telegram it starts is not.
                     Ok(frame) => {
                         let segment = transport::segment_info(&frame).ok().map(|(seq, _)| seq);
                         self.drop_frame(frame.frame_len, segment);
                     }
                     Err(first) => {
-                        if matches!(first.kind, ErrorKind::Checksum { .. }) {
-                            self.stats.bad_checksums += 1;
-                        }
-                        self.skip(1);
+                        self.drop_broken(matches!(first.kind, ErrorKind::Checksum { .. }))
                     }
                 },
             }
@@ -258,9 +806,28 @@ impl Deframer {
         if self.buf.len() < self.hdlc_wait {
             return None;
         }
-        let result = hdlc::reassemble(&self.buf).and_then(|r| {
+        // A first frame that does not verify fails the telegram (as
+        // `hdlc::reassemble` would find), whatever follows; one the buffer
+        // ends in waits as below.
+        match self.hdlc_frame_candidate() {
+            Candidate::Verified => {}
+            Candidate::Truncated { needed } if self.buf.len() <= MAX_HDLC_TELEGRAM => {
+                self.hdlc_wait = self.buf.len() + needed.saturating_sub(2).max(1);
+                return None;
+            }
+            Candidate::Truncated { .. } => {
+                self.drop_broken(false);
+                return Some(None);
+            }
+            Candidate::Broken { checksum } => {
+                self.drop_broken(checksum);
+                return Some(None);
+            }
+        }
+        let buf = self.buf.live();
+        let result = hdlc::reassemble(buf).and_then(|r| {
             if r.apdu.first() == Some(&hdlc::GENERAL_BLOCK_TRANSFER) {
-                gbt::reassemble(&self.buf, r)
+                gbt::reassemble(buf, r)
             } else {
                 Ok(r)
             }
@@ -275,8 +842,8 @@ impl Deframer {
                 Some(Some(telegram))
             }
             Err(e)
-                if needs_more(&e.kind, e.offset, self.buf.len())
-                    && self.buf.len() <= MAX_HDLC_TELEGRAM
+                if needs_more(&e.kind, e.offset, buf.len())
+                    && buf.len() <= MAX_HDLC_TELEGRAM
                     && !matches!(e.kind, ErrorKind::GbtIncomplete { expected }
                         if usize::from(expected) > MAX_GBT_BLOCKS) =>
             {
@@ -286,7 +853,7 @@ impl Deframer {
                     ErrorKind::Truncated { needed } => needed.saturating_sub(2),
                     _ => 0,
                 };
-                self.hdlc_wait = self.buf.len() + needed.max(1);
+                self.hdlc_wait = buf.len() + needed.max(1);
                 None
             }
             _ => {
@@ -301,10 +868,10 @@ impl Deframer {
     /// segments).
     pub fn finish(&mut self) {
         loop {
-            if let Ok(frame) = LongFrame::parse(&self.buf, 0) {
+            if let Ok(frame) = LongFrame::parse(self.buf.live(), 0) {
                 let segment = transport::segment_info(&frame).ok().map(|(seq, _)| seq);
                 self.drop_frame(frame.frame_len, segment);
-            } else if hdlc::HdlcFrame::parse(&self.buf, 0).is_ok() {
+            } else if hdlc::HdlcFrame::parse(self.buf.live(), 0).is_ok() {
                 self.drop_hdlc_frame();
             } else {
                 break;
@@ -319,6 +886,7 @@ impl Deframer {
 mod tests {
     use super::*;
     use crate::dlms::transport::emit;
+    use proptest::prelude::*;
 
     fn telegram(seed: u8, len: usize) -> Vec<u8> {
         let apdu: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(seed)).collect();
@@ -665,5 +1233,160 @@ mod tests {
         assert!(out.is_empty());
         assert_eq!(s.incomplete_telegrams, 1);
         assert_eq!(s.bytes_skipped, starts[2] as u64);
+    }
+
+    #[test]
+    fn running_crc_of_any_stretch_is_the_crc() {
+        let tables = x25::tables();
+        let data: Vec<u8> = (0..3000u32).map(|i| (i * 7919 % 251) as u8).collect();
+        let mut running = Running::<u16>::default();
+        for (a, b) in [
+            (0, 0),
+            (0, 9),
+            (5, 100),
+            (7, 2050),
+            (1, 4096 + 7),
+            (2990, 3000),
+        ] {
+            let b = b.min(data.len());
+            let (x, y) = running
+                .at(&data, a, b, |r, byte| tables.step(r, byte))
+                .unwrap();
+            if b - a < 4096 {
+                assert_eq!(tables.crc(x, y, b - a), Some(hdlc::crc16_x25(&data[a..b])));
+            } else {
+                assert_eq!(tables.crc(x, y, b - a), None);
+            }
+        }
+        assert_eq!(X25.checksum(b"123456789"), hdlc::crc16_x25(b"123456789"));
+    }
+
+    /// What `HdlcFrame::parse` and `LongFrame::parse` say of a candidate, as
+    /// the deframer's constant-time checks put it.
+    fn parsed_hdlc(live: &[u8]) -> Candidate {
+        match hdlc::HdlcFrame::parse(live, 0) {
+            Ok(_) => Candidate::Verified,
+            Err(e) => match e.kind {
+                ErrorKind::Truncated { needed } => Candidate::Truncated { needed },
+                kind => Candidate::Broken {
+                    checksum: kind.category() == Category::Checksum,
+                },
+            },
+        }
+    }
+
+    fn parsed_long(live: &[u8]) -> Candidate {
+        match LongFrame::parse(live, 0) {
+            Ok(_) => Candidate::Verified,
+            Err(e) if needs_more(&e.kind, e.offset, live.len()) => {
+                Candidate::Truncated { needed: 0 }
+            }
+            Err(e) => Candidate::Broken {
+                checksum: matches!(e.kind, ErrorKind::Checksum { .. }),
+            },
+        }
+    }
+
+    /// Frames and near-frames: HDLC and M-Bus frames as sent, then bytes
+    /// changed, cut or added, and runs of false starts.
+    fn candidates() -> impl Strategy<Value = Vec<u8>> {
+        let hdlc_frame = (
+            prop::collection::vec(any::<u8>(), 0..300),
+            prop::sample::select(vec![
+                vec![0x03u8],
+                vec![0xCE, 0xFF],
+                vec![0x02, 0x02, 0x02, 0x23],
+            ]),
+            any::<bool>(),
+        )
+            .prop_map(|(info, dest, segmented)| {
+                let mut out = Vec::new();
+                hdlc::push_frame(&mut out, &info, &dest, &[0x21], 0x13, segmented);
+                out
+            });
+        let long_frame =
+            prop::collection::vec(any::<u8>(), 0..520).prop_map(|body| LongFrame::emit(&body));
+        let header = prop::sample::select(vec![0xA0u8, 0xA7, 0xA8])
+            .prop_flat_map(|f0| (Just(f0), any::<u8>()))
+            .prop_map(|(f0, f1)| {
+                let head = [f0, f1, 0x03, 0x21, 0x13];
+                let mut out = vec![hdlc::FLAG];
+                out.extend_from_slice(&head);
+                out.extend_from_slice(&hdlc::crc16_x25(&head).to_le_bytes());
+                out
+            });
+        let piece = prop_oneof![
+            hdlc_frame,
+            long_frame,
+            header,
+            Just(vec![0x68, 0xFF, 0xFF, 0x68]),
+            Just(vec![0x68, 0x01, 0x01, 0x68]),
+            prop::collection::vec(
+                prop_oneof![
+                    Just(0x7Eu8),
+                    Just(0x68),
+                    Just(0xA0),
+                    Just(0x16),
+                    any::<u8>()
+                ],
+                0..30
+            ),
+        ];
+        (
+            prop::collection::vec(piece, 1..6),
+            prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..3),
+        )
+            .prop_map(|(pieces, edits)| {
+                let mut out = pieces.concat();
+                if !out.is_empty() {
+                    for (at, byte) in edits {
+                        let i = at.index(out.len());
+                        out[i] = byte;
+                    }
+                }
+                out
+            })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+
+        /// At every offset of any input, pushed in any chunking, the
+        /// constant-time candidate checks say what a full parse says.
+        #[test]
+        fn candidate_checks_agree_with_parse(
+            input in candidates(),
+            chunks in prop::collection::vec(1usize..700, 1..6),
+            steps in prop::collection::vec(0usize..40, 1..40),
+        ) {
+            let mut d = Deframer::new();
+            let mut fed = 0;
+            let mut chunk = chunks.iter().cycle();
+            let mut step = steps.iter().cycle();
+            let mut unshifted = false;
+            while fed < input.len() || !d.buf.is_empty() {
+                if fed < input.len() {
+                    let n = (*chunk.next().unwrap()).min(input.len() - fed);
+                    d.push(&input[fed..fed + n]);
+                    fed += n;
+                }
+                let live = d.buf.live().to_vec();
+                if live.first() == Some(&hdlc::FLAG) {
+                    proptest::prop_assert_eq!(d.hdlc_frame_candidate(), parsed_hdlc(&live));
+                }
+                if live.first() == Some(&START) {
+                    proptest::prop_assert_eq!(d.long_frame_candidate(), parsed_long(&live));
+                }
+                let n = (*step.next().unwrap()).min(live.len());
+                if n == 0 && !unshifted && live.first().is_some_and(|&b| b & 0xF0 == 0xA0) {
+                    d.buf.unshift_flag();
+                    unshifted = true;
+                } else {
+                    // Past the flag put back and the byte after it, at least.
+                    d.buf.consume(n.max(1 + usize::from(unshifted)));
+                    unshifted = false;
+                }
+            }
+        }
     }
 }

@@ -8,9 +8,14 @@
 //! (`DB 08 …`, Luxembourg Smarty) are handed out when their length field says
 //! they are complete; their tag is checked by the decoder. Anything else is
 //! skipped and counted.
+//!
+//! Work is linear in the bytes pushed, also on input that never completes a
+//! telegram (issue 19: headers over and over, never a `!`): bytes are skipped
+//! by moving a read offset, and the searches for a telegram's end and for the
+//! next start stop where the nearer of the two is found.
 
 use super::telegram::{self, find_bang_from, trailer_end};
-use crate::stream::Stats;
+use crate::stream::{ByteQueue, Stats};
 
 /// Longest telegram accepted (real ones reach 2.3 kB; the spec allows 1,024
 /// characters of text message on top).
@@ -19,7 +24,7 @@ pub const MAX_TELEGRAM: usize = 8192;
 /// A streaming P1 telegram finder: push bytes, pull telegrams.
 #[derive(Debug, Clone, Default)]
 pub struct Framer {
-    buf: Vec<u8>,
+    buf: ByteQueue,
     stats: Stats,
     /// How far the telegram at the buffer start was already searched for its
     /// end and for a new start, without result: a telegram arriving byte by
@@ -55,7 +60,7 @@ impl Framer {
 
     /// Appends received bytes.
     pub fn push(&mut self, data: &[u8]) {
-        self.buf.extend_from_slice(data);
+        self.buf.push(data);
     }
 
     /// The counters so far.
@@ -70,7 +75,7 @@ impl Framer {
 
     fn skip(&mut self, n: usize) {
         let n = n.min(self.buf.len());
-        self.buf.drain(..n);
+        self.buf.consume(n);
         self.stats.bytes_skipped += n as u64;
         if n > 0 {
             self.scanned = 0;
@@ -80,31 +85,39 @@ impl Framer {
     /// Where the next candidate starts: a header (`/` and the three letters of
     /// the manufacturer's FLAG id, or too few bytes yet to tell) or `DB 08`.
     fn start(&self) -> usize {
-        if header_at(&self.buf, 0) || self.buf.starts_with(&[0xDB, 0x08]) {
+        let buf = self.buf.live();
+        if header_at(buf, 0) || buf.starts_with(&[0xDB, 0x08]) {
             return 0;
         }
-        let slash = (0..self.buf.len()).find(|&i| header_at(&self.buf, i));
-        let db = self.buf.windows(2).position(|w| w == [0xDB, 0x08]);
+        let slash = (0..buf.len()).find(|&i| header_at(buf, i));
+        // Only a `DB 08` before the header counts: look no further.
+        let before = slash.map_or(buf.len(), |a| a + 1);
+        let db = buf
+            .get(..before)
+            .unwrap_or(buf)
+            .windows(2)
+            .position(|w| w == [0xDB, 0x08]);
         match (slash, db) {
             (Some(a), Some(b)) => a.min(b),
             (Some(a), None) => a,
             (None, Some(b)) => b,
             // Keep a trailing 0xDB: its 0x08 may be on the way.
-            (None, None) if self.buf.last() == Some(&0xDB) => self.buf.len() - 1,
-            (None, None) => self.buf.len(),
+            (None, None) if buf.last() == Some(&0xDB) => buf.len() - 1,
+            (None, None) => buf.len(),
         }
     }
 
     /// Length of the encrypted frame at the buffer start, if known yet.
     fn frame_len(&self) -> Option<usize> {
+        let buf = self.buf.live();
         let len_at = 10;
-        let first = *self.buf.get(len_at)?;
+        let first = *buf.get(len_at)?;
         Some(match first {
             0x00..=0x7F => len_at + 1 + usize::from(first),
-            0x81 => len_at + 2 + usize::from(*self.buf.get(len_at + 1)?),
+            0x81 => len_at + 2 + usize::from(*buf.get(len_at + 1)?),
             0x82 => {
-                let hi = usize::from(*self.buf.get(len_at + 1)?);
-                let lo = usize::from(*self.buf.get(len_at + 2)?);
+                let hi = usize::from(*buf.get(len_at + 1)?);
+                let lo = usize::from(*buf.get(len_at + 2)?);
                 len_at + 3 + (hi << 8 | lo)
             }
             _ => 0,
@@ -117,7 +130,7 @@ impl Framer {
         loop {
             let start = self.start();
             self.skip(start);
-            match self.buf.first() {
+            match self.buf.live().first() {
                 None => return None,
                 Some(&0xDB) => match self.frame_len() {
                     None if self.buf.len() < 13 => return None,
@@ -127,7 +140,7 @@ impl Framer {
                         }
                         self.stats.telegrams += 1;
                         self.scanned = 0;
-                        return Some(self.buf.drain(..len).collect());
+                        return Some(self.buf.take(len));
                     }
                     _ => self.skip(1),
                 },
@@ -140,26 +153,32 @@ impl Framer {
                     // Bytes searched before may hold the first few bytes of a
                     // pattern that completes only now: look back a little.
                     let from = self.scanned.saturating_sub(8).max(1);
-                    let restart = (from..self.buf.len()).find(|&i| {
-                        (header_at(&self.buf, i) && self.buf.get(i + 3).is_some())
-                            || (self.buf.get(i) == Some(&0xDB)
-                                && self.buf.get(i + 1) == Some(&0x08))
+                    let buf = self.buf.live();
+                    let restart = (from..buf.len()).find(|&i| {
+                        (header_at(buf, i) && buf.get(i + 3).is_some())
+                            || (buf.get(i) == Some(&0xDB) && buf.get(i + 1) == Some(&0x08))
                     });
-                    let bang = find_bang_from(&self.buf, from);
+                    // Only a `!` before the restart counts: look no further
+                    // (the four bytes after one tell whether it ends the
+                    // telegram; one found past the restart loses to it).
+                    let bang = match restart {
+                        Some(r) => find_bang_from(buf.get(..r + 5).unwrap_or(buf), from),
+                        None => find_bang_from(buf, from),
+                    };
                     match (bang, restart) {
                         (Some(b), Some(r)) if r < b => {
                             self.stats.incomplete_telegrams += 1;
                             self.skip(r);
                         }
                         (Some(b), _) => {
-                            let Some(end) = trailer_end(&self.buf, b) else {
+                            let Some(end) = trailer_end(buf, b) else {
                                 if self.buf.len() > MAX_TELEGRAM {
                                     self.skip(1);
                                     continue;
                                 }
                                 return None;
                             };
-                            let t: Vec<u8> = self.buf.drain(..end).collect();
+                            let t = self.buf.take(end);
                             self.scanned = 0;
                             match crc_ok(&t) {
                                 Some(true) => {
@@ -195,9 +214,7 @@ impl Framer {
         let Some(rest) = frame.get(1..) else {
             return;
         };
-        let mut buf = rest.to_vec();
-        buf.extend_from_slice(&self.buf);
-        self.buf = buf;
+        self.buf.unshift(rest);
         self.scanned = 0;
         self.stats.telegrams = self.stats.telegrams.saturating_sub(1);
         self.stats.bytes_skipped += 1;
@@ -205,7 +222,7 @@ impl Framer {
 
     /// Ends the stream: what is buffered can no longer complete.
     pub fn finish(&mut self) {
-        if !self.buf.is_empty() && self.buf.first() == Some(&b'/') {
+        if self.buf.live().first() == Some(&b'/') {
             self.stats.incomplete_telegrams += 1;
         }
         let n = self.buf.len();
