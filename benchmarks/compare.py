@@ -56,6 +56,7 @@ SPEED_INTRO = (
     "checks and times mbuspico against the peer Python libraries on the same inputs."
 )
 DASH, TIMES = "\u2013", "\u00d7"  # en dash, multiplication sign
+FLOOR = "floor"  # the library name of the floor cases (see floor_call)
 
 # The Luxembourg Smarty frame of peers-baseline.md and bench_decode.py.
 SMARTY_KEY = "AA" * 16
@@ -310,6 +311,47 @@ def mbuspico_call(frame: bytes, **options: Any) -> Callable[[], object]:
     import mbuspico
 
     return functools.partial(mbuspico.Decoder(**options).decode, frame)
+
+
+def literal_source(value: object, names: dict[str, object]) -> str:
+    """Python source that builds ``value`` from constants.
+
+    Displays of dicts, lists and tuples around literals; any other object (a
+    ``datetime``, a ``Decimal``, a non-finite float) is bound once to a name in
+    ``names``.
+    """
+    if value is None or isinstance(value, (bool, int, str, bytes)):
+        return repr(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return repr(value)
+    if type(value) is dict:
+        items = (
+            f"{literal_source(k, names)}: {literal_source(v, names)}" for k, v in value.items()
+        )
+        return "{" + ", ".join(items) + "}"
+    if type(value) is list:
+        return "[" + ", ".join(literal_source(v, names) for v in value) + "]"
+    if type(value) is tuple:
+        inner = ", ".join(literal_source(v, names) for v in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    name = f"_k{len(names)}"
+    names[name] = value
+    return name
+
+
+def floor_call(result: object) -> Callable[[], object]:
+    """The floor of any API returning ``result``.
+
+    A function that builds an equal object (same keys, values, types and
+    nesting) from Python constants, checked equal once.
+    """
+    names: dict[str, object] = {}
+    body = literal_source(result, names)
+    defaults = ", ".join(f"{name}={name}" for name in names)
+    build = eval(f"lambda {defaults}: {body}", {}, dict(names))  # noqa: S307 - our own source
+    if build() != result:
+        raise AssertionError("the floor's object differs from the result it copies")
+    return build  # type: ignore[no-any-return]
 
 
 def pymeterbus_call(frame: bytes) -> Callable[[], object]:
@@ -630,7 +672,9 @@ class Case:
 
     def prepare(self) -> None:
         """Import the library and build the call; record why if that fails."""
-        self.version = version_of(self.dist)
+        self.version = (
+            f"CPython {platform.python_version()}" if not self.dist else version_of(self.dist)
+        )
         try:
             self.call = self.make()
         except ImportError as error:
@@ -718,7 +762,20 @@ def build_cases(inputs: Inputs) -> list[Case]:
         cases.append(
             Case(name, "mbuspico", "mbuspico", functools.partial(mbuspico_call, frame, key=key))
         )
-    return cases
+    with_floors = []
+    for case in cases:
+        with_floors.append(case)
+        if case.library == "mbuspico":
+            with_floors.append(
+                Case(
+                    case.input,
+                    FLOOR,
+                    "",
+                    functools.partial(lambda make: floor_call(make()()), case.make),
+                    note="the same result built from Python constants",
+                )
+            )
+    return with_floors
 
 
 @contextlib.contextmanager
@@ -941,34 +998,46 @@ def us(seconds: float) -> str:
 
 
 def timing_table(cases: list[Case], rounds: int) -> str:
-    """The Markdown table of speeds."""
+    """The Markdown table of speeds.
+
+    mbuspico's rows also give its time as a multiple of the floor
+    (:func:`floor_call`) of the same input.
+    """
     ours = {
         c.input: statistics.median(c.samples)
         for c in cases
         if c.library == "mbuspico" and c.samples
     }
+    floors = {
+        c.input: statistics.median(c.samples) for c in cases if c.library == FLOOR and c.samples
+    }
     lines = [
         f"| input | library | version | µs per decode: median (min{DASH}max of {rounds} rounds) "
-        "| decodes/s | mbuspico is faster by |",
-        "|---|---|---|---:|---:|---:|",
+        "| decodes/s | mbuspico is faster by | mbuspico ÷ floor |",
+        "|---|---|---|---:|---:|---:|---:|",
     ]
     for case in cases:
         library = f"**{case.library}**" if case.library == "mbuspico" else case.library
+        if case.library == FLOOR:
+            library = f"*{FLOOR}*"
         if case.note:
             library += f" ({case.note})"
         if not case.samples:
             reason = case.error or "not measured"
-            lines.append(f"| {case.input} | {library} | {case.version} | {reason} | — | — |")
+            lines.append(f"| {case.input} | {library} | {case.version} | {reason} | — | — | — |")
             continue
         median = statistics.median(case.samples)
         spread = f"{us(min(case.samples))}{DASH}{us(max(case.samples))}"
         speedup = "—"
-        if case.library != "mbuspico" and case.input in ours:
+        if case.library not in ("mbuspico", FLOOR) and case.input in ours:
             ratio = median / ours[case.input]
             speedup = f"{TIMES}{ratio:,.0f}" if ratio >= 10 else f"{TIMES}{ratio:.1f}"
+        over_floor = "—"
+        if case.library == "mbuspico" and case.input in floors:
+            over_floor = f"{TIMES}{median / floors[case.input]:.2f}"
         lines.append(
             f"| {case.input} | {library} | {case.version} | **{us(median)}** ({spread}) "
-            f"| {1 / median:,.0f} | {speedup} |"
+            f"| {1 / median:,.0f} | {speedup} | {over_floor} |"
         )
     return "\n".join(lines)
 
