@@ -74,6 +74,12 @@ def main() -> None:
         "mbuspico.types",
     ):
         importlib.import_module(module)
+    # The dashboard's page, style and script ship in the package (serve/static).
+    from mbuspico.serve.pages import dashboard_html
+
+    page = dashboard_html("smoke", None, None, {})
+    if "/*SCRIPT*/" in page or "new EventSource" not in page or "prefers-color-scheme" not in page:
+        sys.exit("the dashboard's static files (mbuspico/serve/static) are missing")
     print(
         f"ok: mbuspico {mbuspico.__version__} on Python {sys.version.split()[0]} "
         f"from {package}: decoded meter {got['meterNumber']}"

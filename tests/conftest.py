@@ -38,6 +38,17 @@ def ids(vectors: list[dict[str, Any]]) -> list[str]:
     return [v["id"] for v in vectors]
 
 
+@pytest.fixture(autouse=True)
+def _state_directory(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each test's own state directory: a service's default history file
+    (``mbuspico.history.default_path``) is never the user's, nor another test's.
+    """
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+
+
 @pytest.fixture
 def kaifa() -> dict[str, Any]:
     """The Netz NÖ documentation example (Kaifa MA309M), with its published key."""
@@ -50,7 +61,8 @@ SIMULATOR_KEY = "36C66639E48A8CA4D6BC8B282A793BBB"
 
 def serve(sim: Any = None, *, start: bool = True, **settings: Any) -> Any:
     """A ``mbuspico.serve.Service`` for a test: HTTP on 127.0.0.1 at a free
-    port, mDNS off (tests of it pass ``mdns_enabled=True``), reading the
+    port, mDNS off (tests of it pass ``mdns_enabled=True``), no history (tests of
+    it pass ``history_enabled=True`` and a ``history_path``), reading the
     simulated meter ``sim`` (a ``Simulator``) when given, with the simulator's
     key; ``settings`` override any of these. Started unless ``start=False``.
     """
@@ -62,6 +74,7 @@ def serve(sim: Any = None, *, start: bool = True, **settings: Any) -> Any:
         "http_host": "127.0.0.1",
         "http_port": 0,
         "mdns_enabled": False,
+        "history_enabled": False,
     }
     if sim is not None:
         base["serial_port"] = sim.port

@@ -87,13 +87,15 @@ RUN_LANGUAGES = {"python", "sh", "shell", "bash", "console"}
 DATA_LANGUAGES = {"toml", "json", "ini"}
 TEXT_LANGUAGES = {"", "text"}  # file trees, usage lines: not code
 
-MARKED = 6
+MARKED = 7
 """Blocks marked ``<!-- readme-test: skip (...) -->`` in README.md: the package
-index (1), sudo and the network (1), sudo and systemd (1), the two commands of
+index (1), the install from a clone (1: builds, and scripts/build-wheels needs
+root), sudo and the network (1), sudo and systemd (1), the two commands of
 "The two commands" (1), the fuzz, soak and load scripts that run for minutes (2),
 and no more: a new marker needs this number changed, so none slips in."""
 MARKED_REASONS = {
     "needs the package index",
+    "builds; scripts/build-wheels needs root and Debian's archive",
     "sudo; rustup and the package index over the network",
     "sudo, systemd",
     "CI runs scripts/test; scripts/demo builds and serves until Ctrl-C",
@@ -220,6 +222,12 @@ LOOSE: dict[str, tuple[str, Callable[[Any, Any], bool]]] = {
     "sinks.mqtt.failed": ("no MQTT broker on a test machine", _positive_number),
     "sinks.mqtt.dropped": ("no MQTT broker on a test machine", _positive_number),
     "sinks.mqtt.connected": ("no MQTT broker on a test machine", lambda e, a: a in (True, False)),
+    "history.path": ("the test service's file", lambda e, a: isinstance(a, str) and a != ""),
+    "history.lastWriteAt": (
+        "a clock; null before the first minute is written",
+        lambda e, a: a is None or _positive_number(e, a),
+    ),
+    "history.*": ("counters of a running service", _positive_number),
     "rssMiB": ("measured", _positive_number),
     "memAvailableMiB": ("measured", _positive_number),
     "cpuTemperatureC": (
@@ -350,6 +358,8 @@ def services(workdir: Path) -> Iterator[dict[str, str]]:
             mqtt_enabled=True,
             mqtt_host="127.0.0.1",
             mqtt_port=_free_port(),  # nothing listens: no broker on a test machine
+            history_enabled=True,  # on, as on a Pi
+            history_path=str(workdir / "history" / "history.sqlite3"),
         )
         stack.callback(pi.stop)
 

@@ -594,7 +594,8 @@ def test_no_key_in_any_output_of_the_running_service(tmp_path: Path, mosquitto: 
         # key): must not be served.
         (tmp_path / "csv-serve-good" / "2020-01.csv").symlink_to(config_file)
         # Every route, with no, wrong and right credentials.
-        paths = ["/", "/api/reading", "/api/status", "/status.html", "/reboot", "/update"]
+        paths = ["/", "/api/reading", "/api/status", "/status.html", "/dashboard", "/reboot"]
+        paths += ["/update"]
         paths += ["/settings", "/api/settings"]  # secrets shown only as set / not set
         paths += ["/nothing", "/files", "/files/../mbuspico.toml", "/files/%2e%2e%2fmbuspico.toml"]
         paths += ["/files/..%2F..%2Fmbuspico.toml", "/files/%2Fetc%2Fpasswd", "/api/reading?key=1"]

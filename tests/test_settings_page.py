@@ -4,6 +4,7 @@ TOML file in the background, HTTP clients on loopback (and a mosquitto for the s
 from __future__ import annotations
 
 import base64
+import html
 import json
 import logging
 import os
@@ -264,9 +265,14 @@ def test_get_masks_every_secret_and_needs_authentication(
         settings = doc["settings"]
         assert doc["file"] == str(path)
         assert settings["key"] == {
+            "label": "Decryption key",
+            "section": "Meter",
             "help": "encryption key (32 hex)",
             "secret": True,
             "set": True,
+            "source": "file",
+            "from": str(path),
+            "applies": "restart",
             "editable": True,
             "live": False,
         }
@@ -421,8 +427,13 @@ def test_the_whole_form_posted_back_changes_only_what_was_edited(
     wait_for(lambda: request(url + "/")[0] == 200)
     entry = json.loads(request(url + "/api/settings")[2])["settings"]["serial.port"]
     assert entry == {
-        "help": "serial port",
+        "label": "Serial port",
+        "section": "Meter",
+        "help": "the serial device the meter is on (/dev/ttyAMA0, /dev/ttyUSB0, ...)",
         "value": meter.port,
+        "source": "file",  # the value in effect is still the file's of the start
+        "from": str(path),
+        "applies": "restart",
         "editable": True,
         "live": False,
         "atRestart": "/dev/ttyUSB7",
@@ -786,3 +797,272 @@ def test_a_failed_write_removes_its_temp_file(
 )
 def test_same_origin(headers: dict[str, str], allowed: bool) -> None:
     assert same_origin(headers) is allowed
+
+
+# -- the page a person reads: sections, labels, the value in effect and its source (issue 21) --
+
+
+def settings_row(page: str, key: str) -> str:
+    """The page's block of one setting (label, value in effect, field, help)."""
+    found = re.search(rf'<div class=set id="s-{re.escape(key)}">(.*?)</p></div>', page, re.S)
+    assert found is not None, key
+    return found[1]
+
+
+def in_effect(row: str) -> str:
+    found = re.search(r"in effect: <span class=v>([^<]*)</span> <span class=\"src (\w+)\">", row)
+    assert found is not None, row
+    return html.unescape(found[1])
+
+
+def test_the_page_shows_each_value_in_effect_and_where_it_came_from(
+    tmp_path: Path, meter: Simulator
+) -> None:
+    path = toml_file(
+        tmp_path / "m.toml",
+        meter,
+        '[udp]\nhost = "127.0.0.5"\ninterval = 12.5\n[mqtt]\nhost = "broker.lan"\n',
+    )
+    secret = "env-Secr3t-pw"  # noqa: S105
+    env = {
+        "MBUSPICO_DEVICE": "KAIFA_MA309M_NETZNOE",  # a profile: protocol and serial settings
+        "MBUSPICO_UDP_RECEIVER_HOST": "127.0.0.4",  # the file's overrides it
+        "MBUSPICO_GRAPHITE_PREFIX": "house",
+        "MBUSPICO_MQTT_AUTH_PWD": secret,
+    }
+    flags = {"udp_interval": "7", "mqtt_qos": "2"}  # the flag's interval overrides the file's
+    config = load(env, path, flags)
+    profile = config.profile
+    assert profile is not None
+    service = Service(config)
+    service.start()
+    try:
+        url = f"http://127.0.0.1:{service.http_port}"
+        status, _, body = request(url + "/api/settings")
+        assert status == 200
+        settings = json.loads(body)["settings"]
+        status, _, page = request(url + "/settings")
+        assert status == 200
+        assert service.history is not None
+        history_file = str(service.history.path)
+    finally:
+        service.stop()
+    expected: dict[str, tuple[Any, str, str | None]] = {
+        "history.path": (history_file, "default", None),  # the default file, worked out
+        "udp.host": ("127.0.0.5", "file", str(path)),
+        "udp.interval": (7.0, "flag", "--udp-interval"),
+        "mqtt.qos": (2, "flag", "--mqtt-qos"),
+        "mqtt.host": ("broker.lan", "file", str(path)),
+        "graphite.prefix": ("house", "environment", "MBUSPICO_GRAPHITE_PREFIX"),
+        "device": ("KAIFA_MA309M_NETZNOE", "environment", "MBUSPICO_DEVICE"),
+        "protocol": ("dlms", "profile", profile.name),
+        "serial.baudrate": (profile.baudrate, "profile", profile.name),
+        "serial.parity": (profile.parity, "profile", profile.name),
+        "serial.port": (meter.port, "file", str(path)),
+        "http.port": (0, "file", str(path)),
+        "mdns.enabled": (True, "default", None),
+        "udp.port": (0, "default", None),
+    }
+    shown = {"udp.interval": "7.0", "mdns.enabled": "on", "mqtt.qos": "2"}
+    for key, (value, source, origin) in expected.items():
+        entry = settings[key]
+        assert (entry["value"], entry["source"], entry["from"]) == (value, source, origin), key
+        row = settings_row(page, key)
+        assert in_effect(row) == shown.get(key, str(value)), key
+        assert f'<span class="src {source}">' in row, key
+        if source in ("environment", "flag", "profile"):
+            assert f"{source} {origin}" in row, key
+    # A flag beats the file at every start: the row says so.
+    assert "set by the flag --udp-interval, which overrides the file" in settings_row(
+        page, "udp.interval"
+    )
+    assert "set by the flag" not in settings_row(page, "udp.host")
+    # A secret from the environment: where it came from, whether it is set, never its value.
+    password = settings["mqtt.password"]
+    assert password == {
+        "label": "Password",
+        "section": "MQTT",
+        "help": "MQTT password",
+        "secret": True,
+        "set": True,
+        "source": "environment",
+        "from": "MBUSPICO_MQTT_AUTH_PWD",
+        "applies": "now",
+        "editable": True,
+        "live": True,
+    }
+    row = settings_row(page, "mqtt.password")
+    assert "in effect: <span class=v>set</span>" in row
+    assert 'placeholder="set; type to replace"' in row
+    for text in (body, page):
+        assert secret not in text
+        assert PASSWORD not in text
+        assert KEY not in text
+    assert str(len(secret)) not in row  # nor its length
+
+
+def test_under_demo_the_page_shows_what_the_demo_runs_with(tmp_path: Path) -> None:
+    """The issue's defect: ``serve --demo`` showed the file's ``serial.port /dev/ttyAMA0``."""
+    path = tmp_path / "m.toml"
+    path.write_text(
+        '[serial]\nport = "/dev/ttyAMA0"\n'
+        f'[http]\nport = 0\nuser = "{USER}"\npassword = "{PASSWORD}"\n'
+        '[mqtt]\ntopic_prefix = "home"\n',
+        encoding="utf-8",
+    )
+    path.chmod(0o600)
+    service = Service(load({}, path, demo=True))
+    service.start()
+    try:
+        url = f"http://127.0.0.1:{service.http_port}"
+        settings = json.loads(request(url + "/api/settings")[2])["settings"]
+        page = request(url + "/settings")[2]
+        pty = service.port
+        demo_key = service.key
+        assert service.history is not None
+        history_file = str(service.history.path)
+    finally:
+        service.stop()
+    assert pty is not None
+    assert pty != "/dev/ttyAMA0"
+    assert history_file.endswith("history-demo.sqlite3")  # never the real meter's history
+    demo = {
+        "history.path": history_file,
+        "serial.port": pty,
+        "http.host": "127.0.0.1",
+        "mdns.enabled": False,
+        "mqtt.topic_prefix": "home_demo",
+    }
+    for key, value in demo.items():
+        assert (settings[key]["value"], settings[key]["source"]) == (value, "demo"), key
+        assert settings[key]["from"] == "--demo"
+        assert '<span class="src demo">demo</span>' in settings_row(page, key), key
+    assert (settings["key"]["set"], settings["key"]["source"]) == (True, "demo")
+    assert demo_key is not None
+    assert demo_key not in page
+    assert (settings["http.port"]["value"], settings["http.port"]["source"]) == (0, "file")
+    row = settings_row(page, "serial.port")
+    assert in_effect(row) == pty
+    # The field keeps the saved value (what the real meter gets), said as such.
+    assert 'name="serial.port" value="/dev/ttyAMA0"' in row
+    assert "the field holds the saved value; the demo runs with its own" in row
+    assert "<b>Demo</b>: reading a simulated meter on <code>" + pty in page
+    assert "in effect: <span class=v>/dev/ttyAMA0" not in page
+
+
+def test_every_setting_has_a_section_a_label_and_a_place_on_the_page() -> None:
+    from mbuspico.serve.config import SECTIONS, SETTINGS, Setting
+    from mbuspico.serve.settings_page import EDITABLE, LIVE, label_of, render, section_of
+
+    for s in SETTINGS:
+        assert section_of(s) in SECTIONS, s.name
+        assert label_of(s), s.name
+        assert s.applies in ("now", "restart", "file"), s.name
+        assert (s.name in LIVE, s.name in EDITABLE) == (s.applies == "now", s.applies != "file")
+    used = {section_of(s) for s in SETTINGS}
+    issue = {"Meter", "HTTP", "UDP", "MQTT", "CSV", "Graphite", "InfluxDB", "mDNS"}
+    assert issue <= used
+    assert all(section_of(s) == "History" for s in SETTINGS if s.toml.startswith("history."))
+    # A setting without a section or label of its own: its table's section, its key's name.
+    bare = Setting("history_raw_days", None, "history.raw_days", "--x", int, "help")
+    assert (section_of(bare), label_of(bare)) == ("History", "Raw days")
+
+    page = render(Config(), Config(), "token")
+    order = re.findall(r'<details id="([^"]+)"', page)
+    assert order == [n.lower() for n in SECTIONS if n in used]
+    rows = re.findall(r'<div class=set id="s-([^"]+)">', page)
+    assert rows == [s.toml for n in SECTIONS for s in SETTINGS if section_of(s) == n]
+    assert '<details id="meter" open>' in page
+    assert '<details id="mqtt"><summary>MQTT <small>off</small>' in page  # off: folded
+    assert '<meta name=viewport content="width=device-width, initial-scale=1">' in page
+    assert "@media (prefers-color-scheme:dark)" in page
+    assert 'href="/dashboard"' in page
+    assert 'href="/status.html"' in page
+    # Nothing from elsewhere (a Pi may have no internet): links within the service only.
+    assert all(link[0] in "/#" for link in re.findall(r'(?:href|src|action)="([^"]*)"', page))
+    assert not re.search(r"<(script|link|img|iframe)\b|@import|url\(", page)
+    # Every label names its field; a setting only the file can change has no field.
+    for s in SETTINGS:
+        row = settings_row(page, s.toml)
+        assert html.escape(label_of(s)) in row
+        if s.name in EDITABLE:
+            assert f'<label for="{s.toml}">' in row
+            assert f'id="{s.toml}"' in row
+        else:
+            assert f'name="{s.toml}"' not in row
+            assert "change it in the file, then restart" in row
+
+
+def test_a_change_on_the_page_says_when_it_applies_and_becomes_the_file_s(
+    tmp_path: Path, meter: Simulator
+) -> None:
+    path = toml_file(tmp_path / "m.toml", meter, "[udp]\ninterval = 12.5\n")
+    service = Service(load({}, path, {"graphite_prefix": "flagged"}))
+    service.start()
+    try:
+        url = f"http://127.0.0.1:{service.http_port}"
+        page = request(url + "/settings")[2]
+        assert in_effect(settings_row(page, "udp.interval")) == "12.5"
+        assert "applies now" in settings_row(page, "udp.interval")
+        assert "at restart" in settings_row(page, "http.port")
+        fields = {"csrf": form_token(page), "udp.interval": "3", "http.port": "8123"}
+        fields["graphite.prefix"] = "typed"
+        status, _, page = request(
+            url + "/settings",
+            data=urllib.parse.urlencode(fields).encode(),
+            headers={"Content-Type": "application/x-www-form-urlencoded", "Origin": url},
+        )
+        assert status == 200, page
+        assert (
+            "Saved http.port, udp.interval, graphite.prefix. In effect now: udp.interval, "
+            "graphite.prefix. Applies at the next start: http.port. Set by a flag at start, "
+            "which overrides the file at the next start: graphite.prefix."
+        ) in page
+        saved = tomllib.loads(path.read_text(encoding="utf-8"))
+        assert (saved["udp"]["interval"], saved["http"]["port"]) == (3.0, 8123)
+        assert saved["graphite"]["prefix"] == "typed"
+        # Live: in effect now, and its source is the file it was saved to.
+        row = settings_row(page, "udp.interval")
+        assert (in_effect(row), '<span class="src file">file</span>' in row) == ("3.0", True)
+        assert "saved, applies at restart" not in row
+        # At restart: the old value stays in effect, the saved one is shown as pending.
+        row = settings_row(page, "http.port")
+        assert in_effect(row) == "0"
+        assert "<b>saved, applies at restart</b>: <span class=v>8123</span>" in row
+        assert 'name="http.port" value="8123"' in row
+        settings = json.loads(request(url + "/api/settings")[2])["settings"]
+        assert (settings["udp.interval"]["value"], settings["udp.interval"]["source"]) == (
+            3.0,
+            "file",
+        )
+        assert (settings["http.port"]["value"], settings["http.port"]["atRestart"]) == (0, 8123)
+        assert service.config.udp_interval == 3.0
+        # JSON says the same about a flag-set setting.
+        status, result = post_json(url + "/api/settings", {"graphite.prefix": "again"})
+        assert (status, result["overridden"]) == (200, ["graphite.prefix"])
+        status, result = post_json(url + "/api/settings", {"udp.interval": 4})
+        assert "overridden" not in result
+    finally:
+        service.stop()
+
+
+def test_load_records_where_each_value_came_from(tmp_path: Path) -> None:
+    path = tmp_path / "m.toml"
+    path.write_text('protocol = "dsmr"\n[udp]\nport = 7000\n[http]\nport = 9000\n')
+    env = {"MBUSPICO_UDP_RECEIVER_PORT": "6000", "MBUSPICO_MQTT_BROKER_PORT": "1884"}
+    config = load(env, path, {"http_port": "9001"}, demo=True)
+    assert (config.udp_port, config.source("udp_port")) == (7000, "file")  # file > environment
+    assert (config.mqtt_port, config.source("mqtt_port")) == (1884, "environment")
+    assert (config.http_port, config.source("http_port")) == (9001, "flag")  # flag > file
+    assert (config.http_host, config.source("http_host")) == ("127.0.0.1", "demo")
+    assert (config.baudrate, config.source("baudrate")) == (115200, "default")  # P1's
+    assert config.source("udp_interval") == "default"
+    p1 = load({}, None, {"device": "dsmr5"}, demo=True)
+    assert (p1.source("protocol"), p1.source("baudrate"), p1.source("tz")) == ("profile",) * 3
+    # A change saved by the page is the file's from then on; what it does not change keeps its own.
+    changed = update(config, {"udp_port": 7001, "mqtt_port": "1884"})
+    assert changed.source("udp_port") == "file"
+    assert changed.source("mqtt_port") == "environment"  # the same value: not changed
+    assert changed.source("http_port") == "flag"
+    assert config.source("udp_port") == "file"
+    assert config.udp_port == 7000

@@ -151,7 +151,7 @@ def test_api_status_counts_what_the_meter_sent(tmp_path):
     assert info["hostname"] == stats.hostname()
     assert info["clientId"] is None  # no MQTT
     assert info["mdns"] is None  # off
-    assert "CPU 47.2 °C" in html
+    assert "CPU temperature 47.2 °C" in html
     assert f"telegrams 6 good, 0 bad checksum,\n0 not decrypted, {garbage} bytes skipped" in html
 
 

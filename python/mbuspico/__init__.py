@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from . import aio as aio
     from . import dsmr as dsmr
+    from . import history as history
     from . import mbus as mbus
     from . import profiles as profiles
     from . import serve as serve
@@ -71,7 +72,7 @@ _LAZY = {
 
 # Submodules loaded on first use, as users type them after "import mbuspico":
 # mbuspico.aio imports asyncio, mbuspico.serve the service's modules.
-_SUBMODULES = ("aio", "dsmr", "mbus", "profiles", "serve", "simulate")
+_SUBMODULES = ("aio", "dsmr", "history", "mbus", "profiles", "serve", "simulate")
 
 
 def __getattr__(name: str) -> "Any":

@@ -8,6 +8,7 @@
 * ``mbuspico serve`` runs the MBusPico service (HTTP and UDP) next to the meter.
 * ``mbuspico mbus ping|request|scan`` is a wired M-Bus master (EN 13757-2/-3);
   ``mbuspico simulate --meter mbus-slave`` simulates slaves for it.
+* ``mbuspico history export|info`` reads the history ``mbuspico serve`` records.
 """
 
 from __future__ import annotations
@@ -272,6 +273,15 @@ def _build_parser() -> argparse.ArgumentParser:
                 metavar="VALUE",
                 help=f"{setting.help} (env {setting.env}, TOML {setting.toml})",
             )
+    _history_arguments(sub)
+    sub.add_parser(
+        "systemd-unit",
+        help="print the systemd unit for mbuspico serve",
+        description=(
+            "Print the systemd unit shipped in the package, its ExecStart= naming this "
+            "mbuspico; its comments say how to install it."
+        ),
+    )
     return parser
 
 
@@ -527,32 +537,23 @@ def _table(reading: Reading) -> str:
     ]
     if title is not None:
         head.append(f"system title {title}   frame counter {reading['frameCounter']}")
-    names = {
-        "1-0:1.7.0": "activePowerPlus",
-        "1-0:2.7.0": "activePowerMinus",
-        "1-0:1.8.0": "activeEnergyPlus",
-        "1-0:2.8.0": "activeEnergyMinus",
-        "1-0:3.8.0": "reactiveEnergyPlus",
-        "1-0:4.8.0": "reactiveEnergyMinus",
-        "1-0:32.7.0": "voltageL1",
-        "1-0:52.7.0": "voltageL2",
-        "1-0:72.7.0": "voltageL3",
-        "1-0:31.7.0": "currentL1",
-        "1-0:51.7.0": "currentL2",
-        "1-0:71.7.0": "currentL3",
-        "1-0:13.7.0": "powerFactor",
-        "0-0:1.0.0": "clock",
-        "0-0:96.1.0": "meterNumber",
-        "0-0:42.0.0": "logical device name",
-    }
+    from .names import OBIS_FIELDS, label_of
+
+    # The field name (MBusPico's) and the label of mbuspico.names, as on the pages.
     rows = [
-        (code, _format_value(v["value"]), v["unit"] or "", names.get(code, ""))
+        (
+            code,
+            _format_value(v["value"]),
+            v["unit"] or "",
+            OBIS_FIELDS.get(code, ""),
+            label_of(code),
+        )
         for code, v in reading["obis"].items()
     ]
-    widths = [max((len(r[i]) for r in rows), default=0) for i in range(3)]
+    widths = [max((len(r[i]) for r in rows), default=0) for i in range(4)]
     lines = [
-        f"  {c:<{widths[0]}}  {v:>{widths[1]}} {u:<{widths[2]}}  {n}".rstrip()
-        for c, v, u, n in rows
+        f"  {c:<{widths[0]}}  {v:>{widths[1]}} {u:<{widths[2]}}  {f:<{widths[3]}}  {n}".rstrip()
+        for c, v, u, f, n in rows
     ]
     return "\n".join(head + lines) + "\n"
 
@@ -1110,6 +1111,132 @@ def _serve(args: argparse.Namespace, log: TextIO) -> int:
     return 0
 
 
+def systemd_unit() -> str:
+    """The systemd unit shipped in the package, ExecStart= naming this mbuspico.
+
+    The shipped text names ``/opt/mbuspico/bin/mbuspico``; when the running
+    interpreter has an ``mbuspico`` script beside it (a virtual environment),
+    that one is named instead.
+    """
+    from importlib.resources import files
+
+    unit = files("mbuspico.serve").joinpath("mbuspico.service").read_text(encoding="utf-8")
+    script = os.path.join(os.path.dirname(os.path.abspath(sys.executable)), "mbuspico")
+    if os.path.isfile(script):
+        unit = unit.replace("ExecStart=/opt/mbuspico/bin/mbuspico ", f"ExecStart={script} ")
+    return unit
+
+
+def _history_arguments(sub: Any) -> None:
+    """The ``history`` command."""
+    from .history import STEPS
+
+    history = sub.add_parser(
+        "history",
+        help="export the history mbuspico serve records (CSV, JSON)",
+        description=(
+            "Read the history mbuspico serve records in SQLite: export prints fields by "
+            "step of local time as CSV (several fields) or JSON (one field), info what the "
+            "file holds. Energy is the register's increase in each step. The file: --path, "
+            "else $MBUSPICO_HISTORY_PATH, else the service's default "
+            "(~/.local/state/mbuspico/history.sqlite3, or /var/lib/mbuspico/history.sqlite3 "
+            "of the systemd unit)."
+        ),
+    )
+    history.add_argument("action", choices=("export", "info"))
+    history.add_argument("--path", metavar="FILE", help="the history file")
+    history.add_argument(
+        "--demo", action="store_true", help="the history of serve --demo (history-demo.sqlite3)"
+    )
+    history.add_argument(
+        "--field",
+        action="append",
+        metavar="NAME",
+        help="a field (info lists them; repeat or join with commas); default: every one",
+    )
+    history.add_argument(
+        "--from",
+        dest="start",
+        metavar="TIME",
+        help="Unix seconds, ISO 8601 (2026-03-01, 2026-03-01T06:00), or before now: -48h, "
+        "-62d, -2mo (default: by step, 48 h for 1h)",
+    )
+    history.add_argument("--to", dest="end", metavar="TIME", help="the same forms (default: now)")
+    history.add_argument(
+        "--step",
+        default="1h",
+        choices=STEPS,
+        metavar="STEP",
+        help=f"{', '.join(STEPS)} (default 1h)",
+    )
+    history.add_argument(
+        "--tz", metavar="ZONE", help="IANA time zone of the steps (default: the service's)"
+    )
+    history.add_argument(
+        "--format", choices=("csv", "json"), default="csv", help="csv (default) or json (one field)"
+    )
+    history.add_argument(
+        "-o", "--output", metavar="FILE", help="write here (default: standard output)"
+    )
+
+
+def _history_path(args: argparse.Namespace) -> str:
+    """The history file ``history`` reads: --path, $MBUSPICO_HISTORY_PATH, the service's default."""
+    from .history import default_path
+
+    if args.path:
+        return str(args.path)
+    if os.environ.get("MBUSPICO_HISTORY_PATH") and not args.demo:
+        return os.environ["MBUSPICO_HISTORY_PATH"]
+    path = default_path(demo=args.demo)
+    unit = os.path.join("/var/lib/mbuspico", path.name)  # the systemd unit's StateDirectory=
+    if not path.exists() and os.path.exists(unit):
+        return unit
+    return str(path)
+
+
+def _history(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
+    from . import history
+
+    path = _history_path(args)
+    try:
+        os.stat(path)
+    except PermissionError:
+        print(
+            f"mbuspico: cannot read {path}: permission denied; run as the service's user "
+            "(sudo -u mbuspico mbuspico history ...) or give a copy with --path",
+            file=log,
+        )
+        return 1
+    except OSError:
+        print(
+            f"mbuspico: no history at {path}: mbuspico serve records one while it reads a "
+            "meter (history.path); give the file with --path",
+            file=log,
+        )
+        return 1
+    try:
+        if args.action == "info":
+            doc = history.info(path)
+            out.write(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+            return 0
+        fields = [part for value in args.field or () for part in value.split(",") if part]
+        answer = history.query(path, fields or None, args.start, args.end, args.step, args.tz)
+        if args.format == "json":
+            text = json.dumps(history.to_json(answer), ensure_ascii=False) + "\n"
+        else:
+            text = history.to_csv(answer)
+    except history.HistoryError as e:
+        print(f"mbuspico: {e}", file=log)
+        return 2 if os.path.isfile(path) else 1
+    if args.output:
+        with open(args.output, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+    else:
+        out.write(text)
+    return 0
+
+
 def _mbus_arguments(sub: Any, sim: argparse.ArgumentParser) -> None:
     """The ``mbus`` command and the ``simulate --meter mbus-slave`` options."""
     mbus = sub.add_parser(
@@ -1329,6 +1456,11 @@ def main(
             return _mbus(args, out, log)
         if args.command == "serve":
             return _serve(args, log)
+        if args.command == "history":
+            return _history(args, out, log)
+        if args.command == "systemd-unit":
+            out.write(systemd_unit())
+            return 0
     except KeyboardInterrupt:
         return 130  # the shell's status for SIGINT; no traceback for Ctrl-C
     except SerialPortError as e:

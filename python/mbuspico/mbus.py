@@ -7,14 +7,31 @@ what tools built on libmbus expect.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Union
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Union
 
 from . import _core
 
-__all__ = ["to_xml"]
+__all__ = ["record_name", "to_xml"]
 
 _Frame = Union[bytes, bytearray, memoryview, str]
+_NAME = re.compile(r"[^A-Za-z0-9_]+")
+
+
+def record_name(record: Mapping[str, Any]) -> str:
+    """A wired M-Bus record's name: ``<quantity>_<storage>_<tariff>_<subunit>`` in snake case.
+
+    ``energy_0_0_0`` for the current energy register (EN 13757-3 §6.3: storage
+    number, tariff and subunit of the DIF/DIFE chain), ``volume_1_0_0`` for a
+    stored volume. The names the CSV, Graphite, InfluxDB and MQTT sinks and the
+    history (:mod:`mbuspico.history`) give wired M-Bus values.
+    """
+    quantity = _NAME.sub("_", (record.get("quantity") or "value").lower()).strip("_")
+    return (
+        f"{quantity}_{record.get('storageNumber', 0)}_{record.get('tariff', 0)}"
+        f"_{record.get('subunit', 0)}"
+    )
 
 
 def to_xml(

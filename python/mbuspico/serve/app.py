@@ -25,7 +25,9 @@ from typing import Any
 
 from .._core import __version__
 from .config import Config, ConfigError
+from .events import EventHub
 from .gate import HttpGate, Limits
+from .history import ServiceHistory
 from .http import authorised, make_app, respond
 from .meter import AnyReading, Latest, Meter
 from .sinks import Sink, demo_prefix, make_sinks
@@ -108,6 +110,10 @@ class Service:
         """The latest reading and counters."""
         self.udp = UdpSender(self.state, lambda: not self.freshness()[0])
         """The UDP sender and its counters."""
+        self.events = EventHub(config.http_max_event_streams)
+        """The dashboard's live event streams (``/api/events``; :mod:`mbuspico.serve.events`)."""
+        self.history = ServiceHistory(config) if config.history_enabled else None
+        """The history (:mod:`mbuspico.serve.history`); None with ``history.enabled`` off."""
         self.http_port: int | None = None
         """The bound HTTP port once serving (useful with port 0)."""
         self.sinks: list[Sink] = []
@@ -158,8 +164,11 @@ class Service:
         return self.meter.thread
 
     def _publish(self, reading: AnyReading) -> None:
+        if self.history is not None:
+            self.history.add(reading)
         for sink in self.sinks:
             sink.publish(reading)
+        self.events.notify(reading)
 
     def _authorised(self, header: str | None) -> int:
         """200 when authentication passes or is off, else 401 (none given) or 403."""
@@ -185,7 +194,8 @@ class Service:
         the announced instance name, None until registered; None when off);
         ``stale``, ``ageSeconds`` (of the latest reading, None before one) and
         ``staleAfterSeconds`` (:meth:`stale_after`); ``http``: connections
-        ``active`` and what the gate refused (:class:`mbuspico.serve.gate.HttpGate`).
+        ``active`` and what the gate refused (:class:`mbuspico.serve.gate.HttpGate`),
+        ``eventStreams`` open and ``eventStreamsRefused`` (:mod:`mbuspico.serve.events`).
         """
         announcer = self._announcer
         mqtt = [sink for sink in self.sinks if sink.name == "mqtt"]
@@ -200,13 +210,48 @@ class Service:
             **machine(self.thermal_base),
             "clientId": getattr(mqtt[0], "client_id", None) if mqtt else None,
             "mdns": None if announcer is None else {"name": announcer.name},
+            "history": None if self.history is None else self.history.status(),
             "stale": stale,
             "ageSeconds": None if age is None else round(age, 1),
             "staleAfterSeconds": round(threshold, 1),
-            "http": None if gate is None else {"active": gate.active, **gate.counters},
+            "http": None
+            if gate is None
+            else {
+                "active": gate.active,
+                **gate.counters,
+                "eventStreams": self.events.active,
+                "eventStreamsRefused": self.events.refused,
+            },
         }
 
     # -- settings ------------------------------------------------------------
+
+    def in_effect(self) -> dict[str, Any]:
+        """Settings in effect with other values than :attr:`config`'s, by name.
+
+        The history file when none is set (``history_path``: the default one).
+        Under ``--demo`` besides: the simulated meter's pseudo-terminal
+        (``serial_port``), the keys it was given where none is configured
+        (``key``, ``auth_key``) and the MQTT topic prefix
+        (:func:`mbuspico.serve.sinks.demo_prefix`). The settings page shows
+        these as the values in effect.
+        """
+        c = self.config
+        effect: dict[str, Any] = {}
+        if self.history is not None and not c.history_path:
+            effect["history_path"] = str(self.history.path)
+        if not c.demo:
+            return effect
+        effect["mqtt_prefix"] = demo_prefix(c.mqtt_prefix)
+        meter = self.meter
+        for name, value in (
+            ("serial_port", meter.port),
+            ("key", meter.key),
+            ("auth_key", meter.auth_key),
+        ):
+            if value != getattr(c, name):
+                effect[name] = value
+        return effect
 
     async def apply_settings(self, changes: Mapping[str, Any]) -> dict[str, list[str]]:
         """Validate, save and apply changed settings (``POST /settings``).
@@ -303,6 +348,8 @@ class Service:
         if c.http_enabled and not c.http_password and c.config_file is not None:
             self._make_passkey(c.config_file)
         self.sinks = make_sinks(c, self.status)
+        if self.history is not None:
+            self.history.start()  # before the meter: its first reading is recorded
         self.meter.start()  # the demo meter first: a device it cannot play fails here
         for sink in self.sinks:
             sink.start()
@@ -312,6 +359,7 @@ class Service:
             tasks.append(self._udp_task)
         server = None
         if c.http_enabled:
+            self.events.bind(asyncio.get_running_loop())
             server = await self._start_http()
             self.http_port = server.sockets[0].getsockname()[1]
         tasks.append(asyncio.ensure_future(self._watch()))
@@ -333,6 +381,7 @@ class Service:
                 self._udp_task.cancel()
             if server is not None:
                 server.close()
+                self.events.close()  # ends the event streams, so the gate need not wait
                 if self.gate is not None:
                     await self.gate.close()
                 await server.wait_closed()
@@ -520,6 +569,8 @@ class Service:
     def _shutdown(self) -> None:
         self._stop.set()
         self.meter.stop()
+        if self.history is not None:
+            self.history.stop()  # writes the minute in progress
         for sink in self.sinks:
             sink.close()
         self.sinks = []

@@ -29,7 +29,9 @@ __all__ = [
     "DEMO_AUTH_KEY",
     "DEMO_KEY",
     "DEVICES",
+    "SECTIONS",
     "SETTINGS",
+    "SOURCES",
     "Config",
     "ConfigError",
     "Setting",
@@ -296,6 +298,15 @@ def _influx_url(value: Any) -> str | None:
     return text
 
 
+def _history_path(value: Any) -> str | None:
+    """The history's file: an absolute path, or empty for the default."""
+    text = _optional(value)
+    if text is not None and not os.path.isabs(text):
+        msg = "must be an absolute path (the service does not run in your working directory)"
+        raise ValueError(msg)
+    return text
+
+
 def _writable_directory(text: str) -> None:
     """Raise ValueError unless ``text`` is an absolute path to a writable directory.
 
@@ -375,7 +386,15 @@ def _log_level(value: Any) -> str:
 
 @dataclass(frozen=True)
 class Setting:
-    """One setting: its name on :class:`Config` and in each source."""
+    """One setting: its name on :class:`Config` and in each source.
+
+    ``section``, ``label`` and ``applies`` are for people (the settings page,
+    ``GET /api/settings``): the part of the service it belongs to (one of
+    :data:`SECTIONS`; empty: the section named by the TOML key's table), a
+    short name, and what a change on the page does: ``"now"`` applied at once,
+    ``"restart"`` saved and in effect from the next start, ``"file"`` not
+    changeable on the page (edit the file, then restart).
+    """
 
     name: str
     env: str | None
@@ -384,6 +403,31 @@ class Setting:
     parse: Callable[[Any], Any]
     help: str
     secret: bool = False
+    section: str = ""
+    label: str = ""
+    applies: str = "file"
+
+
+SECTIONS: tuple[str, ...] = (
+    "Meter",
+    "HTTP",
+    "UDP",
+    "MQTT",
+    "CSV",
+    "Graphite",
+    "InfluxDB",
+    "mDNS",
+    "History",
+    "Logging",
+)
+"""The sections of the settings page, in its order (:attr:`Setting.section`)."""
+
+SOURCES: tuple[str, ...] = ("default", "profile", "environment", "file", "flag", "demo")
+"""Where a setting's value comes from (:attr:`Config.sources`): MBusPico's
+default, the meter profile ``device`` selects (protocol, serial settings, time
+zone), an environment variable, the ``--config`` file (or a change saved by
+the settings page), a command-line flag, or ``--demo`` (its own defaults, and
+at run time the simulated meter's port and keys)."""
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -394,6 +438,9 @@ SETTINGS: tuple[Setting, ...] = (
         "--log-level",
         _log_level,
         "log verbosity: LOG_NONE, LOG_ERROR, LOG_INFO or LOG_DEBUG (each telegram)",
+        section="Logging",
+        label="Log level",
+        applies="now",
     ),
     Setting(
         "device",
@@ -402,9 +449,21 @@ SETTINGS: tuple[Setting, ...] = (
         "--device",
         _device,
         "meter profile (see Supported meters) or auto",
+        section="Meter",
+        label="Meter profile",
+        applies="restart",
     ),
     Setting(
-        "key", "MBUSPICO_DEVICE_KEY", "key", "--key", _key, "encryption key (32 hex)", secret=True
+        "key",
+        "MBUSPICO_DEVICE_KEY",
+        "key",
+        "--key",
+        _key,
+        "encryption key (32 hex)",
+        secret=True,
+        section="Meter",
+        label="Decryption key",
+        applies="restart",
     ),
     Setting(
         "auth_key",
@@ -414,6 +473,9 @@ SETTINGS: tuple[Setting, ...] = (
         _key,
         "authentication key, for meters with a tag (32 hex)",
         secret=True,
+        section="Meter",
+        label="Authentication key",
+        applies="restart",
     ),
     Setting(
         "protocol",
@@ -423,20 +485,64 @@ SETTINGS: tuple[Setting, ...] = (
         _choice("dlms", "dsmr", "mbus", "auto"),
         "dlms push, dsmr (P1 port), mbus (poll a wired meter), or auto (DLMS or P1, "
         "from the first telegram)",
+        section="Meter",
+        label="Protocol",
+        applies="restart",
     ),
-    Setting("serial_port", "MBUSPICO_SERIAL_PORT", "serial.port", "--port", _text, "serial port"),
+    Setting(
+        "serial_port",
+        "MBUSPICO_SERIAL_PORT",
+        "serial.port",
+        "--port",
+        _text,
+        "the serial device the meter is on (/dev/ttyAMA0, /dev/ttyUSB0, ...)",
+        section="Meter",
+        label="Serial port",
+        applies="restart",
+    ),
     Setting(
         "baudrate",
         "MBUSPICO_SERIAL_BAUDRATE",
         "serial.baudrate",
         "--baudrate",
         _int(50, 4_000_000),
-        "baud rate",
+        "serial speed in baud",
+        section="Meter",
+        label="Baud rate",
+        applies="restart",
     ),
-    Setting("parity", "MBUSPICO_SERIAL_PARITY", "serial.parity", "--parity", _parity, "parity"),
-    Setting("http_enabled", "MBUSPICO_HTTP_ENABLED", "http.enabled", "--http", _bool, "HTTP on"),
     Setting(
-        "http_host", "MBUSPICO_HTTP_HOST", "http.host", "--http-host", _listen_host, "HTTP address"
+        "parity",
+        "MBUSPICO_SERIAL_PARITY",
+        "serial.parity",
+        "--parity",
+        _parity,
+        "serial parity: even, none or odd",
+        section="Meter",
+        label="Parity",
+        applies="restart",
+    ),
+    Setting(
+        "http_enabled",
+        "MBUSPICO_HTTP_ENABLED",
+        "http.enabled",
+        "--http",
+        _bool,
+        "serve HTTP: the JSON, the pages and the settings page",
+        section="HTTP",
+        label="HTTP server",
+        applies="file",
+    ),
+    Setting(
+        "http_host",
+        "MBUSPICO_HTTP_HOST",
+        "http.host",
+        "--http-host",
+        _listen_host,
+        "address HTTP listens on (0.0.0.0: every IPv4 address)",
+        section="HTTP",
+        label="Listen address",
+        applies="restart",
     ),
     Setting(
         "http_port",
@@ -444,17 +550,33 @@ SETTINGS: tuple[Setting, ...] = (
         "http.port",
         "--http-port",
         _int(0, 65535),
-        "HTTP port",
+        "TCP port HTTP listens on",
+        section="HTTP",
+        label="Port",
+        applies="restart",
     ),
-    Setting("http_user", "MBUSPICO_HTTP_AUTH_USER", "http.user", "--http-user", _text, "HTTP user"),
+    Setting(
+        "http_user",
+        "MBUSPICO_HTTP_AUTH_USER",
+        "http.user",
+        "--http-user",
+        _text,
+        "user name of the Basic authentication every request needs (with a password)",
+        section="HTTP",
+        label="User name",
+        applies="now",
+    ),
     Setting(
         "http_password",
         "MBUSPICO_HTTP_AUTH_PWD",
         "http.password",
         "--http-password",
         _text,
-        "HTTP password",
+        "password of the Basic authentication every request needs",
         secret=True,
+        section="HTTP",
+        label="Password",
+        applies="now",
     ),
     Setting(
         "http_max_connections",
@@ -463,6 +585,9 @@ SETTINGS: tuple[Setting, ...] = (
         "--http-max-connections",
         _int(1, 4096),
         "HTTP connections at once; more are refused at once (503)",
+        section="HTTP",
+        label="Connections at once",
+        applies="restart",
     ),
     Setting(
         "http_header_timeout",
@@ -471,6 +596,9 @@ SETTINGS: tuple[Setting, ...] = (
         "--http-header-timeout",
         _seconds,
         "seconds a client has to send a request's headers (and body); then 408",
+        section="HTTP",
+        label="Header timeout (s)",
+        applies="restart",
     ),
     Setting(
         "http_max_header_bytes",
@@ -479,6 +607,9 @@ SETTINGS: tuple[Setting, ...] = (
         "--http-max-header-bytes",
         _int(1024, 1 << 20),
         "bytes of a request line and headers; more is refused (431)",
+        section="HTTP",
+        label="Header size limit (bytes)",
+        applies="restart",
     ),
     Setting(
         "http_max_headers",
@@ -487,6 +618,9 @@ SETTINGS: tuple[Setting, ...] = (
         "--http-max-headers",
         _int(4, 1000),
         "header lines of a request; more are refused (431)",
+        section="HTTP",
+        label="Header line limit",
+        applies="restart",
     ),
     Setting(
         "http_max_body",
@@ -495,6 +629,20 @@ SETTINGS: tuple[Setting, ...] = (
         "--http-max-body",
         _int(0, 16 << 20),
         "bytes of a request body; more is refused (413)",
+        section="HTTP",
+        label="Body size limit (bytes)",
+        applies="restart",
+    ),
+    Setting(
+        "http_max_event_streams",
+        "MBUSPICO_HTTP_MAX_EVENT_STREAMS",
+        "http.max_event_streams",
+        "--http-max-event-streams",
+        _int(0, 1024),
+        "live dashboards at once (event streams, each also an HTTP connection); more: 503",
+        section="HTTP",
+        label="Live dashboards at once",
+        applies="restart",
     ),
     Setting(
         "http_serve_stale",
@@ -503,6 +651,9 @@ SETTINGS: tuple[Setting, ...] = (
         "--http-serve-stale",
         _bool,
         "GET / keeps answering 200 with the last reading when it is stale (MBusPico)",
+        section="HTTP",
+        label="Serve stale readings",
+        applies="now",
     ),
     Setting(
         "stale_after",
@@ -511,6 +662,9 @@ SETTINGS: tuple[Setting, ...] = (
         "--stale-after",
         _interval,
         "seconds without a reading before it is stale (0: 3x the meter's interval, >= 10 s)",
+        section="Meter",
+        label="Stale after (s)",
+        applies="now",
     ),
     Setting(
         "mdns_enabled",
@@ -519,6 +673,9 @@ SETTINGS: tuple[Setting, ...] = (
         "--mdns",
         _bool,
         "announce the HTTP service by mDNS (_http._tcp)",
+        section="mDNS",
+        label="Announce by mDNS",
+        applies="restart",
     ),
     Setting(
         "mdns_name",
@@ -526,11 +683,32 @@ SETTINGS: tuple[Setting, ...] = (
         "mdns.name",
         "--mdns-name",
         _instance_name,
-        "mDNS instance name",
+        "mDNS instance name (default mbuspico-<meter number>)",
+        section="mDNS",
+        label="Instance name",
+        applies="restart",
     ),
-    Setting("udp_enabled", "MBUSPICO_UDP_ENABLED", "udp.enabled", "--udp", _bool, "UDP on"),
     Setting(
-        "udp_host", "MBUSPICO_UDP_RECEIVER_HOST", "udp.host", "--udp-host", _text, "UDP receiver"
+        "udp_enabled",
+        "MBUSPICO_UDP_ENABLED",
+        "udp.enabled",
+        "--udp",
+        _bool,
+        "send MBusPico's JSON to a UDP receiver",
+        section="UDP",
+        label="Send UDP",
+        applies="now",
+    ),
+    Setting(
+        "udp_host",
+        "MBUSPICO_UDP_RECEIVER_HOST",
+        "udp.host",
+        "--udp-host",
+        _text,
+        "host the UDP datagrams go to",
+        section="UDP",
+        label="Receiver host",
+        applies="now",
     ),
     Setting(
         "udp_port",
@@ -538,7 +716,10 @@ SETTINGS: tuple[Setting, ...] = (
         "udp.port",
         "--udp-port",
         _int(0, 65535),
-        "UDP receiver port",
+        "port the UDP datagrams go to (must be set when UDP is on)",
+        section="UDP",
+        label="Receiver port",
+        applies="now",
     ),
     Setting(
         "udp_interval",
@@ -547,6 +728,9 @@ SETTINGS: tuple[Setting, ...] = (
         "--udp-interval",
         _seconds,
         "seconds between UDP packets",
+        section="UDP",
+        label="Interval (s)",
+        applies="now",
     ),
     Setting(
         "tz",
@@ -554,7 +738,10 @@ SETTINGS: tuple[Setting, ...] = (
         "dsmr.tz",
         "--tz",
         _zone,
-        "the P1 meter's time zone (DSMR timestamps)",
+        "the meter's time zone: of P1 timestamps, and of the history's days and months",
+        section="Meter",
+        label="Time zone",
+        applies="restart",
     ),
     Setting(
         "names_file",
@@ -563,6 +750,9 @@ SETTINGS: tuple[Setting, ...] = (
         "--dsmr-names",
         _code_table,
         "OBIS code table (TOML) naming P1 values and MQTT topics",
+        section="Meter",
+        label="P1 code table",
+        applies="restart",
     ),
     Setting(
         "mbus_address",
@@ -571,6 +761,9 @@ SETTINGS: tuple[Setting, ...] = (
         "--mbus-address",
         _address,
         "wired M-Bus meter to poll (primary or secondary address)",
+        section="Meter",
+        label="M-Bus address",
+        applies="restart",
     ),
     Setting(
         "mbus_interval",
@@ -579,15 +772,31 @@ SETTINGS: tuple[Setting, ...] = (
         "--mbus-interval",
         _seconds,
         "seconds between M-Bus polls",
+        section="Meter",
+        label="M-Bus poll interval (s)",
+        applies="now",
     ),
-    Setting("mqtt_enabled", "MBUSPICO_MQTT_ENABLED", "mqtt.enabled", "--mqtt", _bool, "MQTT on"),
+    Setting(
+        "mqtt_enabled",
+        "MBUSPICO_MQTT_ENABLED",
+        "mqtt.enabled",
+        "--mqtt",
+        _bool,
+        "publish the readings to an MQTT broker",
+        section="MQTT",
+        label="Publish to MQTT",
+        applies="now",
+    ),
     Setting(
         "mqtt_host",
         "MBUSPICO_MQTT_BROKER_ADDRESS",
         "mqtt.host",
         "--mqtt-host",
         _text,
-        "MQTT broker",
+        "MQTT broker host name or address",
+        section="MQTT",
+        label="Broker host",
+        applies="now",
     ),
     Setting(
         "mqtt_port",
@@ -596,9 +805,20 @@ SETTINGS: tuple[Setting, ...] = (
         "--mqtt-port",
         _int(1, 65535),
         "MQTT broker port",
+        section="MQTT",
+        label="Broker port",
+        applies="now",
     ),
     Setting(
-        "mqtt_user", "MBUSPICO_MQTT_AUTH_USER", "mqtt.user", "--mqtt-user", _optional, "MQTT user"
+        "mqtt_user",
+        "MBUSPICO_MQTT_AUTH_USER",
+        "mqtt.user",
+        "--mqtt-user",
+        _optional,
+        "MQTT user name (none: anonymous)",
+        section="MQTT",
+        label="User name",
+        applies="now",
     ),
     Setting(
         "mqtt_password",
@@ -608,6 +828,9 @@ SETTINGS: tuple[Setting, ...] = (
         _optional,
         "MQTT password",
         secret=True,
+        section="MQTT",
+        label="Password",
+        applies="now",
     ),
     Setting(
         "mqtt_prefix",
@@ -616,6 +839,9 @@ SETTINGS: tuple[Setting, ...] = (
         "--mqtt-prefix",
         _topic_prefix,
         "MQTT topic prefix (empty: topics at the top level)",
+        section="MQTT",
+        label="Topic prefix",
+        applies="now",
     ),
     Setting(
         "mqtt_mode",
@@ -624,6 +850,9 @@ SETTINGS: tuple[Setting, ...] = (
         "--mqtt-mode",
         _mqtt_mode,
         "MQTT topics: mbuspico, evn-raw, evn-topics, evn-json or obis (EVN's 0, 1, 2)",
+        section="MQTT",
+        label="Topic layout",
+        applies="now",
     ),
     Setting(
         "mqtt_client_id",
@@ -632,12 +861,43 @@ SETTINGS: tuple[Setting, ...] = (
         "--mqtt-client-id",
         _optional,
         "MQTT client id",
+        section="MQTT",
+        label="Client id",
+        applies="now",
     ),
-    Setting("mqtt_qos", "MBUSPICO_MQTT_QOS", "mqtt.qos", "--mqtt-qos", _int(0, 2), "MQTT QoS"),
     Setting(
-        "mqtt_retain", "MBUSPICO_MQTT_RETAIN", "mqtt.retain", "--mqtt-retain", _bool, "MQTT retain"
+        "mqtt_qos",
+        "MBUSPICO_MQTT_QOS",
+        "mqtt.qos",
+        "--mqtt-qos",
+        _int(0, 2),
+        "MQTT quality of service: 0 at most once, 1 at least once, 2 exactly once",
+        section="MQTT",
+        label="QoS",
+        applies="now",
     ),
-    Setting("mqtt_tls", "MBUSPICO_MQTT_TLS", "mqtt.tls", "--mqtt-tls", _bool, "MQTT over TLS"),
+    Setting(
+        "mqtt_retain",
+        "MBUSPICO_MQTT_RETAIN",
+        "mqtt.retain",
+        "--mqtt-retain",
+        _bool,
+        "MQTT retain: the broker keeps each topic's last value for new subscribers",
+        section="MQTT",
+        label="Retain messages",
+        applies="now",
+    ),
+    Setting(
+        "mqtt_tls",
+        "MBUSPICO_MQTT_TLS",
+        "mqtt.tls",
+        "--mqtt-tls",
+        _bool,
+        "connect to the MQTT broker over TLS",
+        section="MQTT",
+        label="TLS",
+        applies="now",
+    ),
     Setting(
         "mqtt_ca_file",
         "MBUSPICO_MQTT_CA_FILE",
@@ -645,6 +905,9 @@ SETTINGS: tuple[Setting, ...] = (
         "--mqtt-ca-file",
         _readable_file,
         "CA certificate file (TLS)",
+        section="MQTT",
+        label="CA certificate file",
+        applies="now",
     ),
     Setting(
         "mqtt_cert_file",
@@ -653,6 +916,9 @@ SETTINGS: tuple[Setting, ...] = (
         "--mqtt-cert-file",
         _readable_file,
         "client certificate file (TLS)",
+        section="MQTT",
+        label="Client certificate file",
+        applies="now",
     ),
     Setting(
         "mqtt_key_file",
@@ -661,6 +927,9 @@ SETTINGS: tuple[Setting, ...] = (
         "--mqtt-key-file",
         _readable_file,
         "client key file (TLS)",
+        section="MQTT",
+        label="Client key file",
+        applies="now",
     ),
     Setting(
         "mqtt_fingerprint",
@@ -669,6 +938,9 @@ SETTINGS: tuple[Setting, ...] = (
         "--mqtt-fingerprint",
         _fingerprint,
         "pin the broker's certificate by its SHA-1 or SHA-256 fingerprint (turns TLS on)",
+        section="MQTT",
+        label="Certificate fingerprint",
+        applies="now",
     ),
     Setting(
         "mqtt_tls_insecure",
@@ -677,6 +949,9 @@ SETTINGS: tuple[Setting, ...] = (
         "--mqtt-tls-insecure",
         _bool,
         "skip the broker certificate check",
+        section="MQTT",
+        label="Skip certificate check",
+        applies="now",
     ),
     Setting(
         "mqtt_discovery",
@@ -685,6 +960,9 @@ SETTINGS: tuple[Setting, ...] = (
         "--mqtt-discovery",
         _bool,
         "Home Assistant MQTT discovery",
+        section="MQTT",
+        label="Home Assistant discovery",
+        applies="now",
     ),
     Setting(
         "mqtt_discovery_prefix",
@@ -692,7 +970,10 @@ SETTINGS: tuple[Setting, ...] = (
         "mqtt.discovery_prefix",
         "--mqtt-discovery-prefix",
         _text,
-        "discovery prefix",
+        "topic prefix of Home Assistant MQTT discovery",
+        section="MQTT",
+        label="Discovery prefix",
+        applies="now",
     ),
     Setting(
         "mqtt_telegram_json",
@@ -701,6 +982,9 @@ SETTINGS: tuple[Setting, ...] = (
         "--mqtt-telegram-json",
         _bool,
         "obis mode: also the whole reading as JSON",
+        section="MQTT",
+        label="Whole reading as JSON",
+        applies="now",
     ),
     Setting(
         "mqtt_status_interval",
@@ -709,6 +993,9 @@ SETTINGS: tuple[Setting, ...] = (
         "--mqtt-status-interval",
         _interval,
         "seconds between statistics on <prefix>/status (0: off)",
+        section="MQTT",
+        label="Status interval (s)",
+        applies="now",
     ),
     Setting(
         "mqtt_buffer",
@@ -717,6 +1004,9 @@ SETTINGS: tuple[Setting, ...] = (
         "--mqtt-buffer",
         _int(1, 1_000_000),
         "readings kept while the broker is away (the oldest dropped beyond)",
+        section="MQTT",
+        label="Buffer (readings)",
+        applies="now",
     ),
     Setting(
         "csv_directory",
@@ -725,6 +1015,9 @@ SETTINGS: tuple[Setting, ...] = (
         "--csv-directory",
         _optional,
         "CSV log directory (one file a month; off when empty)",
+        section="CSV",
+        label="Log directory",
+        applies="restart",
     ),
     Setting(
         "graphite_host",
@@ -733,6 +1026,9 @@ SETTINGS: tuple[Setting, ...] = (
         "--graphite-host",
         _optional,
         "Graphite (carbon) host; off when empty",
+        section="Graphite",
+        label="Carbon host",
+        applies="now",
     ),
     Setting(
         "graphite_port",
@@ -741,6 +1037,9 @@ SETTINGS: tuple[Setting, ...] = (
         "--graphite-port",
         _int(1, 65535),
         "Graphite plaintext port",
+        section="Graphite",
+        label="Port",
+        applies="now",
     ),
     Setting(
         "graphite_prefix",
@@ -749,6 +1048,9 @@ SETTINGS: tuple[Setting, ...] = (
         "--graphite-prefix",
         _text,
         "Graphite metric prefix",
+        section="Graphite",
+        label="Metric prefix",
+        applies="now",
     ),
     Setting(
         "influx_url",
@@ -757,6 +1059,9 @@ SETTINGS: tuple[Setting, ...] = (
         "--influx-url",
         _influx_url,
         "InfluxDB URL, e.g. http://host:8086; off when empty",
+        section="InfluxDB",
+        label="URL",
+        applies="now",
     ),
     Setting(
         "influx_version",
@@ -765,6 +1070,9 @@ SETTINGS: tuple[Setting, ...] = (
         "--influx-version",
         _int(1, 2),
         "InfluxDB API version (1 or 2)",
+        section="InfluxDB",
+        label="API version",
+        applies="now",
     ),
     Setting(
         "influx_database",
@@ -773,6 +1081,9 @@ SETTINGS: tuple[Setting, ...] = (
         "--influx-database",
         _optional,
         "InfluxDB 1.x database",
+        section="InfluxDB",
+        label="Database (1.x)",
+        applies="now",
     ),
     Setting(
         "influx_user",
@@ -781,6 +1092,9 @@ SETTINGS: tuple[Setting, ...] = (
         "--influx-user",
         _optional,
         "InfluxDB 1.x user",
+        section="InfluxDB",
+        label="User (1.x)",
+        applies="now",
     ),
     Setting(
         "influx_password",
@@ -790,6 +1104,9 @@ SETTINGS: tuple[Setting, ...] = (
         _optional,
         "InfluxDB 1.x password",
         secret=True,
+        section="InfluxDB",
+        label="Password (1.x)",
+        applies="now",
     ),
     Setting(
         "influx_buffer",
@@ -798,6 +1115,9 @@ SETTINGS: tuple[Setting, ...] = (
         "--influx-buffer",
         _int(1, 10_000_000),
         "readings kept while InfluxDB is away (the oldest dropped beyond)",
+        section="InfluxDB",
+        label="Buffer (readings)",
+        applies="now",
     ),
     Setting(
         "influx_org",
@@ -806,6 +1126,9 @@ SETTINGS: tuple[Setting, ...] = (
         "--influx-org",
         _optional,
         "InfluxDB 2 org",
+        section="InfluxDB",
+        label="Organisation (2)",
+        applies="now",
     ),
     Setting(
         "influx_bucket",
@@ -814,6 +1137,9 @@ SETTINGS: tuple[Setting, ...] = (
         "--influx-bucket",
         _optional,
         "InfluxDB 2 bucket",
+        section="InfluxDB",
+        label="Bucket (2)",
+        applies="now",
     ),
     Setting(
         "influx_token",
@@ -823,6 +1149,54 @@ SETTINGS: tuple[Setting, ...] = (
         _optional,
         "InfluxDB 2 token",
         secret=True,
+        section="InfluxDB",
+        label="Token (2)",
+        applies="now",
+    ),
+    Setting(
+        "history_enabled",
+        "MBUSPICO_HISTORY_ENABLED",
+        "history.enabled",
+        "--history",
+        _bool,
+        "keep a history of the readings in SQLite (the dashboard's plots, /api/history)",
+        section="History",
+        label="Keep a history",
+        applies="restart",
+    ),
+    Setting(
+        "history_path",
+        "MBUSPICO_HISTORY_PATH",
+        "history.path",
+        "--history-path",
+        _history_path,
+        "the history's SQLite file (default: history.sqlite3 in $STATE_DIRECTORY, "
+        "else in ~/.local/state/mbuspico)",
+        section="History",
+        label="History file",
+        applies="restart",
+    ),
+    Setting(
+        "history_days",
+        "MBUSPICO_HISTORY_DAYS",
+        "history.days",
+        "--history-days",
+        _int(1, 36_500),
+        "days of per-minute values kept (hourly ones are kept for ever)",
+        section="History",
+        label="Minute values kept (days)",
+        applies="restart",
+    ),
+    Setting(
+        "history_raw_days",
+        "MBUSPICO_HISTORY_RAW_DAYS",
+        "history.raw_days",
+        "--history-raw-days",
+        _int(0, 366),
+        "days of every reading's power kept (0: none)",
+        section="History",
+        label="Every reading kept (days)",
+        applies="restart",
     ),
 )
 """Every setting, in the order of the README table."""
@@ -850,6 +1224,7 @@ class Config:
     http_max_header_bytes: int = 8192
     http_max_headers: int = 64
     http_max_body: int = 65536
+    http_max_event_streams: int = 8
     http_serve_stale: bool = False
     stale_after: float = 0.0
     mdns_enabled: bool = True
@@ -896,6 +1271,10 @@ class Config:
     influx_bucket: str | None = None
     influx_token: str | None = dataclasses.field(default=None, repr=False)
     influx_buffer: int = 7200
+    history_enabled: bool = True
+    history_path: str | None = None
+    history_days: int = 730
+    history_raw_days: int = 7
     demo: bool = False
     config_file: str | None = None
     """The ``--config`` file the settings came from, as an absolute path (None:
@@ -903,6 +1282,14 @@ class Config:
     warnings: tuple[str, ...] = dataclasses.field(default=(), compare=False)
     """Problems worth a warning at start-up (a ``--config`` file with secrets
     that others can read); the service logs each once."""
+    sources: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+    """Where each setting's value came from, by name: one of :data:`SOURCES`
+    (a setting missing here has its default). :func:`load` records it;
+    :func:`update` marks what it changed as ``"file"``."""
+
+    def source(self, name: str) -> str:
+        """Where setting ``name``'s value came from: one of :data:`SOURCES`."""
+        return self.sources.get(name, "default")
 
     @property
     def sinks_enabled(self) -> bool:
@@ -1017,6 +1404,10 @@ def _find_profile(device: str) -> Profile | None:
     return None if device == "auto" else find(DEVICES.get(device, device))
 
 
+DEMO_DEFAULTS: dict[str, Any] = {"http_port": 8080, "http_host": "127.0.0.1", "mdns_enabled": False}
+"""What ``--demo`` sets where no source does: the simulated meter stays on this host."""
+
+
 TEMP_SUFFIX = ".tmp"
 """The temporary file of :func:`mbuspico.serve.settings_page.write_settings` is
 ``.<name>.<random>.tmp`` beside the file (``<random>``: :func:`tempfile.mkstemp`'s
@@ -1099,16 +1490,17 @@ def load(
     """
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    origins: dict[str, str] = {}  # the kind of each source, for Config.sources
     doc = _read_toml(Path(config_file)) if config_file is not None else {}
     if config_file is not None:
         _check_keys(doc, config_file)
     for s in SETTINGS:
         candidates = [
-            (env.get(s.env) if s.env else None, f"environment variable {s.env}"),
-            (_lookup(doc, s.toml), f"{s.toml} in {config_file}"),
-            ((flags or {}).get(s.name), s.flag),
+            (env.get(s.env) if s.env else None, f"environment variable {s.env}", "environment"),
+            (_lookup(doc, s.toml), f"{s.toml} in {config_file}", "file"),
+            ((flags or {}).get(s.name), s.flag, "flag"),
         ]
-        for raw, source in candidates:
+        for raw, source, origin in candidates:
             if raw is None:
                 continue
             try:
@@ -1116,13 +1508,16 @@ def load(
             except _PARSE_ERRORS as e:
                 raise _invalid(source, s, raw, e) from None
             sources[s.name] = source
+            origins[s.name] = origin
     if demo:  # the simulated meter stays on this host unless a source says otherwise
-        values.setdefault("http_port", 8080)
-        values.setdefault("http_host", "127.0.0.1")
-        values.setdefault("mdns_enabled", False)
+        for name, value in DEMO_DEFAULTS.items():
+            if name not in values:
+                values[name] = value
+                origins[name] = "demo"
     profile = _find_profile(values.get("device", Config.device))
     if profile is not None and "protocol" not in values:
         values["protocol"] = profile.protocol
+        origins["protocol"] = "profile"
     elif profile is not None and values["protocol"] != profile.protocol:
         msg = (
             f"invalid {sources['protocol']}: device {values['device']} is a "
@@ -1133,9 +1528,10 @@ def load(
     # profile runs 115200 8N1.
     protocol = values.get("protocol", Config.protocol)
     if profile is not None:
-        values.setdefault("baudrate", profile.baudrate)
-        values.setdefault("parity", profile.parity)
-        values.setdefault("tz", profile.tz)
+        for name in ("baudrate", "parity", "tz"):
+            if name not in values:
+                values[name] = getattr(profile, name)
+                origins[name] = "profile"
     elif protocol == "dsmr":
         values.setdefault("baudrate", 115200)
         values.setdefault("parity", "none")
@@ -1152,6 +1548,7 @@ def load(
         demo=demo,
         warnings=warnings,
         config_file=None if config_file is None else os.path.abspath(config_file),
+        sources=origins,
         **values,
     )
     _check(config, sources)
@@ -1270,7 +1667,9 @@ def update(config: Config, changes: Mapping[str, Any]) -> Config:
                 _writable_directory(values[name])
         except _PARSE_ERRORS as e:  # typed values (JSON) too
             raise _invalid(s.toml, s, raw, e) from None
-    new = dataclasses.replace(config, **values)
+    origins = dict(config.sources)
+    origins.update((n, "file") for n, v in values.items() if v != getattr(config, n))
+    new = dataclasses.replace(config, sources=origins, **values)
     profile = _find_profile(new.device)
     if profile is not None and new.protocol != profile.protocol:
         if "protocol" in values or "device" not in values:
@@ -1279,6 +1678,7 @@ def update(config: Config, changes: Mapping[str, Any]) -> Config:
                 f"not {new.protocol}"
             )
             raise ConfigError(msg)
+        origins["protocol"] = "profile"
         new = dataclasses.replace(new, protocol=profile.protocol)
     _check(new, sources)
     return new

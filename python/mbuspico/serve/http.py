@@ -3,7 +3,11 @@
 * ``GET /``: MBusPico's JSON exactly (204 before the first reading);
   ``/api/reading`` the full reading; ``/api/status`` the counters
   (:meth:`mbuspico.serve.Service.status`); ``/status.html`` a small page;
+  ``/dashboard`` the dashboard and ``/api/events`` its live readings
+  (Server-Sent Events; :mod:`mbuspico.serve.pages`, :mod:`mbuspico.serve.events`);
   ``/reboot`` and ``/update`` are 404 as MBusPico answers off the Pico.
+* ``/api/history``: the history in SQLite, JSON or CSV
+  (:func:`mbuspico.serve.history.add_history_routes`).
 * ``/settings`` and ``/api/settings``: the settings page
   (:mod:`mbuspico.serve.settings_page`), only with a password set.
 * ``/files/...``: the CSV logs when CSV logging is on
@@ -20,7 +24,6 @@ from __future__ import annotations
 
 import base64
 import hmac
-import html
 import json
 import math
 from collections.abc import Mapping
@@ -29,7 +32,10 @@ from http import HTTPStatus
 from typing import Any, Callable, Protocol
 
 from .config import Config, ConfigError
-from .meter import AnyReading, Latest
+from .events import EventHub
+from .history import ServiceHistory, add_history_routes
+from .meter import Latest
+from .pages import dashboard_html, live_status, status_html
 
 __all__ = ["NO_CACHE", "Served", "authorised", "make_app", "respond", "status_html"]
 
@@ -51,6 +57,8 @@ class Served(Protocol):
     state: Latest
     settings_token: str
     settings_passkey: str | None
+    events: EventHub
+    history: ServiceHistory | None
 
     def status(self) -> dict[str, Any]:
         """The JSON of ``/api/status``."""
@@ -62,6 +70,10 @@ class Served(Protocol):
 
     async def apply_settings(self, changes: Mapping[str, Any]) -> dict[str, list[str]]:
         """Validate, save and apply changed settings."""
+        ...
+
+    def in_effect(self) -> dict[str, Any]:
+        """Settings in effect with other values than :attr:`config`'s (the demo's)."""
         ...
 
 
@@ -157,6 +169,24 @@ def make_app(service: Served) -> Any:
     async def status_page(request: Any) -> Any:
         return respond(status_html(service.status(), state.snapshot()[0]), ctype=_HTML)
 
+    async def dashboard(request: Any) -> Any:
+        reading, _, reading_at = state.snapshot()
+        status = service.status()
+        live = live_status(status, time.time())
+        return respond(dashboard_html(status["hostname"], reading, reading_at, live), ctype=_HTML)
+
+    async def api_events(request: Any) -> Any:
+        hub = service.events
+        if hub.full():
+            response = respond("busy: too many event streams", 503, "text/plain")
+            response.headers["Retry-After"] = "5"
+            return response
+        sock = getattr(request, "sock", None)
+        writer = sock[1] if isinstance(sock, tuple) and len(sock) == 2 else None
+        abort = writer.transport.abort if writer is not None else None
+        stream = hub.stream(lambda: live_status(service.status(), time.time()), abort)
+        return respond(stream, ctype="text/event-stream")  # type: ignore[arg-type]
+
     async def pico_only(request: Any) -> Any:
         return respond("Not found", 404, "text/plain")
 
@@ -166,63 +196,20 @@ def make_app(service: Served) -> Any:
         ("/api/reading", api_reading),
         ("/api/status", api_status),
         ("/status.html", status_page),
+        ("/dashboard", dashboard),
+        ("/api/events", api_events),
         ("/reboot", pico_only),
         ("/update", pico_only),
     ):
         app.route(path)(handler)
     _add_settings_routes(app, service, respond)
+    add_history_routes(app, lambda: service.history, respond)
     if service.config.csv_directory:
         from .sinks.csvlog import add_file_routes
 
         # Basic authentication is checked by the before_request hook above.
         add_file_routes(app, service.config.csv_directory, None)
     return app
-
-
-def status_html(status: Mapping[str, Any], reading: AnyReading | None) -> str:
-    """The ``/status.html`` page: the status and the latest reading's values, refreshed every 5 s.
-
-    Args:
-        status: :meth:`mbuspico.serve.Service.status`.
-        reading: The latest reading, None before the first.
-
-    """
-    esc = html.escape
-    if reading is None:
-        values: list[tuple[str, Any, Any]] = []
-    elif reading["protocol"] == "mbus":
-        values = [(r["quantity"] or "", r["value"], r["unit"]) for r in reading["records"]]
-    else:
-        values = [(code, v["value"], v["unit"]) for code, v in reading["obis"].items()]
-    rows = "".join(
-        f"<tr><td>{esc(code)}</td><td class=n>{esc(str(value))}</td><td>{esc(unit or '')}</td></tr>"
-        for code, value, unit in values
-    )
-    counters = "".join(
-        f"<tr><td>{esc(k)}</td><td class=n>{v}</td></tr>" for k, v in status["counters"].items()
-    )
-    port = status["serialPort"]
-    tg = status["telegrams"]
-    cpu = "—" if status["cpuTemperatureC"] is None else f"{status['cpuTemperatureC']} °C"
-    return f"""<!doctype html>
-<html lang=en><head><meta charset=utf-8><meta http-equiv=refresh content=5>
-<title>mbuspico {esc(status["device"])}</title>
-<style>body{{font:15px system-ui,sans-serif;margin:2em}}td{{padding:2px 12px}}
-.n{{text-align:right;font-variant-numeric:tabular-nums}}</style></head><body>
-<h1>mbuspico</h1>
-<p>{esc(status["device"])} on {esc(str(port["path"]))}:
-{"connected" if port["connected"] else "<b>not connected</b>"};
-up {status["uptimeSeconds"]:.0f} s; last reading {esc(str(status["lastReadingAt"]))}
-(meter time {esc(str(status["lastMeterTime"]))})</p>
-<p>{esc(status["hostname"])}: memory {status["rssMiB"]} MiB
-({status["memAvailableMiB"]} MiB available); CPU {cpu};
-telegrams {tg["good"]} good, {tg["badChecksum"]} bad checksum,
-{tg["decryptionFailures"]} not decrypted, {tg["bytesSkipped"]} bytes skipped</p>
-<h2>Reading</h2><table>{rows or "<tr><td>no reading yet</td></tr>"}</table>
-<h2>Counters</h2><table>{counters}</table>
-<p><a href="/">MBusPico JSON</a> · <a href="/api/reading">reading</a> ·
-<a href="/api/status">status</a></p></body></html>
-"""
 
 
 def _add_settings_routes(app: Any, service: Served, respond: Callable[..., Any]) -> None:
@@ -236,7 +223,13 @@ def _add_settings_routes(app: Any, service: Served, respond: Callable[..., Any])
         )
 
         def page(status: int = 200, **notice: str | None) -> Any:
-            body = render(service.config, service.saved_config, service.settings_token, **notice)
+            body = render(
+                service.config,
+                service.saved_config,
+                service.settings_token,
+                effect=service.in_effect(),
+                **notice,
+            )
             return respond(body, status, _HTML)
 
         def fail(status: int, reason: str) -> Any:
@@ -263,7 +256,8 @@ def _add_settings_routes(app: Any, service: Served, respond: Callable[..., Any])
                 return response
         if request.method == "GET":
             if as_json:
-                return respond(json.dumps(describe(service.config, service.saved_config)))
+                described = describe(service.config, service.saved_config, service.in_effect())
+                return respond(json.dumps(described))
             return page()
         ctype = headers.get("Content-Type") or ""
         mime = ctype.split(";")[0].strip().lower()
@@ -297,6 +291,11 @@ def _add_settings_routes(app: Any, service: Served, respond: Callable[..., Any])
             message += f" In effect now: {', '.join(result['applied'])}."
         if result["restart"]:
             message += f" Applies at the next start: {', '.join(result['restart'])}."
+        if result.get("overridden"):
+            message += (
+                f" Set by a flag at start, which overrides the file at the next start: "
+                f"{', '.join(result['overridden'])}."
+            )
         return page(message=message)
 
     for path in ("/settings", "/api/settings"):

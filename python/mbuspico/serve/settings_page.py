@@ -11,13 +11,20 @@ write of the TOML file (:func:`write_settings`) and the removal of what a
 write cut short left behind (:func:`remove_leftover_temp_files`).
 :meth:`mbuspico.serve.Service.apply_settings` validates, writes and applies.
 
+The page is in sections (:data:`mbuspico.serve.config.SECTIONS`); each setting shows
+its label, the value in effect and where it came from
+(:data:`mbuspico.serve.config.SOURCES`: under ``--demo`` what the demo runs with),
+and when a change applies. Section, label and when a change applies are fields
+of each :class:`mbuspico.serve.config.Setting`, the one place they are kept.
+
 Secrets (the ``secret=True`` settings of :data:`mbuspico.serve.config.SETTINGS`: keys,
 passwords, tokens) are never shown: only whether they are set. They can be
 replaced (a non-empty value), never read back; an empty value keeps the old one.
 
 Source: the project's issue 12 ("Settings page": EVN Kaifa to MQTT configures
-the device from a web page behind a passkey); the cross-site defences follow
-the OWASP CSRF Prevention Cheat Sheet (origin check, synchronizer token,
+the device from a web page behind a passkey) and issue 21 (a page a person can
+read: sections, labels, the value in effect and its source, 360 px wide); the
+cross-site defences follow the OWASP CSRF Prevention Cheat Sheet (origin check, synchronizer token,
 JSON content type); the README's "Settings page" describes the behaviour.
 """
 
@@ -37,6 +44,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from .config import (
+    SECTIONS,
     SETTINGS,
     TEMP_SUFFIX,
     Config,
@@ -53,11 +61,13 @@ __all__ = [
     "LIVE",
     "Change",
     "describe",
+    "label_of",
     "passkey",
     "plan_change",
     "remove_leftover_temp_files",
     "render",
     "same_origin",
+    "section_of",
     "submitted_changes",
     "write_settings",
 ]
@@ -72,50 +82,17 @@ SINK_PREFIXES = ("mqtt_", "graphite_", "influx_")
 """Settings of the MQTT, Graphite and InfluxDB sinks (every one whose name
 starts so): the sinks are closed and built anew with them."""
 
-LIVE: frozenset[str] = frozenset(
-    {
-        *UDP,
-        "log_level",
-        "http_serve_stale",
-        "stale_after",
-        "http_user",
-        "http_password",
-        "mbus_interval",
-        *(s.name for s in SETTINGS if s.name.startswith(SINK_PREFIXES)),
-    }
-)
-"""Settings (by name) a ``POST`` applies at once: UDP, the log level, the HTTP
-user and password, the M-Bus poll interval and every MQTT, Graphite and
-InfluxDB setting."""
+LIVE: frozenset[str] = frozenset(s.name for s in SETTINGS if s.applies == "now")
+"""Settings (by name) a ``POST`` applies at once (``applies="now"`` in
+:data:`mbuspico.serve.config.SETTINGS`): UDP, the log level, the HTTP user and
+password, the M-Bus poll interval and every MQTT, Graphite and InfluxDB
+setting."""
 
-AT_RESTART: frozenset[str] = frozenset(
-    {
-        "device",
-        "protocol",
-        "key",
-        "auth_key",
-        "serial_port",
-        "baudrate",
-        "parity",
-        "http_host",
-        "http_port",
-        "http_max_connections",
-        "http_header_timeout",
-        "http_max_header_bytes",
-        "http_max_headers",
-        "http_max_body",
-        "tz",
-        "names_file",
-        "mbus_address",
-        "csv_directory",
-        "mdns_enabled",
-        "mdns_name",
-    }
-)
-"""Settings (by name) a ``POST`` saves for the next start: the meter, its keys
-and serial port, where HTTP listens, the P1 time zone and code table, the wired
-M-Bus address, the CSV directory (its ``/files`` routes are set up at start)
-and the mDNS announcement."""
+AT_RESTART: frozenset[str] = frozenset(s.name for s in SETTINGS if s.applies == "restart")
+"""Settings (by name) a ``POST`` saves for the next start (``applies="restart"``):
+the meter, its keys and serial port, where HTTP listens, the P1 time zone and
+code table, the wired M-Bus address, the CSV directory (its ``/files`` routes
+are set up at start) and the mDNS announcement."""
 
 EDITABLE: frozenset[str] = LIVE | AT_RESTART
 """The allow-list: every other setting (``http.enabled``, ...) is shown but
@@ -239,6 +216,9 @@ class Change:
         changed: The settings that differ from the saved ones (names).
         updates: What to write: TOML key -> new value.
         restart: TOML keys that take effect at the next start only.
+        overridden: TOML keys of changed settings the service was started
+            with a flag for: at the next start with the same command line the
+            flag, not the file, sets them.
 
     """
 
@@ -248,6 +228,7 @@ class Change:
     changed: tuple[str, ...]
     updates: dict[str, Any]
     restart: tuple[str, ...]
+    overridden: tuple[str, ...] = ()
 
     @property
     def live(self) -> frozenset[str]:
@@ -265,12 +246,19 @@ class Change:
         return any(name.startswith(SINK_PREFIXES) for name in self.live)
 
     def result(self) -> dict[str, list[str]]:
-        """``{"changed": [...], "applied": [...], "restart": [...]}``, as TOML keys."""
-        return {
+        """``{"changed": [...], "applied": [...], "restart": [...]}``, as TOML keys.
+
+        ``"overridden"`` (:attr:`overridden`) is added when a changed setting
+        was set by a flag at start.
+        """
+        result = {
             "changed": [_BY_NAME[n].toml for n in self.changed],
             "applied": [_BY_NAME[n].toml for n in self.changed if n in LIVE],
             "restart": list(self.restart),
         }
+        if self.overridden:
+            result["overridden"] = list(self.overridden)
+        return result
 
 
 def plan_change(
@@ -308,7 +296,8 @@ def plan_change(
     after = update(saved, changes)
     changed = [s for s in SETTINGS if getattr(after, s.name) != getattr(saved, s.name)]
     live = {s.name: getattr(after, s.name) for s in changed if s.name in LIVE}
-    now = dataclasses.replace(running, **live)
+    sources = {**running.sources, **{name: after.source(name) for name in live}}
+    now = dataclasses.replace(running, sources=sources, **live)
     restart = [s.toml for s in changed if s.name not in LIVE]
     raw = started_with.mqtt_enabled and started_with.mqtt_mode == "evn-raw"
     wants_raw = now.mqtt_enabled and now.mqtt_mode == "evn-raw"
@@ -321,6 +310,7 @@ def plan_change(
         changed=tuple(s.name for s in changed),
         updates={s.toml: getattr(after, s.name) for s in changed},
         restart=tuple(restart),
+        overridden=tuple(s.toml for s in changed if started_with.source(s.name) == "flag"),
     )
 
 
@@ -387,51 +377,151 @@ def same_origin(headers: Mapping[str, str]) -> bool:
     return True
 
 
-def describe(running: Config, saved: Config) -> dict[str, Any]:
+def section_of(s: Setting) -> str:
+    """The settings page's section of ``s``: its own, else the one its TOML table names."""
+    if s.section:
+        return s.section
+    table = s.toml.split(".")[0] if "." in s.toml else ""
+    return _TABLE_SECTIONS.get(table, "Meter")
+
+
+def label_of(s: Setting) -> str:
+    """The name people read for ``s``: its label, else its TOML key's last part."""
+    if s.label:
+        return s.label
+    leaf = s.toml.rsplit(".", 1)[-1].replace("_", " ")
+    return leaf[:1].upper() + leaf[1:]
+
+
+_TABLE_SECTIONS = {
+    "serial": "Meter",
+    "dsmr": "Meter",
+    "mbus": "Meter",
+    "http": "HTTP",
+    "udp": "UDP",
+    "mqtt": "MQTT",
+    "csv": "CSV",
+    "graphite": "Graphite",
+    "influx": "InfluxDB",
+    "mdns": "mDNS",
+    "history": "History",
+    "log": "Logging",
+}
+
+_SWITCHES = {
+    "UDP": "udp_enabled",
+    "MQTT": "mqtt_enabled",
+    "CSV": "csv_directory",
+    "Graphite": "graphite_host",
+    "InfluxDB": "influx_url",
+    "mDNS": "mdns_enabled",
+    "History": "history_enabled",
+}
+"""The setting that turns a section's part of the service on (a value: on)."""
+
+
+def _origin(s: Setting, config: Config, effect: Mapping[str, Any]) -> tuple[str, str | None]:
+    """Where ``s``'s value in effect came from: a kind of SOURCES and what it was.
+
+    A value of ``effect`` under ``--demo`` is the demo's (the simulated meter's
+    port and keys); otherwise the value is one worked out from the setting's
+    (the default history file's path) and keeps its source.
+    """
+    kind = "demo" if config.demo and s.name in effect else config.source(s.name)
+    where: str | None = {
+        "environment": s.env,
+        "file": config.config_file,
+        "flag": s.flag,
+        "demo": "--demo",
+        "profile": None if config.profile is None else config.profile.name,
+    }.get(kind)
+    return kind, where
+
+
+def _source_text(kind: str, where: str | None) -> str:
+    """How the page says where a value came from."""
+    if kind in ("environment", "flag", "profile") and where:
+        return f"{kind} {where}"
+    return kind
+
+
+def describe(
+    running: Config, saved: Config, effect: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """The settings as ``GET /api/settings`` returns them.
 
     Args:
         running: The configuration in effect.
         saved: The configuration written to the file (differs from ``running``
             in settings that apply at the next start).
+        effect: Values in effect that are not ``running``'s, by setting name:
+            under ``--demo`` the simulated meter's port and keys and the MQTT
+            topic prefix (source ``"demo"``), and the history file's path when
+            none is set (:meth:`mbuspico.serve.Service.in_effect`).
 
     Returns:
-        ``{"file": path or None, "settings": {toml key: entry}}`` in the order
-        of :data:`mbuspico.serve.config.SETTINGS`, where an entry is ``{"value": ...,
-        "help": ..., "editable": bool, "live": bool}``; a secret has ``"set":
+        ``{"file": path or None, "demo": bool, "sections": [...], "settings":
+        {toml key: entry}}`` in the order of
+        :data:`mbuspico.serve.config.SETTINGS`, where an entry is ``{"label":
+        ..., "section": ..., "help": ..., "value": ..., "source": one of
+        :data:`mbuspico.serve.config.SOURCES`, "from": the variable, file,
+        flag or profile (None for a default), "applies": "now", "restart" or
+        "file", "editable": bool, "live": bool}``; a secret has ``"set":
         bool`` (and ``"secret": true``) instead of ``"value"``. A setting saved
         but not yet in effect adds ``"atRestart"``: the saved value (for a
         secret: true).
 
     """
+    effect = effect or {}
     out: dict[str, Any] = {}
     for s in SETTINGS:
         now, then = getattr(running, s.name), getattr(saved, s.name)
-        entry: dict[str, Any] = {"help": s.help}
+        kind, where = _origin(s, running, effect)
+        entry: dict[str, Any] = {"label": label_of(s), "section": section_of(s), "help": s.help}
+        shown = effect.get(s.name, now)
         if s.secret:
             entry["secret"] = True
-            entry["set"] = bool(now)
+            entry["set"] = bool(shown)
         else:
-            entry["value"] = now
+            entry["value"] = shown
+        entry["source"] = kind
+        entry["from"] = where
+        entry["applies"] = s.applies
         entry["editable"] = s.name in EDITABLE
         entry["live"] = s.name in LIVE
         if now != then:
             entry["atRestart"] = True if s.secret else then
         out[s.toml] = entry
-    return {"file": running.config_file, "settings": out}
+    sections = [n for n in SECTIONS if any(section_of(s) == n for s in SETTINGS)]
+    return {
+        "file": running.config_file,
+        "demo": running.demo,
+        "sections": sections,
+        "settings": out,
+    }
+
+
+def _shown(value: Any) -> str:
+    """A value in effect as the page shows it."""
+    if value is None:
+        return "not set"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if value == "":
+        return "empty"
+    return str(value)
 
 
 def _field(s: Setting, saved: Config) -> str:
     esc = html.escape
     value = getattr(saved, s.name)
     name = esc(s.toml)
-    if s.name not in EDITABLE:
-        return "set" if s.secret and value else ("" if s.secret else esc(_text(value)))
+    described = f'aria-describedby="h-{name}"'
     if s.secret:
-        hint = "set; type a new one to replace it" if value else "not set"
+        hint = "set; type to replace" if value else "not set"
         return (
             f'<input type=password name="{name}" autocomplete=new-password '
-            f'placeholder="{esc(hint)}" id="{name}">'
+            f'placeholder="{esc(hint)}" id="{name}" {described}>'
         )
     options: tuple[str, ...] | None = _CHOICES.get(s.name)
     if options is None and isinstance(value, bool):
@@ -441,8 +531,98 @@ def _field(s: Setting, saved: Config) -> str:
         items = "".join(
             f"<option{' selected' if o == shown else ''}>{esc(o)}</option>" for o in options
         )
-        return f'<select name="{name}" id="{name}">{items}</select>'
-    return f'<input name="{name}" value="{esc(shown)}" id="{name}">'
+        return f'<select name="{name}" id="{name}" {described}>{items}</select>'
+    return f'<input name="{name}" value="{esc(shown)}" id="{name}" {described}>'
+
+
+_WHEN = {"now": "applies now", "restart": "at restart", "file": "file only"}
+
+
+def _row(s: Setting, running: Config, saved: Config, effect: Mapping[str, Any]) -> str:
+    """One setting on the page: label, value in effect and its source, field, help."""
+    esc = html.escape
+    key = esc(s.toml)
+    demo = running.demo and s.name in effect
+    now = effect.get(s.name, getattr(running, s.name))
+    then = getattr(saved, s.name)
+    kind, where = _origin(s, running, effect)
+    value = ("set" if now else "not set") if s.secret else _shown(now)
+    editable = s.name in EDITABLE
+    when = _WHEN.get(s.applies, "file only") if editable else _WHEN["file"]
+    title = f'<label for="{key}">' if editable else "<span class=lbl>"
+    title += esc(label_of(s)) + ("</label>" if editable else "</span>")
+    source = esc(_source_text(kind, where))
+    lines = [
+        f'<div class=set id="s-{key}"><div class=head>{title}'
+        f"<span class=tag>{esc(when)}</span></div>",
+        f'<div class=eff>in effect: <span class=v>{esc(value)}</span> <span class="src {kind}">'
+        f"{source}</span></div>",
+    ]
+    if getattr(running, s.name) != then:
+        pending = "" if s.secret else f": <span class=v>{esc(_shown(then))}</span>"
+        lines.append(f"<div class=pend><b>saved, applies at restart</b>{pending}</div>")
+    if editable:
+        lines.append(_field(s, saved))
+        if demo and not s.secret:
+            lines.append(
+                "<div class=note>the field holds the saved value; the demo runs with its own</div>"
+            )
+        if saved.source(s.name) == "flag":
+            lines.append(
+                f"<div class=warn>set by the flag {esc(s.flag)}, which overrides the file "
+                "at every start</div>"
+            )
+    help_text = esc(s.help)
+    if not editable:
+        help_text += "; change it in the file, then restart"
+    names = " · ".join(f"<code>{esc(n)}</code>" for n in (s.toml, s.env, s.flag) if n)
+    lines.append(f'<p class=help id="h-{key}">{help_text}<br>{names}</p></div>')
+    return "\n".join(lines)
+
+
+_CSS = """\
+:root{color-scheme:light dark;--bg:#fff;--fg:#1c1d1f;--mut:#5c6068;--line:#d5d8dc;
+--card:#f5f6f8;--acc:#0a58ca;--err:#a4231c;--ok:#1d6b31;--warn:#7d4d00;--pend:#fff4d6}
+@media (prefers-color-scheme:dark){:root{--bg:#121416;--fg:#e4e6e8;--mut:#a2a7ad;
+--line:#34383d;--card:#1b1e21;--acc:#8cb6ff;--err:#ffb4ab;--ok:#8fd19e;--warn:#f3c26b;
+--pend:#3a3113}}
+*{box-sizing:border-box}
+body{font:15px/1.45 system-ui,sans-serif;margin:0 auto;max-width:46rem;padding:.8rem;
+background:var(--bg);color:var(--fg);overflow-wrap:anywhere}
+a{color:var(--acc)}
+header{display:flex;flex-wrap:wrap;gap:.3rem 1rem;align-items:baseline;
+justify-content:space-between}
+h1{font-size:1.35rem;margin:.2rem 0}
+nav a{margin-right:.9rem;white-space:nowrap}
+.toc a{margin-right:.6rem}
+details{border:1px solid var(--line);border-radius:8px;margin:.7rem 0;background:var(--card)}
+summary{cursor:pointer;padding:.55rem .75rem;font-weight:600;font-size:1.05rem}
+summary small{font-weight:400;color:var(--mut)}
+.set{padding:.55rem .75rem;border-top:1px solid var(--line)}
+.head{display:flex;flex-wrap:wrap;gap:.2rem .5rem;align-items:baseline;
+justify-content:space-between}
+label,.lbl{font-weight:600}
+.tag{font-size:.78rem;padding:0 .4rem;border:1px solid var(--line);border-radius:4px;
+color:var(--mut);white-space:nowrap}
+.eff{margin:.15rem 0 .3rem}
+.v{font-family:ui-monospace,monospace;font-size:.92em}
+.src{font-size:.8rem;color:var(--mut);white-space:nowrap}
+.src.demo{color:var(--warn)}
+input,select{display:block;width:100%;max-width:100%;font:inherit;padding:.35rem .5rem;
+border:1px solid var(--line);border-radius:6px;background:var(--bg);color:var(--fg)}
+.help{margin:.3rem 0 0;font-size:.85rem;color:var(--mut)}
+.help code{white-space:nowrap}
+code{font-size:.9em}
+.pend{background:var(--pend);padding:.1rem .4rem;border-radius:4px;margin:.2rem 0}
+.note,.warn{font-size:.85rem;margin-top:.25rem}
+.warn{color:var(--warn)}
+.err{color:var(--err);font-weight:600}
+.ok{color:var(--ok);font-weight:600}
+.demo-bar{border:1px solid var(--warn);border-radius:8px;padding:.5rem .75rem}
+.save{position:sticky;bottom:0;background:var(--bg);padding:.6rem 0;margin:0;
+border-top:1px solid var(--line)}
+button{font:inherit;font-weight:600;padding:.45rem 1.6rem}
+"""
 
 
 def render(
@@ -452,8 +632,15 @@ def render(
     *,
     message: str | None = None,
     error: str | None = None,
+    effect: Mapping[str, Any] | None = None,
 ) -> str:
-    """The settings page: an HTML form posting to ``/settings``.
+    """The settings page: an HTML form posting to ``/settings``, in sections.
+
+    Each setting shows its label, the value in effect and where it came from
+    (:data:`mbuspico.serve.config.SOURCES`), when a change applies, the field
+    holding the saved value, and its help with its TOML key, environment
+    variable and flag. A section whose part of the service is off starts
+    folded.
 
     Args:
         running: The configuration in effect.
@@ -461,22 +648,29 @@ def render(
         token: The service's form token (hidden field ``csrf``).
         message: A line to show (what the last change did), or None.
         error: Why the last change was refused, or None.
+        effect: Values in effect that are not ``running``'s (see :func:`describe`).
 
     Returns:
         The page (UTF-8 text); no secret's value is in it.
 
     """
     esc = html.escape
-    rows = []
-    for s in SETTINGS:
-        when = "now" if s.name in LIVE else ("at restart" if s.name in EDITABLE else "in the file")
-        pending = ""
-        if getattr(running, s.name) != getattr(saved, s.name):
-            pending = " <b>saved, applies at restart</b>"
-        rows.append(
-            f'<tr><td><label for="{esc(s.toml)}">{esc(s.toml)}</label></td>'
-            f"<td>{_field(s, saved)}</td>"
-            f"<td>{esc(s.help)} ({when}){pending}</td></tr>"
+    effect = effect or {}
+    parts: list[str] = []
+    toc: list[str] = []
+    for section in SECTIONS:
+        members = [s for s in SETTINGS if section_of(s) == section]
+        if not members:
+            continue
+        anchor = section.lower()
+        toc.append(f'<a href="#{anchor}">{esc(section)}</a>')
+        switch = _SWITCHES.get(section)
+        on = True if switch is None else bool(getattr(running, switch, True))
+        state = "" if switch is None else f" <small>{'on' if on else 'off'}</small>"
+        rows = "\n".join(_row(s, running, saved, effect) for s in members)
+        parts.append(
+            f'<details id="{anchor}"{" open" if on else ""}><summary>{esc(section)}{state}'
+            f"</summary>\n{rows}\n</details>"
         )
     notice = ""
     if error:
@@ -484,21 +678,38 @@ def render(
     elif message:
         notice = f"<p class=ok>{esc(message)}</p>"
     where = (
-        f"Saved to {esc(running.config_file)}."
+        f"Saved to <code>{esc(running.config_file)}</code>."
         if running.config_file
         else "The service was started without <code>--config FILE</code>: nothing can be saved."
     )
+    demo = ""
+    if running.demo:
+        port = effect.get("serial_port", running.serial_port)
+        demo = (
+            f"<p class=demo-bar><b>Demo</b>: reading a simulated meter on "
+            f"<code>{esc(str(port))}</code>. Values marked <i>demo</i> are what the demo "
+            "runs with; the fields hold what is saved for the real meter.</p>"
+        )
     return f"""<!doctype html>
-<html lang=en><head><meta charset=utf-8><title>mbuspico settings</title>
-<style>body{{font:15px system-ui,sans-serif;margin:2em}}td{{padding:2px 12px}}
-.err{{color:#b00}}.ok{{color:#070}}</style></head><body>
-<h1>mbuspico settings</h1>{notice}
-<p>{where} Secrets are never shown; leave a password field empty to keep it.</p>
+<html lang=en><head><meta charset=utf-8>
+<meta name=viewport content="width=device-width, initial-scale=1">
+<title>mbuspico settings</title>
+<style>{_CSS}</style></head><body>
+<header><h1>mbuspico settings</h1>
+<nav><a href="/dashboard">Dashboard</a><a href="/status.html">Status</a>
+<a href="/api/settings">JSON</a></nav></header>
+{demo}{notice}
+<p>{where} Each setting shows the value in effect and where it came from: default,
+profile (the meter profile's), environment, file, flag or demo. Secrets are never shown,
+only whether they are set; leave a password field empty to keep it. Flags override the
+file, the file overrides the environment.</p>
+<p class=toc>{" ".join(toc)}</p>
 <form method=post action="/settings">
 <input type=hidden name=csrf value="{esc(token)}">
-<table>{"".join(rows)}</table>
-<p><button>Save</button></p></form>
-<p><a href="/status.html">status</a> · <a href="/api/settings">JSON</a></p></body></html>
+{"".join(parts)}
+<p class=save><button>Save</button></p></form>
+<p><a href="/dashboard">Dashboard</a> · <a href="/status.html">Status</a> ·
+<a href="/api/settings">JSON</a></p></body></html>
 """
 
 

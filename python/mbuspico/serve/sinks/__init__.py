@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable
 
 from ...compat import MBUSPICO_FIELDS
+from ...mbus import record_name
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -64,15 +65,6 @@ def topic_name(name: str) -> str:
     """
     levels = (_NAME.sub("_", level).strip("_") for level in name.split("/"))
     return "/".join(level for level in levels if level)
-
-
-def record_name(record: Mapping[str, Any]) -> str:
-    """A wired M-Bus record's name: ``<quantity>_<storage>_<tariff>_<subunit>`` in snake case."""
-    quantity = _NAME.sub("_", (record.get("quantity") or "value").lower()).strip("_")
-    return (
-        f"{quantity}_{record.get('storageNumber', 0)}_{record.get('tariff', 0)}"
-        f"_{record.get('subunit', 0)}"
-    )
 
 
 def meter_id(reading: Mapping[str, Any]) -> str | None:

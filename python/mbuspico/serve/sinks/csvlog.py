@@ -417,7 +417,8 @@ td,th{{padding:3px 10px;text-align:left}}.n{{text-align:right;font-variant-numer
 <p>Disk: {disk}. One file a month; a download is the file as it is now.</p>
 <table><tr><th>Month</th><th>File</th><th class=n>Size</th></tr>
 {rows or "<tr><td colspan=3>No file yet.</td></tr>"}</table>
-<p><a href="/api/files">JSON</a> · <a href="/status.html">status</a></p>
+<p><a href="/api/files">JSON</a> · <a href="/dashboard">dashboard</a> ·
+<a href="/status.html">status</a></p>
 </body></html>
 """
 

@@ -40,6 +40,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from ...compat import MBUSPICO_FIELDS
+from ...names import FIELDS
 from . import flat_values, record_name, topic_name
 
 __all__ = [
@@ -96,22 +97,26 @@ _GAS = Kind("gas", "total_increasing", "m³")
 _WATER = Kind("water", "total_increasing", "m³")
 _VOLUME = Kind(None, "total_increasing", "m³")
 
-DLMS_META: dict[str, tuple[str, Kind]] = {
-    "activePowerPlus": ("Active power import", _POWER_W),
-    "activePowerMinus": ("Active power export", _POWER_W),
-    "activeEnergyPlus": ("Active energy import", _ENERGY_WH),
-    "activeEnergyMinus": ("Active energy export", _ENERGY_WH),
-    "reactiveEnergyPlus": ("Reactive energy import", Kind(None, "total_increasing", "varh")),
-    "reactiveEnergyMinus": ("Reactive energy export", Kind(None, "total_increasing", "varh")),
-    "voltageL1": ("Voltage L1", _VOLTAGE),
-    "voltageL2": ("Voltage L2", _VOLTAGE),
-    "voltageL3": ("Voltage L3", _VOLTAGE),
-    "currentL1": ("Current L1", _CURRENT),
-    "currentL2": ("Current L2", _CURRENT),
-    "currentL3": ("Current L3", _CURRENT),
-    "powerFactor": ("Power factor", _POWER_FACTOR),
+_FIELD_KINDS: dict[str, Kind] = {
+    "activePowerPlus": _POWER_W,
+    "activePowerMinus": _POWER_W,
+    "activeEnergyPlus": _ENERGY_WH,
+    "activeEnergyMinus": _ENERGY_WH,
+    "reactiveEnergyPlus": Kind(None, "total_increasing", "varh"),
+    "reactiveEnergyMinus": Kind(None, "total_increasing", "varh"),
+    "voltageL1": _VOLTAGE,
+    "voltageL2": _VOLTAGE,
+    "voltageL3": _VOLTAGE,
+    "currentL1": _CURRENT,
+    "currentL2": _CURRENT,
+    "currentL3": _CURRENT,
+    "powerFactor": _POWER_FACTOR,
 }
-"""MBusPico field -> (Home Assistant name, kind)."""
+
+DLMS_META: dict[str, tuple[str, Kind]] = {
+    field: (FIELDS[field].label, kind) for field, kind in _FIELD_KINDS.items()
+}
+"""MBusPico field -> (Home Assistant name: the label of :data:`mbuspico.names.FIELDS`, kind)."""
 
 # DSMR / wired M-Bus unit as sent -> kind.
 _UNIT_META: dict[str, Kind] = {
