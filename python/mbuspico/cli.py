@@ -971,11 +971,12 @@ def _run_simulator(sim: Any, args: argparse.Namespace, out: TextIO, log: TextIO)
     try:
         with _terminate_cleanly(), sim:
             print(f"simulated {args.meter} meter on {args.link or sim.port}", file=out, flush=True)
-            with contextlib.suppress(KeyboardInterrupt):
-                sim.run(args.count)
+            sim.run(args.count)
     except LinkExistsError as e:  # --link would replace something not ours
         print(f"mbuspico: --link {e}", file=log)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C, also while saying where: the link is gone
+        return 0
     return 0
 
 
@@ -1420,11 +1421,12 @@ def _simulate_mbus_slave(args: argparse.Namespace, out: TextIO, log: TextIO) -> 
                 file=out,
                 flush=True,
             )
-            with contextlib.suppress(KeyboardInterrupt):
-                bus.run()
+            bus.run()
     except LinkExistsError as e:  # --link would replace something not ours
         print(f"mbuspico: --link {e}", file=log)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C, also while saying where: the link is gone
+        return 0
     return 0
 
 

@@ -560,6 +560,9 @@ class Recorder:
         except sqlite3.Error as e:
             self._close_db()
             raise OSError(f"cannot use {self.path}: {e}") from e
+        except HistoryError:
+            self._close_db()
+            raise
         except (KeyError, ValueError, TypeError) as e:  # tables unlike its schema version says
             self._close_db()
             msg = (

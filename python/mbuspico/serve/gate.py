@@ -183,6 +183,8 @@ class HttpGate:
                 left = max(0.01, deadline - time.monotonic())
                 body = await asyncio.wait_for(reader.readexactly(length), left)
         except asyncio.TimeoutError:
+            if conn.evicted:  # its deadline came as it was evicted: counted once, there
+                return
             self._note("timeout", conn.address)
             await self._answer(conn.writer, 408, "timeout: the request took too long to arrive")
             return
