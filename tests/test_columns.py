@@ -130,6 +130,54 @@ def test_simulated_hour_across_batches_and_with_columns(monkeypatch):
     assert_same(telegrams[:0], decoder, columns=["activePowerPlus"])
 
 
+def _held(array: Any) -> int:
+    """Bytes of the memory a column's numbers keep alive (a view keeps its base)."""
+    return int((array.base if array.base is not None else array).nbytes)
+
+
+@pytest.mark.parametrize("garbage", [0, 30_000], ids=["clean", "garbage-first"])
+def test_capture_columns_are_made_once_from_the_file_size(monkeypatch, tmp_path, garbage):
+    """A capture file's number columns are sized from its size, not held twice or grown much.
+
+    With garbage first the early estimate is low and the columns grow; either
+    way the frame equals the dict path's and keeps little unused room.
+    """
+    monkeypatch.setattr(frames, "_CHUNK", 100)  # a batch a read of the file: four
+    noise = np.random.default_rng(7).integers(0, 256, garbage, dtype=np.uint8).tobytes()
+    path = tmp_path / "hour.bin"
+    path.write_bytes(noise.replace(b"\x68", b"\x00") + HOUR.read_bytes())
+    decoder = mbuspico.Decoder(DEMO_KEY)
+    expected = dict_path(list(mbuspico.read_capture(path)), decoder, tz="Europe/Vienna")
+    capture = mbuspico.read_capture(path)
+    fast = mbuspico.to_pandas(capture, decoder=decoder, tz="Europe/Vienna")
+    pd.testing.assert_frame_equal(fast, expected)
+    assert capture.bytes_read == path.stat().st_size
+    assert len(fast) == 720
+    for name in ("activePowerPlus", "voltageL1", "1-0:1.8.0"):
+        values = fast[name].to_numpy()
+        assert _held(values) <= values.nbytes * 17 // 16, name
+    # Text columns hold the batches' arrow arrays: no concatenated copy.
+    assert fast["0-0:1.0.0"].array._pa_array.num_chunks >= 4
+    assert fast["0-0:1.0.0"].iloc[-1] == expected["0-0:1.0.0"].iloc[-1]
+
+
+def test_number_columns_that_change_kind_between_batches(monkeypatch):
+    """An int column that later misses rows or gets fractions, or text after numbers."""
+    monkeypatch.setattr(frames, "_CHUNK", 2)
+    texts = [v["text"] for v in DSMR]
+    decoder = mbuspico.Decoder(protocol="dsmr")
+    units: dict[str, set[Any]] = {}
+    for reading in decoder.decode_iter(texts):
+        if not isinstance(reading, Exception):  # a vector with a wrong CRC stays one
+            for code, value in reading["obis"].items():
+                units.setdefault(code, set()).add(value.get("unit"))
+    names = [code for code, seen in units.items() if len(seen - {None}) <= 1]
+    fast = assert_same(texts + texts[:5], decoder, tz="Europe/Amsterdam", columns=names)
+    assert fast is not None
+    kinds = {str(fast[c].dtype) for c in fast.columns}
+    assert {"float64", "str", "object"} <= kinds  # numbers, text, and both in one column
+
+
 def test_text_columns_without_pyarrow_text(monkeypatch):
     """pandas 2 (object text columns): the texts go to pandas as lists, like the dict path's."""
     monkeypatch.setattr(frames, "_CHUNK", 100)

@@ -132,6 +132,7 @@ class Capture:
             starts like P1 text), ``"dlms"``/``"mbus"`` or ``"dsmr"``.
         hex: Whether the file is hex text (known once iteration started).
         progress: Whether iterating shows a tqdm progress bar.
+        bytes_read: Bytes read from the file so far.
 
     """
 
@@ -157,6 +158,7 @@ class Capture:
         self._deframer: Deframer | None = None
         self._started = False
         self._bar: Any = None
+        self.bytes_read = 0
         self._tqdm = _tqdm() if progress else None
         self.progress = self._tqdm is not None
 
@@ -218,6 +220,7 @@ class Capture:
 
     def _read(self, f: BinaryIO, size: int) -> bytes:
         data = f.read(size)
+        self.bytes_read += len(data)
         if self._bar is not None and data:
             self._bar.update(len(data))
         return data

@@ -28,7 +28,9 @@ MBusPico fields skips the OBIS values altogether.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import suppress
 from datetime import tzinfo
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal
@@ -407,18 +409,27 @@ class _Columns:
         self.n = 0
         self.skipped = 0
         self.units: dict[str, str | None] = {}
-        # Per column: (first row, rows, kind, data) of each batch that has it.
+        # Number columns are written into arrays of ``capacity`` rows as the
+        # batches arrive (name -> [array, rows written]), so no batch is kept
+        # and the frame takes them as they are: its numbers are never held
+        # twice. The time stamps likewise.
+        self.capacity = 0
+        self.arrays: dict[str, list[Any]] = {}
+        self.stamps = np.empty(0, "<i8")
+        # Other columns, and number columns that also had other kinds: per
+        # column (first row, rows, kind, data) of each batch that has it.
         self.parts: dict[str, list[tuple[int, int, str, Any]]] = {}
-        self.stamps: list[Any] = []
         self.mbus: dict[tuple[Any, ...], _Group] = {}
         # pandas' text dtype and pyarrow, when pyarrow holds pandas' text (pandas 3):
         # then each batch's texts become an arrow array as the batch arrives.
         self.arrow: tuple[Any, Any] | None = None
+        self.take: Any = None
         dtype = pd.Series(["text"]).dtype
         if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
             from importlib import import_module
 
             self.arrow = (dtype, import_module("pyarrow"))  # pandas' dependency (untyped)
+            self.take = import_module("pyarrow.compute").take
 
     def add(self, result: dict[str, Any]) -> None:
         """Take one batch of ``_core.decode_columns``."""
@@ -439,18 +450,37 @@ class _Columns:
             )
             stamps = stamps.copy()
             stamps[naive] = utc.as_unit("us").asi8
-        self.stamps.append(stamps)
+        end = start + rows
+        if end > self.capacity:
+            self.reserve(max(end, self.capacity + self.capacity // 4))
+        self.stamps[start:end] = stamps
         # New columns in order of first appearance: rows decoded in Rust, and
         # wired M-Bus rows (dicts), each a group of the dict path.
         found: list[tuple[int, int, str, str | None, str | None]] = []
         for name, unit, first, kind, data, other in result["columns"]:
-            if kind == "text":
-                texts, codes = data
-                if self.arrow is not None:
-                    pa = self.arrow[1]
-                    texts = pa.array(texts, type=pa.large_string())
-                data = (texts, np.frombuffer(codes, "<i8"))
-            self.parts.setdefault(name, []).append((start, rows, kind, data))
+            if kind == "empty":  # no value in this batch: rows left missing
+                pass
+            elif kind in ("int64", "float64") and name not in self.parts:
+                self._put(name, start, rows, kind, data)
+            else:
+                if name in self.arrays:  # numbers, and now something else: as parts
+                    array, filled = self.arrays.pop(name)
+                    number = "int64" if array.dtype.kind == "i" else "float64"
+                    self.parts[name] = [(0, filled, number, array[:filled])]
+                if kind == "text":
+                    texts, codes = data
+                    codes = np.frombuffer(codes, "<i8")
+                    if self.arrow is None:
+                        data = (texts, codes)
+                    else:  # the batch's rows as pandas will hold them
+                        pa = self.arrow[1]
+                        # The system allocator: pyarrow's default pool (mimalloc)
+                        # kept ~75 MiB of these batches' short-lived arrays.
+                        pool = pa.system_memory_pool()
+                        texts = pa.array(texts, type=pa.large_string(), memory_pool=pool)
+                        indices = pa.array(codes, mask=codes < 0, memory_pool=pool)
+                        kind, data = "arrow", self.take(texts, indices, memory_pool=pool)
+                self.parts.setdefault(name, []).append((start, rows, kind, data))
             found.append((first, len(found), name, unit, other))
         for row, reading in result["mbus"]:
             try:
@@ -476,12 +506,56 @@ class _Columns:
         self.n += rows
         self.skipped += result["skipped"]
 
+    def reserve(self, rows: int) -> None:
+        """Make room for ``rows`` rows in every number column and the time stamps."""
+        np = self.np
+        if rows <= self.capacity:
+            return
+        for entry in self.arrays.values():  # one column at a time: one more held at most
+            array, filled = entry
+            entry[0] = np.empty(rows, array.dtype)
+            entry[0][:filled] = array[:filled]
+            del array
+        stamps = np.empty(rows, "<i8")
+        stamps[: self.n] = self.stamps[: self.n]
+        self.stamps = stamps
+        self.capacity = rows
+
+    def _put(self, name: str, start: int, rows: int, kind: str, data: bytes) -> None:
+        """Write one batch's numbers of column ``name`` (rows from ``start``)."""
+        np = self.np
+        values = np.frombuffer(data, "<" + kind[0] + "8")
+        entry = self.arrays.get(name)
+        if entry is None:
+            entry = self.arrays[name] = [np.empty(self.capacity, "<" + kind[0] + "8"), 0]
+        array, filled = entry
+        if filled < start or (kind == "float64" and array.dtype.kind == "i"):
+            if array.dtype.kind == "i":  # rows without it, or fractions: float64 (NaN)
+                array = entry[0] = array.astype("<f8")
+            array[filled:start] = np.nan
+        array[start : start + rows] = values
+        entry[1] = start + rows
+
+    def _numbers(self, name: str) -> Any:
+        """The number column ``name`` (its array dropped): int64, or float64 with NaN."""
+        np, n = self.np, self.n
+        array, filled = self.arrays.pop(name)
+        if filled < n:
+            if array.dtype.kind == "i":
+                array = array.astype("<f8")
+            array[filled:n] = np.nan
+        if self.capacity - n > n // 16:  # much room left: give it back
+            return array[:n].copy()
+        return array[:n]
+
     def column(self, name: str) -> Any:
         """The values of column ``name`` over all rows (its batches dropped).
 
         An int64 or float64 array, pandas' text array (or a list of str and
         None for pandas to infer from, like the dict path's), or a list.
         """
+        if name in self.arrays:
+            return self._numbers(name)
         np, n = self.np, self.n
         parts = self.parts.pop(name, [])
         kinds = {kind for _, _, kind, _ in parts}
@@ -494,18 +568,27 @@ class _Columns:
             for (start, rows, _, _), array in zip((p for p in parts if p[2] != "empty"), arrays):
                 out[start : start + rows] = array
             return out
-        if kinds <= {"text", "empty"}:
+        if kinds <= {"arrow", "empty"} and self.arrow is not None:
+            # pandas' text array holds the batches' arrow arrays as they are.
+            dtype, pa = self.arrow
             chunks: list[Any] = []
+            at = 0
+            for start, rows, _, data in (p for p in parts if p[2] == "arrow"):
+                if start > at:
+                    chunks.append(pa.nulls(start - at, pa.large_string()))
+                chunks.append(data)
+                at = start + rows
+            if at < n:
+                chunks.append(pa.nulls(n - at, pa.large_string()))
+            return dtype.__from_arrow__(pa.chunked_array(chunks, type=pa.large_string()))
+        if kinds <= {"text", "empty"}:
+            chunks = []
             codes = np.full(n, -1, dtype=np.intp)
             count = 0
             for start, rows, _, (texts, these) in (p for p in parts if p[2] == "text"):
                 codes[start : start + rows] = np.where(these < 0, -1, these + count)
                 chunks.append(texts)
                 count += len(texts)
-            if self.arrow is not None:  # pandas' text array, from the distinct texts
-                dtype, pa = self.arrow
-                combined = pa.concat_arrays(chunks)
-                return dtype.__from_arrow__(combined).take(codes, allow_fill=True)
             return _text_list(np, [t for chunk in chunks for t in chunk], codes)
         values: list[Any] = [None] * n
         for start, rows, kind, data in parts:
@@ -515,8 +598,9 @@ class _Columns:
                 data = [None if x != x else x for x in np.frombuffer(data, "<f8").tolist()]
             elif kind == "text":
                 texts, codes = data
-                texts = texts if self.arrow is None else texts.to_pylist()
                 data = _text_list(np, texts, codes)
+            elif kind == "arrow":
+                data = data.to_pylist()
             elif kind == "empty":
                 continue
             values[start : start + rows] = data
@@ -528,7 +612,13 @@ class _Columns:
 
         pd, np, n = self.pd, self.np, self.n
         names = list(self.units) if wanted is None else wanted
-        decoded = set(self.parts)  # the columns of rows decoded in Rust
+        # The index first: pandas copies the time stamps, whose array then goes
+        # while little else is held.
+        index = pd.DatetimeIndex(self.stamps[:n].view("M8[us]"), name="timestamp")
+        self.stamps = np.empty(0, "<i8")
+        index = index.tz_localize("UTC")
+        index = index.tz_convert(self.tz) if self.tz is not None else index
+        decoded = set(self.parts) | set(self.arrays)  # the columns with values decoded in Rust
         # numpy's concatenation and pyarrow's take release the GIL: two at a time.
         with ThreadPoolExecutor(2, thread_name_prefix="mbuspico-columns") as pool:
             data: dict[str, Any] = dict(
@@ -556,9 +646,7 @@ class _Columns:
                     data[name] = mbus[name].reindex(range(n))
         frame = pd.DataFrame(data, copy=False)  # copy=False: not consolidated
         _settle(np, frame)
-        stamps = np.concatenate(self.stamps) if self.stamps else np.empty(0, "<i8")
-        index = pd.DatetimeIndex(stamps.view("M8[us]"), name="timestamp").tz_localize("UTC")
-        frame.index = index.tz_convert(self.tz) if self.tz is not None else index
+        frame.index = index
         frame.attrs = {
             "units": {name: self.units.get(name) for name in names},
             "skipped": self.skipped,
@@ -604,6 +692,11 @@ def _decoded_frame(
         )
         raise TypeError(msg)
     gathered = _Columns(pd, np, wanted, tz)
+    capture = telegrams if isinstance(telegrams, Capture) else None
+    size = 0
+    if capture is not None:
+        with suppress(OSError):  # reading it says why
+            size = os.path.getsize(capture.path)
     # Lists of telegrams: what each read of a capture completed, or slices.
     if isinstance(telegrams, Capture):
         lists: Iterator[list[Any]] = telegrams.batches()
@@ -630,11 +723,20 @@ def _decoded_frame(
 
             first = batch()
             pending = submit(first) if first else None
+            del first  # each batch and result is let go as soon as it is used
             while pending is not None:
                 following = batch()
                 result = pending.result()
                 pending = submit(following) if following else None
+                if capture is not None and capture.bytes_read:
+                    # The rows to come, from the file's size: the columns are
+                    # made that long once, not grown batch by batch.
+                    expected = (gathered.n + result["rows"] + len(following)) * size
+                    expected //= capture.bytes_read
+                    if expected > gathered.capacity:
+                        gathered.reserve(expected + expected // 64)
                 gathered.add(result)
+                del result, following
     finally:
         close = getattr(lists if isinstance(telegrams, Capture) else telegrams, "close", None)
         if close is not None:  # a generator (a Capture's): its file and progress bar
