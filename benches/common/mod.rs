@@ -1,4 +1,6 @@
 //! Loaders for the reference inputs the benches run on, shared by all groups.
+// Each bench binary (`decode`, `steps`) uses a subset of these.
+#![allow(dead_code)]
 
 use mbuspico::dlms::{Key, Keys};
 use std::sync::OnceLock;
@@ -94,4 +96,46 @@ pub fn stream_of(unit: &[u8], garbage: &[u8]) -> (Vec<u8>, usize) {
         n += 1;
     }
     (stream, n)
+}
+
+/// DLMS A of `benchmarks/compare.py` (peers-baseline.md §1): a data-notification
+/// (long-invoke-id 1, date-time 2026-11-21 12:30:00 UTC+1, a structure of six
+/// OBIS octet-strings each followed by a double-long-unsigned) in a
+/// general-glo-ciphering APDU with a 12-byte GCM tag (security control 0x30,
+/// title `4D4D4D0000BC614E`, frame counter 0x01234567), 126 bytes, with its keys.
+pub fn dlms_a_frame() -> (Vec<u8>, Keys) {
+    let key = Key::new(std::array::from_fn(|i| i as u8));
+    let auth_key = Key::new(std::array::from_fn(|i| 0xD0 + i as u8));
+    let mut body = mbuspico::dlms::axdr::Writer::new();
+    body.structure(12);
+    for (c, d, value) in [
+        (1, 8, 12_345_678),
+        (2, 8, 1234),
+        (1, 7, 2500),
+        (2, 7, 0),
+        (3, 8, 4321),
+        (4, 8, 98_765),
+    ] {
+        body.octet_string(&[1, 0, c, d, 0, 255]).u32(value);
+    }
+    let mut plain = vec![0x0F, 0, 0, 0, 1, 0x0C];
+    plain.extend_from_slice(&[
+        0x07, 0xEA, 0x0B, 0x15, 0x06, 0x0C, 0x1E, 0x00, 0x00, 0xFF, 0xC4, 0x00,
+    ]);
+    plain.extend_from_slice(&body.into_bytes());
+    let frame = mbuspico::dlms::security::emit(
+        &[0x4D, 0x4D, 0x4D, 0x00, 0x00, 0xBC, 0x61, 0x4E],
+        0x30,
+        0x0123_4567,
+        &key,
+        Some(&auth_key),
+        &plain,
+    );
+    let keys = Keys {
+        key: Some(key),
+        auth_key: Some(auth_key),
+        skip_tag_check: false,
+        require_tag: false,
+    };
+    (frame, keys)
 }
