@@ -23,6 +23,7 @@
 //! M-Bus checksum or HDLC FCS costs constant time, however long it claims to
 //! be. Only a candidate whose first frame verifies is parsed in full.
 
+use crate::dlms::hdlc::X25; // CRC-16/X.25, table-driven
 use crate::dlms::{gbt, hdlc, transport};
 use crate::error::{Category, ErrorKind};
 use crate::mbus::frame::{LongFrame, START, STOP};
@@ -286,10 +287,6 @@ mod x25 {
         }
     }
 }
-
-/// CRC-16/X.25 ([`hdlc::crc16_x25`]) of the `crc` crate, with 16 tables.
-const X25: crc::Crc<u16, crc::Table<16>> =
-    crc::Crc::<u16, crc::Table<16>>::new(&crc::CRC_16_IBM_SDLC);
 
 /// The deframer's buffer: the bytes pushed and neither handed out nor
 /// skipped, with their running 8-bit sums (M-Bus checksum) and CRC-16/X.25

@@ -18,7 +18,7 @@ use aes_gcm::aead::generic_array::GenericArray;
 use aes_gcm::aead::{AeadInPlace, KeyInit};
 use aes_gcm::AesGcm;
 use core::fmt;
-use ctr::cipher::{KeyIvInit, StreamCipher};
+use ctr::cipher::{InnerIvInit, StreamCipher};
 
 use crate::error::ErrorKind;
 
@@ -27,20 +27,29 @@ pub const TAG_LEN: usize = 12;
 
 /// A 16-byte AES-128 key (global unicast encryption key or authentication key).
 ///
+/// Holds the key's AES round keys and GCM hash key, computed once when the key
+/// is made, so that each decryption starts at once.
+///
 /// Its `Debug` output is `Key(<redacted>)`; it has no `Display`, and nothing in
 /// this crate formats its bytes.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Key([u8; 16]);
+#[derive(Clone)]
+pub struct Key {
+    bytes: [u8; 16],
+    aes: Aes128,
+    gcm: Aes128Gcm12,
+}
 
 impl Key {
-    /// Wraps 16 key bytes.
+    /// Wraps 16 key bytes (and expands them for AES and GCM).
     pub fn new(bytes: [u8; 16]) -> Self {
-        Key(bytes)
+        let aes = Aes128::new(&bytes.into());
+        let gcm = Aes128Gcm12::from(aes.clone());
+        Key { bytes, aes, gcm }
     }
 
     /// A key from a slice; `None` unless it is exactly 16 bytes long.
     pub fn from_slice(bytes: &[u8]) -> Option<Self> {
-        <[u8; 16]>::try_from(bytes).ok().map(Key)
+        <[u8; 16]>::try_from(bytes).ok().map(Key::new)
     }
 
     /// A key from 32 hexadecimal digits (whitespace ignored); `None` otherwise.
@@ -51,9 +60,17 @@ impl Key {
 
     /// The key bytes.
     pub fn as_bytes(&self) -> &[u8; 16] {
-        &self.0
+        &self.bytes
     }
 }
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
+    }
+}
+
+impl Eq for Key {}
 
 impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -79,7 +96,8 @@ pub fn decrypt_untagged(key: &Key, iv: &[u8; 12], data: &mut [u8]) {
     let (head, counter) = block.split_at_mut(12);
     head.copy_from_slice(iv);
     counter.copy_from_slice(&2u32.to_be_bytes());
-    let mut cipher = Aes128Ctr::new(key.as_bytes().into(), (&block).into());
+    let core = ctr::CtrCore::inner_iv_init(key.aes.clone(), (&block).into());
+    let mut cipher = Aes128Ctr::from_core(core);
     cipher.apply_keystream(data);
 }
 
@@ -95,17 +113,18 @@ pub fn decrypt_tagged(
     data: &mut [u8],
     tag: &[u8; TAG_LEN],
 ) -> Result<(), ErrorKind> {
-    let cipher = Aes128Gcm12::new(key.as_bytes().into());
-    cipher
+    key.gcm
         .decrypt_in_place_detached(GenericArray::from_slice(iv), aad, data, tag.into())
         .map_err(|_| ErrorKind::AuthenticationFailed)
 }
 
 /// Encrypts `data` in place and returns the 12-byte tag (for tests and the simulator).
 pub fn encrypt_tagged(key: &Key, iv: &[u8; 12], aad: &[u8], data: &mut [u8]) -> [u8; TAG_LEN] {
-    let cipher = Aes128Gcm12::new(key.as_bytes().into());
     let mut out = [0u8; TAG_LEN];
-    if let Ok(tag) = cipher.encrypt_in_place_detached(GenericArray::from_slice(iv), aad, data) {
+    if let Ok(tag) = key
+        .gcm
+        .encrypt_in_place_detached(GenericArray::from_slice(iv), aad, data)
+    {
         out.copy_from_slice(&tag);
     }
     out
