@@ -184,9 +184,15 @@ fn is_power_factor(obis: &Obis) -> bool {
     matches!(obis.electricity_cde(), Some((13 | 33 | 53 | 73, 7, _)))
 }
 
+/// Whether `bytes` is a non-empty run of printable ASCII (0x20–0x7E).
+fn is_printable(bytes: &[u8]) -> bool {
+    !bytes.is_empty() && bytes.iter().all(|b| (0x20..0x7F).contains(b))
+}
+
+/// `bytes` as text when [`is_printable`].
 fn printable(bytes: &[u8]) -> Option<String> {
-    let ok = !bytes.is_empty() && bytes.iter().all(|b| (0x20..0x7F).contains(b));
-    ok.then(|| bytes.iter().map(|&b| char::from(b)).collect())
+    // Printable ASCII is UTF-8 as it is.
+    is_printable(bytes).then(|| String::from_utf8_lossy(bytes).into_owned())
 }
 
 fn date_time_of(data: &Data<'_>) -> Option<DateTime> {
@@ -279,7 +285,7 @@ impl<'t, 'a> Collector<'t, 'a> {
         let data = node.data();
         if let Some(dt) = date_time_of(data) {
             self.unlabelled_clock.get_or_insert((node, dt));
-        } else if data.as_bytes().and_then(printable).is_some() {
+        } else if data.as_bytes().is_some_and(is_printable) {
             self.unlabelled_text.get_or_insert(node);
         }
     }
@@ -398,7 +404,7 @@ fn positional(root: NodeRef<'_, '_>) -> Option<(ObisMap, Option<DateTime>, Layou
     let fits = |shape: Shape, node: NodeRef<'_, '_>| match (shape, node.data()) {
         (Shape::U16, Data::LongUnsigned(_)) | (Shape::U32, Data::DoubleLongUnsigned(_)) => true,
         (Shape::Clock, data) => date_time_of(data).is_some(),
-        (Shape::Text, data) => data.as_bytes().and_then(printable).is_some(),
+        (Shape::Text, data) => data.as_bytes().is_some_and(is_printable),
         _ => false,
     };
     let mut obis = ObisMap(Vec::with_capacity(layout.len()));
