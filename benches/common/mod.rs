@@ -66,16 +66,33 @@ pub const SMARTY_AUTH_KEY: [u8; 16] = [
 /// general-glo-ciphering frame, built the way `_core.dsmr_encrypt` builds it
 /// (security control 0x30, title `SYSTEMID`, frame counter 0x10000001).
 pub fn smarty_frame() -> (Vec<u8>, Keys) {
-    let key = Key::new(SMARTY_KEY);
-    let auth_key = Key::new(SMARTY_AUTH_KEY);
     let plain = dsmr_text("meterlogger/luxembourgTelegram");
-    let frame = mbuspico::dlms::security::emit(
+    tagged(
         b"SYSTEMID",
-        0x30,
         0x1000_0001,
+        SMARTY_KEY,
+        SMARTY_AUTH_KEY,
+        &plain,
+    )
+}
+
+/// `plain` in a general-glo-ciphering frame with a GCM tag (security control
+/// 0x30) from `system_title` and `frame_counter`, with the keys that open it.
+fn tagged(
+    system_title: &[u8; 8],
+    frame_counter: u32,
+    key: [u8; 16],
+    auth_key: [u8; 16],
+    plain: &[u8],
+) -> (Vec<u8>, Keys) {
+    let (key, auth_key) = (Key::new(key), Key::new(auth_key));
+    let frame = mbuspico::dlms::security::emit(
+        system_title,
+        0x30,
+        frame_counter,
         &key,
         Some(&auth_key),
-        &plain,
+        plain,
     );
     let keys = Keys {
         key: Some(key),
@@ -104,8 +121,6 @@ pub fn stream_of(unit: &[u8], garbage: &[u8]) -> (Vec<u8>, usize) {
 /// general-glo-ciphering APDU with a 12-byte GCM tag (security control 0x30,
 /// title `4D4D4D0000BC614E`, frame counter 0x01234567), 126 bytes, with its keys.
 pub fn dlms_a_frame() -> (Vec<u8>, Keys) {
-    let key = Key::new(std::array::from_fn(|i| i as u8));
-    let auth_key = Key::new(std::array::from_fn(|i| 0xD0 + i as u8));
     let mut body = mbuspico::dlms::axdr::Writer::new();
     body.structure(12);
     for (c, d, value) in [
@@ -123,19 +138,8 @@ pub fn dlms_a_frame() -> (Vec<u8>, Keys) {
         0x07, 0xEA, 0x0B, 0x15, 0x06, 0x0C, 0x1E, 0x00, 0x00, 0xFF, 0xC4, 0x00,
     ]);
     plain.extend_from_slice(&body.into_bytes());
-    let frame = mbuspico::dlms::security::emit(
-        &[0x4D, 0x4D, 0x4D, 0x00, 0x00, 0xBC, 0x61, 0x4E],
-        0x30,
-        0x0123_4567,
-        &key,
-        Some(&auth_key),
-        &plain,
-    );
-    let keys = Keys {
-        key: Some(key),
-        auth_key: Some(auth_key),
-        skip_tag_check: false,
-        require_tag: false,
-    };
-    (frame, keys)
+    let key = std::array::from_fn(|i| i as u8);
+    let auth_key = std::array::from_fn(|i| 0xD0 + i as u8);
+    let title = [0x4D, 0x4D, 0x4D, 0x00, 0x00, 0xBC, 0x61, 0x4E];
+    tagged(&title, 0x0123_4567, key, auth_key, &plain)
 }
