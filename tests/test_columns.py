@@ -153,6 +153,7 @@ def test_capture_columns_are_made_once_from_the_file_size(monkeypatch, tmp_path,
     pd.testing.assert_frame_equal(fast, expected)
     assert capture.bytes_read == path.stat().st_size
     assert len(fast) == 720
+    assert fast["activePowerPlus"].iloc[0] == 850  # the simulated meter's first reading
     for name in ("activePowerPlus", "voltageL1", "1-0:1.8.0"):
         values = fast[name].to_numpy()
         assert _held(values) <= values.nbytes * 17 // 16, name

@@ -412,8 +412,7 @@ class _Columns:
         # Number columns are written into arrays of ``capacity`` rows as the
         # batches arrive (name -> [array, rows written]), so no batch is kept
         # and the frame takes them as they are: its numbers are never held
-        # twice. The time stamps likewise.
-        self.capacity = 0
+        # twice. The time stamps likewise; their array's length is the capacity.
         self.arrays: dict[str, list[Any]] = {}
         self.stamps = np.empty(0, "<i8")
         # Other columns, and number columns that also had other kinds: per
@@ -422,14 +421,14 @@ class _Columns:
         self.mbus: dict[tuple[Any, ...], _Group] = {}
         # pandas' text dtype and pyarrow, when pyarrow holds pandas' text (pandas 3):
         # then each batch's texts become an arrow array as the batch arrives.
-        self.arrow: tuple[Any, Any] | None = None
-        self.take: Any = None
+        # With pyarrow's ``compute.take``, which the batches' texts go through.
+        self.arrow: tuple[Any, Any, Any] | None = None
         dtype = pd.Series(["text"]).dtype
         if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
             from importlib import import_module
 
-            self.arrow = (dtype, import_module("pyarrow"))  # pandas' dependency (untyped)
-            self.take = import_module("pyarrow.compute").take
+            pa = import_module("pyarrow")  # pandas' dependency (untyped)
+            self.arrow = (dtype, pa, import_module("pyarrow.compute").take)
 
     def add(self, result: dict[str, Any]) -> None:
         """Take one batch of ``_core.decode_columns``."""
@@ -473,13 +472,13 @@ class _Columns:
                     if self.arrow is None:
                         data = (texts, codes)
                     else:  # the batch's rows as pandas will hold them
-                        pa = self.arrow[1]
+                        _, pa, take = self.arrow
                         # The system allocator: pyarrow's default pool (mimalloc)
                         # kept ~75 MiB of these batches' short-lived arrays.
                         pool = pa.system_memory_pool()
                         texts = pa.array(texts, type=pa.large_string(), memory_pool=pool)
                         indices = pa.array(codes, mask=codes < 0, memory_pool=pool)
-                        kind, data = "arrow", self.take(texts, indices, memory_pool=pool)
+                        kind, data = "arrow", take(texts, indices, memory_pool=pool)
                 self.parts.setdefault(name, []).append((start, rows, kind, data))
             found.append((first, len(found), name, unit, other))
         for row, reading in result["mbus"]:
@@ -506,6 +505,11 @@ class _Columns:
         self.n += rows
         self.skipped += result["skipped"]
 
+    @property
+    def capacity(self) -> int:
+        """Rows the number columns have room for."""
+        return len(self.stamps)
+
     def reserve(self, rows: int) -> None:
         """Make room for ``rows`` rows in every number column and the time stamps."""
         np = self.np
@@ -519,7 +523,6 @@ class _Columns:
         stamps = np.empty(rows, "<i8")
         stamps[: self.n] = self.stamps[: self.n]
         self.stamps = stamps
-        self.capacity = rows
 
     def _put(self, name: str, start: int, rows: int, kind: str, data: bytes) -> None:
         """Write one batch's numbers of column ``name`` (rows from ``start``)."""
@@ -570,7 +573,7 @@ class _Columns:
             return out
         if kinds <= {"arrow", "empty"} and self.arrow is not None:
             # pandas' text array holds the batches' arrow arrays as they are.
-            dtype, pa = self.arrow
+            dtype, pa, _ = self.arrow
             chunks: list[Any] = []
             at = 0
             for start, rows, _, data in (p for p in parts if p[2] == "arrow"):
